@@ -1,0 +1,64 @@
+# ocrmesh: `make up` runs the mesh, `make test` runs every test. Both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF := node_modules/.bin/buf
+# buf breaking compares the protos with main's (on main itself it compares with itself).
+BUF_AGAINST ?= .git\#branch=main
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install lint fmt protos protos-check test test-unit test-integration test-e2e up demo bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+	@touch $@
+
+$(BUF): package.json
+	npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	@touch $@
+
+install: $(VENV)/.synced $(BUF) ## create .venv from uv.lock and install buf
+
+protos: $(VENV)/.synced ## regenerate ocrmesh/*/v1 from protos/
+	$(PY) scripts/gen_protos.py
+
+lint: install ## ruff, mypy, buf lint and buf breaking
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(BUF) lint
+	@if git rev-parse --verify -q main >/dev/null; then $(BUF) breaking --against '$(BUF_AGAINST)'; fi
+
+fmt: install ## apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install ## every test: unit, integration (real PostgreSQL, RabbitMQ, SMTP), e2e
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-unit: install
+	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest -q tests/integration $(PYTEST_ARGS)
+
+test-e2e: install
+	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
+
+clean: ## remove the environments and caches (not var/)
+	rm -rf $(VENV) $(TOOLS) node_modules .mypy_cache .ruff_cache .pytest_cache

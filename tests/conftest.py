@@ -1,0 +1,37 @@
+"""Fixtures every test layer shares: a run id that makes names unique, and where the real
+PostgreSQL and RabbitMQ are (override with TEST_POSTGRES_URL / TEST_RABBITMQ_URL)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from ocrmesh.settings import DEFAULT_RABBITMQ_URL
+
+POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+
+
+@pytest.fixture(scope="session")
+def run_id() -> str:
+    """Short id unique to this test run; prefix database and queue names with it."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_url() -> str:
+    return RABBITMQ_URL
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def unique_name(run_id: str) -> Iterator[str]:
+    """A name unique to this test: `t_<run>_<random>`."""
+    yield f"t_{run_id}_{uuid.uuid4().hex[:8]}"
