@@ -19,9 +19,9 @@ DEFAULT_STREAM_TIMEOUT_S = 120.0
 
 
 def _with_defaults(details: aio.ClientCallDetails, default_timeout: float) -> aio.ClientCallDetails:
-    metadata = aio.Metadata(*(details.metadata or ()))
+    metadata = aio.Metadata.from_tuple(tuple(details.metadata or ()))
     request_id = current_request_id()
-    if request_id and REQUEST_ID_HEADER not in metadata:
+    if request_id and metadata.get(REQUEST_ID_HEADER) is None:
         metadata.add(REQUEST_ID_HEADER, request_id)
     return aio.ClientCallDetails(
         method=details.method,
@@ -32,7 +32,7 @@ def _with_defaults(details: aio.ClientCallDetails, default_timeout: float) -> ai
     )
 
 
-class _UnaryDefaults(aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _UnaryDefaults(aio.UnaryUnaryClientInterceptor):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
 
@@ -40,7 +40,7 @@ class _UnaryDefaults(aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
         return await continuation(_with_defaults(client_call_details, self.timeout), request)
 
 
-class _StreamDefaults(aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
+class _StreamDefaults(aio.UnaryStreamClientInterceptor):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
 
@@ -84,4 +84,4 @@ def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-__all__ = ["create_channel", "bearer_metadata", "grpc"]
+__all__ = ["bearer_metadata", "create_channel", "grpc"]

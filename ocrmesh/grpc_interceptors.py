@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeAlias
 
 import grpc
 from grpc import aio
@@ -22,6 +24,10 @@ log = logging.getLogger("ocrmesh.access")
 # Health checks are probed every few seconds; logging each one drowns the useful lines.
 _QUIET_PREFIXES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
+# Strings: these classes are generic only in the type stubs, not at run time.
+Context: TypeAlias = "aio.ServicerContext[Any, Any]"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+
 
 def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
     for item in details.invocation_metadata or ():
@@ -31,103 +37,115 @@ def _metadata_value(details: grpc.HandlerCallDetails, key: str) -> str | None:
     return None
 
 
-def _final_code(context: aio.ServicerContext[Any, Any]) -> grpc.StatusCode:
-    code = context.code()
-    if isinstance(code, grpc.StatusCode):
-        return code
-    return grpc.StatusCode.OK
+class _Call:
+    """What the interceptor tracks for one call: its request id, timing and final code."""
+
+    def __init__(self, method: str, request_id: str) -> None:
+        self.method = method
+        self.request_id = request_id
+        self.quiet = method.startswith(_QUIET_PREFIXES)
+
+    @contextmanager
+    def bound(self) -> Iterator[None]:
+        token = set_request_id(self.request_id)
+        try:
+            yield
+        finally:
+            reset_request_id(token)
+
+    async def internal_error(self, context: Context) -> None:
+        # The traceback goes to our log; the caller gets only the request id to quote.
+        log.exception("unhandled exception in %s", self.method, extra={"method": self.method})
+        await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {self.request_id})")
+
+    def access(self, context: Context, started: float, failed: bool) -> None:
+        code = context.code()
+        if not isinstance(code, grpc.StatusCode):
+            code = grpc.StatusCode.INTERNAL if failed else grpc.StatusCode.OK
+        if self.quiet and code == grpc.StatusCode.OK:
+            return
+        log.info(
+            "%s %s",
+            self.method,
+            code.name,
+            extra={
+                "method": self.method,
+                "code": code.name,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "peer": context.peer(),
+            },
+        )
 
 
-async def _abort_internal(
-    context: aio.ServicerContext[Any, Any], method: str, request_id: str
-) -> None:
-    # The traceback goes to our log; the caller gets only the request id to quote.
-    log.exception("unhandled exception in %s", method, extra={"method": method})
-    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {request_id})")
-
-
-class ServerContextInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
+class ServerContextInterceptor(aio.ServerInterceptor):
     """Binds the request id (from `x-request-id` or new) for the call, logs one access line
     per call with its status code and duration, and turns an unexpected exception into
     INTERNAL with a generic message that names the request id."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler | None:
         handler = await continuation(handler_call_details)
         if handler is None:
-            return handler
-        method = handler_call_details.method
-        request_id = accept_request_id(_metadata_value(handler_call_details, REQUEST_ID_HEADER))
-        quiet = method.startswith(_QUIET_PREFIXES)
-
-        def access(context: aio.ServicerContext[Any, Any], started: float, code: grpc.StatusCode) -> None:
-            if quiet and code == grpc.StatusCode.OK:
-                return
-            log.info(
-                "%s %s",
-                method,
-                code.name,
-                extra={
-                    "method": method,
-                    "code": code.name,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                    "peer": context.peer(),
-                },
-            )
-
+            return None
+        call = _Call(
+            handler_call_details.method,
+            accept_request_id(_metadata_value(handler_call_details, REQUEST_ID_HEADER)),
+        )
         if handler.unary_unary is not None:
-            inner_uu = handler.unary_unary
-
-            async def unary_unary(request: Any, context: aio.ServicerContext[Any, Any]) -> Any:
-                token = set_request_id(request_id)
-                started = time.perf_counter()
-                code = grpc.StatusCode.OK
-                try:
-                    return await inner_uu(request, context)
-                except aio.AbortError:
-                    code = _final_code(context)
-                    raise
-                except Exception:
-                    code = grpc.StatusCode.INTERNAL
-                    await _abort_internal(context, method, request_id)
-                finally:
-                    access(context, started, code if code != grpc.StatusCode.OK else _final_code(context))
-                    reset_request_id(token)
-
             return grpc.unary_unary_rpc_method_handler(
-                unary_unary,
+                _wrap_unary(call, handler.unary_unary),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-
         if handler.unary_stream is not None:
-            inner_us = handler.unary_stream
-
-            async def unary_stream(request: Any, context: aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-                token = set_request_id(request_id)
-                started = time.perf_counter()
-                code = grpc.StatusCode.OK
-                try:
-                    async for response in inner_us(request, context):
-                        yield response
-                except aio.AbortError:
-                    code = _final_code(context)
-                    raise
-                except Exception:
-                    code = grpc.StatusCode.INTERNAL
-                    await _abort_internal(context, method, request_id)
-                finally:
-                    access(context, started, code if code != grpc.StatusCode.OK else _final_code(context))
-                    reset_request_id(token)
-
+            # A streaming handler is an async generator, or a coroutine that writes with
+            # context.write() (the library's Health.Watch); each is wrapped as itself.
+            inner = handler.unary_stream
+            wrapped = (
+                _wrap_stream(call, inner) if inspect.isasyncgenfunction(inner) else _wrap_unary(call, inner)
+            )
             return grpc.unary_stream_rpc_method_handler(
-                unary_stream,
+                wrapped,
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-
         # Client-streaming and bidi calls (reflection) pass through untouched.
         return handler
+
+
+def _wrap_unary(call: _Call, inner: Any) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def unary(request: Any, context: Context) -> Any:
+        with call.bound():
+            started, failed = time.perf_counter(), False
+            try:
+                return await inner(request, context)
+            except aio.AbortError:
+                raise
+            except Exception:
+                failed = True
+                await call.internal_error(context)
+            finally:
+                call.access(context, started, failed)
+
+    return unary
+
+
+def _wrap_stream(call: _Call, inner: Any) -> Callable[[Any, Context], AsyncIterator[Any]]:
+    async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
+        with call.bound():
+            started, failed = time.perf_counter(), False
+            try:
+                async for response in inner(request, context):
+                    yield response
+            except aio.AbortError:
+                raise
+            except Exception:
+                failed = True
+                await call.internal_error(context)
+            finally:
+                call.access(context, started, failed)
+
+    return stream

@@ -52,9 +52,7 @@ class MeshServer:
 
     async def set_serving(self, serving: bool) -> None:
         status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         )
         # "" is the overall server health, what probes without a service name ask for.
         for name in ["", *self.service_names]:
@@ -120,4 +118,4 @@ async def run_until_signalled(mesh: MeshServer, grace: float) -> None:
     log.info("stopped")
 
 
-__all__ = ["HostedService", "MeshServer", "create_server", "run_until_signalled", "grpc"]
+__all__ = ["HostedService", "MeshServer", "create_server", "grpc", "run_until_signalled"]

@@ -10,7 +10,7 @@ REQUEST_ID_HEADER = "x-request-id"
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What a caller may send as a request id: printable, no spaces, bounded (it lands in logs).
-_ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_ACCEPTABLE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 def new_request_id() -> str:
@@ -20,7 +20,7 @@ def new_request_id() -> str:
 
 def accept_request_id(candidate: str | None) -> str:
     """The caller's request id when it is acceptable, otherwise a new one."""
-    if candidate and _ACCEPTABLE.match(candidate):
+    if candidate and _ACCEPTABLE.fullmatch(candidate):
         return candidate
     return new_request_id()
 

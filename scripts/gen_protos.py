@@ -7,6 +7,7 @@ folder and fails when the committed files differ.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from importlib import resources
 from pathlib import Path
@@ -25,6 +26,10 @@ def generate(out_dir: Path) -> None:
     """Run protoc for every proto under protos/, writing packages below out_dir."""
     well_known = resources.files("grpc_tools") / "_proto"
     files = [str(p.relative_to(PROTOS)) for p in proto_files()]
+    # mypy-protobuf's plugin types the gRPC stubs and servicers (sync and grpc.aio).
+    mypy_grpc = shutil.which("protoc-gen-mypy_grpc") or str(
+        Path(sys.executable).parent / "protoc-gen-mypy_grpc"
+    )
     args = [
         "grpc_tools.protoc",
         f"-I{PROTOS}",
@@ -32,6 +37,8 @@ def generate(out_dir: Path) -> None:
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
+        f"--plugin=protoc-gen-mypy_grpc={mypy_grpc}",
+        f"--mypy_grpc_out={out_dir}",
         *files,
     ]
     if protoc.main(args) != 0:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 
 import pytest
 
 from ocrmesh.settings import DEFAULT_RABBITMQ_URL
 
-POSTGRES_ADMIN_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
 
 
@@ -32,6 +33,6 @@ def postgres_admin_url() -> str:
 
 
 @pytest.fixture
-def unique_name(run_id: str) -> Iterator[str]:
+def unique_name(run_id: str) -> str:
     """A name unique to this test: `t_<run>_<random>`."""
-    yield f"t_{run_id}_{uuid.uuid4().hex[:8]}"
+    return f"t_{run_id}_{uuid.uuid4().hex[:8]}"
