@@ -1,0 +1,31 @@
+"""Email events over RabbitMQ: the one topology, the event factory and the confirmed publisher.
+
+Producers (auth_svc, ocr_svc) and the consumer (notifier) import everything from here.
+"""
+
+from __future__ import annotations
+
+from ocrmesh.events.email_events import (
+    CONTENT_TYPE,
+    EVENT_TYPE,
+    event_properties,
+    new_email_event,
+)
+from ocrmesh.events.errors import EventsError, PublishError, TopologyError
+from ocrmesh.events.publisher import AsyncEmailPublisher, EmailPublisher
+from ocrmesh.events.topology import DEFAULT_EMAIL_QUEUE, DEFAULT_RETRY_DELAYS, EmailTopology
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEFAULT_EMAIL_QUEUE",
+    "DEFAULT_RETRY_DELAYS",
+    "EVENT_TYPE",
+    "AsyncEmailPublisher",
+    "EmailPublisher",
+    "EmailTopology",
+    "EventsError",
+    "PublishError",
+    "TopologyError",
+    "event_properties",
+    "new_email_event",
+]

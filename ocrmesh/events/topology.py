@@ -1,0 +1,127 @@
+"""The one definition of the email queues, declared identically by producers and the notifier.
+
+    producers ──(default exchange, routing key = queue)──▶ email_notification ──▶ notifier
+    notifier, transient failure ──▶ email_notification.retry.<delay>  (x-message-ttl)
+        └── expires ──(dead-lettered to the default exchange)──▶ email_notification
+    notifier, malformed or out of attempts ──▶ email_notification.dead  (parking, kept)
+
+Only features of RabbitMQ 3.10 without plugins are used (durable classic queues, per-queue
+message TTL, dead-letter exchange/routing key), all of which 3.13 and 4.x keep. The default
+exchange is used throughout, so there is no exchange or binding to drift out of sync.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from ocrmesh.events.errors import TopologyError
+
+DEFAULT_EMAIL_QUEUE = "email_notification"
+# Seconds before the 2nd, 3rd, ... attempt; attempts past the end reuse the last delay.
+DEFAULT_RETRY_DELAYS: tuple[float, ...] = (5.0, 30.0, 120.0, 600.0)
+
+# The AMQP reply code for "declared before with other arguments".
+_PRECONDITION_FAILED = 406
+
+
+def parse_delays(text: str) -> tuple[float, ...]:
+    """`"5,30,120"` -> `(5.0, 30.0, 120.0)`; raises ValueError on anything else."""
+    delays = tuple(float(part) for part in text.split(",") if part.strip())
+    if not delays or any(not 0 < d <= 86_400 for d in delays):
+        raise ValueError("retry delays must be positive seconds (at most a day), comma-separated")
+    return delays
+
+
+def _delay_label(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
+
+
+@dataclass(frozen=True)
+class EmailTopology:
+    """Names and arguments of the work queue, its delay queues and its parking queue."""
+
+    queue: str = DEFAULT_EMAIL_QUEUE
+    retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+
+    def __post_init__(self) -> None:
+        if not self.queue or len(self.queue) > 200:
+            raise ValueError("queue name must be 1 to 200 characters")
+        if not self.retry_delays or any(d <= 0 for d in self.retry_delays):
+            raise ValueError("retry delays must be a non-empty list of positive seconds")
+
+    @classmethod
+    def from_prefix(
+        cls, prefix: str, *, retry_delays: tuple[float, ...] = DEFAULT_RETRY_DELAYS
+    ) -> EmailTopology:
+        """A topology whose every name starts with `prefix` (tests use a unique one per run)."""
+        return cls(queue=f"{prefix}.email_notification", retry_delays=retry_delays)
+
+    @classmethod
+    def from_env(cls) -> EmailTopology:
+        """The topology named by `EMAIL_QUEUE` and `EMAIL_RETRY_DELAYS` (comma-separated seconds)."""
+        delays = os.environ.get("EMAIL_RETRY_DELAYS")
+        return cls(
+            queue=os.environ.get("EMAIL_QUEUE") or DEFAULT_EMAIL_QUEUE,
+            retry_delays=parse_delays(delays) if delays else DEFAULT_RETRY_DELAYS,
+        )
+
+    @property
+    def dead(self) -> str:
+        """The parking queue: messages that cannot be delivered, with the reason in a header."""
+        return f"{self.queue}.dead"
+
+    def retry_queue(self, delay: float) -> str:
+        """The delay queue that holds a message `delay` seconds, then returns it to the work queue."""
+        return f"{self.queue}.retry.{_delay_label(delay)}"
+
+    @property
+    def retry_queues(self) -> tuple[str, ...]:
+        """Every delay queue, one per distinct delay."""
+        return tuple(dict.fromkeys(self.retry_queue(d) for d in self.retry_delays))
+
+    def delay_for_attempt(self, failed_attempt: int) -> float:
+        """Seconds to wait after attempt number `failed_attempt` (1-based) failed."""
+        index = min(max(failed_attempt, 1), len(self.retry_delays)) - 1
+        return self.retry_delays[index]
+
+    def queue_arguments(self) -> dict[str, dict[str, Any]]:
+        """Every queue of the topology and its `x-` arguments, in declaration order."""
+        classic = {"x-queue-type": "classic"}
+        queues: dict[str, dict[str, Any]] = {self.dead: dict(classic)}
+        for delay in self.retry_delays:
+            queues[self.retry_queue(delay)] = {
+                **classic,
+                "x-message-ttl": round(delay * 1000),
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.queue,
+            }
+        # A message rejected without requeue (which the notifier never does on purpose)
+        # lands in the parking queue instead of vanishing.
+        queues[self.queue] = {
+            **classic,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.dead,
+        }
+        return queues
+
+    def declare(self, channel: BlockingChannel) -> None:
+        """Declare every queue (idempotent). Raises `TopologyError` when one exists with other arguments.
+
+        The channel is closed by the broker after a mismatch; use a fresh one afterwards.
+        """
+        for name, arguments in self.queue_arguments().items():
+            try:
+                channel.queue_declare(name, durable=True, arguments=arguments)
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                if exc.reply_code == _PRECONDITION_FAILED:
+                    raise TopologyError(
+                        f"queue {name!r} exists with other arguments ({exc.reply_text}); "
+                        "delete it or choose another EMAIL_QUEUE"
+                    ) from exc
+                raise
