@@ -60,5 +60,24 @@ test-integration: install
 test-e2e: install
 	$(PY) -m pytest -q tests/e2e $(PYTEST_ARGS)
 
+up: install ## run the whole mesh here as processes (Ctrl-C stops it)
+	$(PY) scripts/create_db.py
+	@mkdir -p var/mail var/keys
+	@echo ""
+	@echo "  ocrmesh is starting (Ctrl-C stops every process):"
+	@echo "    REST API + docs   http://127.0.0.1:$${GATEWAY_PORT:-8000}/docs"
+	@echo "    auth_svc (gRPC)   127.0.0.1:$${AUTH_PORT:-50051}   grpcurl -plaintext 127.0.0.1:$${AUTH_PORT:-50051} list"
+	@echo "    ocr_svc  (gRPC)   127.0.0.1:$${OCR_PORT:-50052}   grpcurl -plaintext 127.0.0.1:$${OCR_PORT:-50052} list"
+	@echo "    mail (no SMTP)    $${MAIL_DIR:-var/mail}/*.eml"
+	@echo "    walkthrough       make demo   (in another terminal)"
+	@echo ""
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+
+demo: install ## walk through register, verify, login and streamed OCR against `make up`
+	$(PY) scripts/demo.py
+
+bench: install ## every benchmark, one summary table
+	$(PY) bench/run_all.py
+
 clean: ## remove the environments and caches (not var/)
 	rm -rf $(VENV) $(TOOLS) node_modules .mypy_cache .ruff_cache .pytest_cache
