@@ -1,0 +1,267 @@
+"""TokenVerifier against real Ed25519 tokens and a real in-process GetPublicKeys server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+import pytest
+
+from ocrmesh.auth.v1 import auth_pb2
+from ocrmesh.grpc_client import create_channel
+from ocrmesh.tokens import (
+    InvalidToken,
+    KeysUnavailable,
+    PublicKeyLike,
+    TokenVerifier,
+    bearer_token_from_metadata,
+)
+from tests.support.tokens import TokenIssuerForTests
+
+
+@pytest.fixture
+async def issuer() -> AsyncIterator[TokenIssuerForTests]:
+    async with TokenIssuerForTests() as running:
+        yield running
+
+
+@pytest.fixture
+async def channel(issuer: TokenIssuerForTests) -> AsyncIterator[grpc.aio.Channel]:
+    chan = create_channel(issuer.target)
+    yield chan
+    await chan.close()
+
+
+def make_verifier(channel: grpc.aio.Channel, issuer: TokenIssuerForTests, **options: Any) -> TokenVerifier:
+    return TokenVerifier.from_channel(channel, issuer=issuer.issuer, audience=issuer.audience, **options)
+
+
+async def test_valid_token_yields_its_claims(issuer: TokenIssuerForTests, channel: grpc.aio.Channel) -> None:
+    verifier = make_verifier(channel, issuer)
+    token = issuer.mint(user_id="u-42", email="ada@example.com", name="Ada")
+
+    claims = await verifier.verify(token)
+
+    assert (claims.user_id, claims.email, claims.name) == ("u-42", "ada@example.com", "Ada")
+    assert claims.key_id == issuer.current_key_id
+    assert claims.expires_at > claims.issued_at
+    assert claims.token_id
+
+
+@pytest.mark.parametrize(
+    ("mint", "reason"),
+    [
+        (lambda i: i.mint_expired(), "expired"),
+        (lambda i: i.mint_forged(), "signature"),
+        (lambda i: i.mint_alg_none(), "algorithm"),
+        (lambda i: i.mint_hs256_with_public_key(), "algorithm"),
+        (lambda i: i.mint(aud="another-service"), "audience"),
+        (lambda i: i.mint(iss="someone-else"), "issuer"),
+        (lambda i: i.mint_with_unknown_kid(), "unknown key"),
+        (lambda i: i.mint(headers={"kid": ""}), "key id"),
+        (lambda i: i.mint(email=None), "email"),
+        (lambda i: "not.a.token", "malformed"),
+        (lambda i: "x" * 10_000, "malformed"),
+    ],
+    ids=[
+        "expired",
+        "forged-signature",
+        "alg-none",
+        "hs256-with-public-key",
+        "wrong-audience",
+        "wrong-issuer",
+        "unknown-kid",
+        "empty-kid",
+        "missing-email",
+        "garbage",
+        "oversized",
+    ],
+)
+async def test_bad_tokens_are_refused_with_a_reason(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel, mint: Any, reason: str
+) -> None:
+    verifier = make_verifier(channel, issuer)
+
+    with pytest.raises(InvalidToken) as refused:
+        await verifier.verify(mint(issuer))
+
+    assert reason in refused.value.reason
+
+
+async def test_unknown_kid_refetches_at_most_once_per_interval(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel
+) -> None:
+    verifier = make_verifier(channel, issuer, min_refetch_interval=60)
+    await verifier.verify(issuer.mint())
+    calls_after_first = issuer.get_public_keys_calls
+
+    for _ in range(5):
+        with pytest.raises(InvalidToken):
+            await verifier.verify(issuer.mint_with_unknown_kid())
+
+    assert calls_after_first == 1
+    assert issuer.get_public_keys_calls == 1
+
+
+async def test_token_from_a_rotated_in_key_is_accepted_after_refetch(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel
+) -> None:
+    verifier = make_verifier(channel, issuer, min_refetch_interval=0)
+    old_token = issuer.mint()
+    await verifier.verify(old_token)
+
+    new_kid = issuer.rotate()
+    claims = await verifier.verify(issuer.mint())
+
+    assert claims.key_id == new_kid
+    assert issuer.get_public_keys_calls == 2
+    # During the rotation both keys are published, so older tokens stay valid.
+    assert (await verifier.verify(old_token)).key_id != new_kid
+
+
+async def test_retired_key_stops_verifying_once_the_cache_ages_out(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel
+) -> None:
+    verifier = make_verifier(channel, issuer, max_key_age=0)
+    old_kid = issuer.current_key_id
+    old_token = issuer.mint()
+    await verifier.verify(old_token)
+
+    issuer.rotate()
+    issuer.retire(old_kid)
+
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(old_token)
+
+
+async def test_unreachable_auth_service_means_keys_unavailable(issuer: TokenIssuerForTests) -> None:
+    channel = create_channel("127.0.0.1:1", unary_timeout=1.0)
+    try:
+        verifier = make_verifier(channel, issuer)
+        with pytest.raises(KeysUnavailable):
+            await verifier.verify(issuer.mint())
+    finally:
+        await channel.close()
+
+
+async def test_known_keys_keep_working_while_auth_service_is_down(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel
+) -> None:
+    verifier = make_verifier(channel, issuer, max_key_age=0)
+    await verifier.verify(issuer.mint())
+
+    issuer.unavailable = True
+
+    assert (await verifier.verify(issuer.mint())).user_id
+    with pytest.raises(KeysUnavailable):
+        await verifier.verify(issuer.mint_with_unknown_kid())
+
+
+async def test_plain_async_fetcher_is_accepted() -> None:
+    issuer = TokenIssuerForTests()
+
+    async def fetch() -> Sequence[PublicKeyLike]:
+        return issuer.public_keys()
+
+    verifier = TokenVerifier(fetch, issuer=issuer.issuer, audience=issuer.audience)
+
+    assert (await verifier.verify(issuer.mint(name="Grace"))).name == "Grace"
+
+
+async def test_keys_with_another_algorithm_are_never_used() -> None:
+    issuer = TokenIssuerForTests()
+
+    async def fetch() -> Sequence[PublicKeyLike]:
+        return [
+            auth_pb2.PublicKey(key_id=k.key_id, algorithm="RS256", public_key_pem=k.public_key_pem)
+            for k in issuer.public_keys()
+        ]
+
+    verifier = TokenVerifier(fetch, issuer=issuer.issuer, audience=issuer.audience)
+
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(issuer.mint())
+
+
+@pytest.mark.parametrize(
+    ("metadata", "expected"),
+    [
+        ([("authorization", "Bearer abc.def.ghi")], "abc.def.ghi"),
+        ([("authorization", "bearer   abc.def.ghi  ")], "abc.def.ghi"),
+        ([("x-request-id", "r1"), ("authorization", b"Bearer t.o.k")], "t.o.k"),
+    ],
+)
+def test_bearer_token_is_read_from_metadata(metadata: list[tuple[str, Any]], expected: str) -> None:
+    assert bearer_token_from_metadata(metadata) == expected
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        [],
+        [("authorization", "Basic dXNlcjpwdw==")],
+        [("authorization", "Bearer")],
+        [("authorization", "Bearer a b")],
+        [("authorization", "Bearer a"), ("authorization", "Bearer b")],
+        [("authorization", "Bearer " + "x" * 9000)],
+    ],
+    ids=["missing", "basic-scheme", "empty", "space-inside", "twice", "oversized"],
+)
+def test_bad_authorization_metadata_is_refused(metadata: list[tuple[str, str]]) -> None:
+    with pytest.raises(InvalidToken):
+        bearer_token_from_metadata(metadata)
+
+
+class _AbortingContext:
+    def __init__(self, metadata: list[tuple[str, str]]) -> None:
+        self.metadata = metadata
+        self.aborted: tuple[grpc.StatusCode, str] | None = None
+
+    def invocation_metadata(self) -> list[tuple[str, str]]:
+        return self.metadata
+
+    async def abort(self, code: grpc.StatusCode, details: str) -> None:
+        self.aborted = (code, details)
+        raise grpc.aio.AbortError()
+
+
+async def test_authenticate_aborts_unauthenticated_for_a_bad_token(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel
+) -> None:
+    verifier = make_verifier(channel, issuer)
+    context = _AbortingContext([("authorization", f"Bearer {issuer.mint_expired()}")])
+
+    with pytest.raises(grpc.aio.AbortError):
+        await verifier.authenticate(context)  # type: ignore[arg-type]
+
+    assert context.aborted == (grpc.StatusCode.UNAUTHENTICATED, "token expired")
+
+
+async def test_authenticate_aborts_unavailable_when_keys_cannot_be_fetched(
+    issuer: TokenIssuerForTests,
+) -> None:
+    issuer.unavailable = True
+    channel = create_channel(issuer.target)
+    try:
+        verifier = make_verifier(channel, issuer)
+        context = _AbortingContext([("authorization", f"Bearer {issuer.mint()}")])
+        with pytest.raises(grpc.aio.AbortError):
+            await verifier.authenticate(context)  # type: ignore[arg-type]
+    finally:
+        await channel.close()
+
+    assert context.aborted is not None
+    assert context.aborted[0] == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_authenticate_returns_claims_for_a_good_token(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel
+) -> None:
+    verifier = make_verifier(channel, issuer)
+    context = _AbortingContext([("authorization", f"Bearer {issuer.mint(user_id='u-7')}")])
+
+    claims = await verifier.authenticate(context)  # type: ignore[arg-type]
+
+    assert claims.user_id == "u-7"
+    assert context.aborted is None
