@@ -1,0 +1,63 @@
+"""The FastAPI application: routes, middleware, and the lifespan that opens the gRPC
+channels, stubs and token verifier once per process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from gateway.backends import VerifierFactory, open_backends
+from gateway.middleware import RESPONSE_REQUEST_ID_HEADER, RequestContextMiddleware
+from gateway.routes import auth, health, ocr
+from gateway.settings import GatewaySettings
+from ocrmesh.settings import load_settings
+
+DESCRIPTION = """\
+The REST edge of ocrmesh. Register, verify your email with the emailed code, log in, then
+send images to `/ocr` (one JSON result) or `/ocr/stream` (NDJSON, or server-sent events with
+`Accept: text/event-stream`). Use **Authorize** with your email and password to try the
+protected routes here. Every response carries an `X-Request-ID`; quote it when reporting a
+problem.
+"""
+
+
+def create_app(
+    settings: GatewaySettings | None = None, *, verifier_factory: VerifierFactory | None = None
+) -> FastAPI:
+    """The gateway app. Channels open when its lifespan starts and close when it ends, so one
+    app serves many requests over the same connections."""
+    settings = settings or load_settings(GatewaySettings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_backends(settings, verifier_factory) as backends:
+            app.state.backends = backends
+            try:
+                yield
+            finally:
+                del app.state.backends
+
+    app = FastAPI(
+        title="ocrmesh gateway",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.include_router(auth.router)
+    app.include_router(ocr.router)
+    app.include_router(health.router)
+    if settings.gateway_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.gateway_cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Accept", RESPONSE_REQUEST_ID_HEADER],
+            expose_headers=[RESPONSE_REQUEST_ID_HEADER],
+        )
+    # Added last, so outermost: even CORS answers and 500s carry the request id.
+    app.add_middleware(RequestContextMiddleware)
+    return app

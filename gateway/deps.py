@@ -1,0 +1,86 @@
+"""FastAPI dependencies, as `Annotated` aliases the routes declare parameters with."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import OAuth2PasswordBearer
+
+from gateway.backends import Backends
+from gateway.errors import BEARER_CHALLENGE
+from gateway.settings import GatewaySettings
+from ocrmesh.tokens import InvalidToken, KeysUnavailable, TokenClaims
+
+if TYPE_CHECKING:
+    from ocrmesh.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub
+    from ocrmesh.ocr.v1.ocr_pb2_grpc import OcrServiceAsyncStub
+else:
+    # The async stub types exist only for type checkers; at run time they are these classes.
+    from ocrmesh.auth.v1.auth_pb2_grpc import AuthServiceStub as AuthServiceAsyncStub
+    from ocrmesh.ocr.v1.ocr_pb2_grpc import OcrServiceStub as OcrServiceAsyncStub
+
+log = logging.getLogger(__name__)
+
+# Declares the bearer scheme in OpenAPI, with /auth/token as the password-flow token URL
+# (the /docs "Authorize" button). auto_error=False: the 401 below says what is wrong.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def get_backends(request: Request) -> Backends:
+    backends: Backends | None = getattr(request.app.state, "backends", None)
+    if backends is None:
+        # Only possible when the app is served without running its lifespan.
+        raise RuntimeError("the gateway's lifespan has not run")
+    return backends
+
+
+BackendsDep = Annotated[Backends, Depends(get_backends)]
+
+
+def get_settings(backends: BackendsDep) -> GatewaySettings:
+    return backends.settings
+
+
+def get_auth_stub(backends: BackendsDep) -> AuthServiceAsyncStub:
+    return backends.auth
+
+
+def get_ocr_stub(backends: BackendsDep) -> OcrServiceAsyncStub:
+    return backends.ocr
+
+
+def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
+    if not token:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="missing bearer token: send 'Authorization: Bearer <token>'",
+            headers=dict(BEARER_CHALLENGE),
+        )
+    return token
+
+
+SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+AuthStub = Annotated[AuthServiceAsyncStub, Depends(get_auth_stub)]
+OcrStub = Annotated[OcrServiceAsyncStub, Depends(get_ocr_stub)]
+BearerToken = Annotated[str, Depends(get_bearer_token)]
+
+
+async def get_current_user(token: BearerToken, backends: BackendsDep) -> TokenClaims:
+    """The verified claims of the request's bearer token, checked locally with auth_svc's
+    published keys (no call to auth_svc per request)."""
+    try:
+        return await backends.verifier.verify(token)
+    except InvalidToken as exc:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED, detail=exc.reason, headers=dict(BEARER_CHALLENGE)
+        ) from None
+    except KeysUnavailable:
+        raise HTTPException(
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            detail="cannot verify tokens right now (the auth service is unavailable), try again shortly",
+        ) from None
+
+
+CurrentUser = Annotated[TokenClaims, Depends(get_current_user)]

@@ -1,0 +1,1 @@
+"""The gateway's REST routes: thin translations from HTTP to gRPC calls."""

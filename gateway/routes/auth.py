@@ -1,0 +1,111 @@
+"""/auth/*: registration, email verification, login and the current user, over AuthService."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from gateway.deps import AuthStub, BearerToken
+from gateway.errors import LOGIN_OVERRIDES, rpc_errors
+from gateway.schemas import (
+    GenerateOtpRequest,
+    LoginRequest,
+    OtpSentOut,
+    RegisterRequest,
+    TokenOut,
+    UserOut,
+    VerifiedOut,
+    VerifyOtpRequest,
+)
+from ocrmesh.auth.v1 import auth_pb2
+from ocrmesh.grpc_client import bearer_metadata
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+AUTH = "auth"
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        400: "Rejected by the auth service's rules (its message says which).",
+        401: "Missing, invalid or expired credentials.",
+        403: "The email address is not verified yet.",
+        404: "No such user.",
+        409: "An account with this email exists.",
+        422: "The body is not valid JSON of the expected shape.",
+        429: "Too many attempts or codes; wait and retry.",
+        503: "The auth service is unavailable.",
+    }
+    return {code: {"description": descriptions[code]} for code in codes}
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    responses=_errors(400, 409, 422, 503),
+    summary="Create an account and email a verification code",
+)
+async def register(body: RegisterRequest, auth: AuthStub) -> UserOut:
+    with rpc_errors(AUTH):
+        reply = await auth.Register(
+            auth_pb2.RegisterRequest(name=body.name, email=body.email, password=body.password)
+        )
+    return UserOut.from_proto(reply.user)
+
+
+@router.post(
+    "/generate_otp",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_errors(400, 404, 422, 429, 503),
+    summary="Email a new verification code",
+)
+async def generate_otp(body: GenerateOtpRequest, auth: AuthStub) -> OtpSentOut:
+    with rpc_errors(AUTH):
+        reply = await auth.SendOtp(auth_pb2.SendOtpRequest(email=body.email))
+    return OtpSentOut(
+        resend_after_seconds=reply.resend_after_seconds, expires_in_seconds=reply.expires_in_seconds
+    )
+
+
+@router.post(
+    "/verify_otp",
+    responses=_errors(400, 401, 404, 422, 429, 503),
+    summary="Verify the email address with the emailed code",
+)
+async def verify_otp(body: VerifyOtpRequest, auth: AuthStub) -> VerifiedOut:
+    with rpc_errors(AUTH):
+        reply = await auth.VerifyOtp(auth_pb2.VerifyOtpRequest(email=body.email, otp=body.code))
+    return VerifiedOut(user=UserOut.from_proto(reply.user))
+
+
+async def _login(auth: AuthStub, email: str, password: str) -> TokenOut:
+    with rpc_errors(AUTH, LOGIN_OVERRIDES):
+        reply = await auth.Login(auth_pb2.LoginRequest(email=email, password=password))
+    return TokenOut(access_token=reply.access_token, expires_in=reply.expires_in)
+
+
+@router.post(
+    "/login",
+    responses=_errors(400, 401, 403, 422, 429, 503),
+    summary="Log in with JSON {username, password}; username is the email",
+)
+async def login(body: LoginRequest, auth: AuthStub) -> TokenOut:
+    return await _login(auth, body.username, body.password)
+
+
+@router.post(
+    "/token",
+    responses=_errors(400, 401, 403, 422, 429, 503),
+    summary="Log in with an OAuth2 password-flow form (what the /docs Authorize button uses)",
+)
+async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], auth: AuthStub) -> TokenOut:
+    return await _login(auth, form.username, form.password)
+
+
+@router.get("/me", responses=_errors(401, 503), summary="The user the bearer token belongs to")
+async def me(token: BearerToken, auth: AuthStub) -> UserOut:
+    with rpc_errors(AUTH):
+        reply = await auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=bearer_metadata(token))
+    return UserOut.from_proto(reply.user)

@@ -1,0 +1,178 @@
+"""/ocr and /ocr/stream: an uploaded image to OcrService.Recognize, as one JSON result or
+as a stream of events flushed one by one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import grpc
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.responses import StreamingResponse
+
+from gateway.deps import BearerToken, CurrentUser, OcrStub, SettingsDep
+from gateway.errors import http_error_from_rpc, internal_error_detail, rpc_errors
+from gateway.ocr_events import EVENT_STREAM, NDJSON, StreamFormat, event_from_proto, negotiate_stream_format
+from gateway.schemas import (
+    CompletedEvent,
+    ErrorEvent,
+    LineEvent,
+    LineOut,
+    OcrResultOut,
+    StartedEvent,
+)
+from gateway.uploads import MULTIPART_IMAGE_BODY, read_image_upload
+from ocrmesh.grpc_client import bearer_metadata
+from ocrmesh.ocr.v1 import ocr_pb2
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["ocr"])
+
+OCR = "ocr"
+# Proxies (nginx) buffer responses unless told not to; caches must not keep a stream.
+_STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Empty file, malformed body, or an image ocr_svc cannot read."},
+    401: {"description": "Missing, invalid or expired bearer token."},
+    413: {"description": "The upload is larger than GATEWAY_MAX_UPLOAD_BYTES."},
+    415: {"description": "Not multipart/form-data, or the file is not a PNG/JPEG/WebP/TIFF/BMP image."},
+    422: {"description": "No `file` field."},
+    429: {"description": "ocr_svc's queue is full; retry later."},
+    503: {"description": "ocr_svc (or auth_svc's keys) unavailable."},
+    504: {"description": "OCR did not finish within OCR_TIMEOUT_SECONDS."},
+}
+
+_NO_RESULT = "the OCR service ended the stream without a result"
+
+
+async def _start_recognize(
+    request: Request, ocr: OcrStub, token: str, settings: SettingsDep
+) -> grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse]:
+    upload = await read_image_upload(request, max_bytes=settings.gateway_max_upload_bytes)
+    return ocr.Recognize(
+        ocr_pb2.RecognizeRequest(image=upload.data, filename=upload.filename),
+        metadata=bearer_metadata(token),
+        timeout=settings.ocr_timeout_seconds,
+    )
+
+
+@router.post(
+    "/ocr",
+    openapi_extra=MULTIPART_IMAGE_BODY,
+    responses=_ERRORS,
+    summary="The text in an image, as one result once recognition is complete",
+)
+async def recognize(
+    request: Request, user: CurrentUser, token: BearerToken, ocr: OcrStub, settings: SettingsDep
+) -> OcrResultOut:
+    call = await _start_recognize(request, ocr, token, settings)
+    started: StartedEvent | None = None
+    lines: list[LineOut] = []
+    completed: CompletedEvent | None = None
+    try:
+        with rpc_errors(OCR):
+            async for response in call:
+                event = event_from_proto(response)
+                if isinstance(event, StartedEvent):
+                    started = event
+                elif isinstance(event, LineEvent):
+                    lines.append(LineOut(**event.model_dump(exclude={"type"})))
+                elif isinstance(event, CompletedEvent):
+                    completed = event
+    finally:
+        call.cancel()  # a no-op after a finished call; stops ocr_svc's work if this task is cancelled
+    if completed is None:
+        raise HTTPException(status_code=status.HTTP_502_BAD_GATEWAY, detail=_NO_RESULT)
+    return OcrResultOut(
+        user_id=user.user_id,
+        user_name=user.name,
+        user_email=user.email,
+        ocr_text=completed.full_text,
+        lines=lines,
+        engine=started.engine if started else "",
+        image_width=started.image_width if started else 0,
+        image_height=started.image_height if started else 0,
+        timings=completed.timings,
+    )
+
+
+@router.post(
+    "/ocr/stream",
+    openapi_extra=MULTIPART_IMAGE_BODY,
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": (
+                "One event per recognised line as it comes: NDJSON (one JSON object per line) by "
+                "default, server-sent events when `Accept: text/event-stream`. Events: started, "
+                "line..., completed; a failure after the first event arrives as a final `error` event."
+            ),
+            "content": {NDJSON: {"schema": {"type": "string"}}, EVENT_STREAM: {"schema": {"type": "string"}}},
+        },
+        **_ERRORS,
+    },
+    summary="The text in an image, streamed line by line as it is recognised",
+)
+async def recognize_stream(
+    request: Request,
+    user: CurrentUser,
+    token: BearerToken,
+    ocr: OcrStub,
+    settings: SettingsDep,
+    accept: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    stream_format = negotiate_stream_format(accept)
+    call = await _start_recognize(request, ocr, token, settings)
+    responses = aiter(call)
+    # Failures before the first event (bad token, unreadable image, queue full) must be a
+    # plain HTTP error, not a 200 stream: so wait for the first event before answering.
+    try:
+        with rpc_errors(OCR):
+            first = await anext(responses)
+    except StopAsyncIteration:
+        raise HTTPException(status_code=status.HTTP_502_BAD_GATEWAY, detail=_NO_RESULT) from None
+    except BaseException:
+        call.cancel()
+        raise
+    log.info("ocr stream started", extra={"user_id": user.user_id, "format": stream_format.media_type})
+    return StreamingResponse(
+        _relay(call, responses, first, stream_format),
+        media_type=stream_format.media_type,
+        headers=_STREAM_HEADERS,
+    )
+
+
+async def _relay(
+    call: grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse],
+    responses: AsyncIterator[ocr_pb2.RecognizeResponse],
+    first: ocr_pb2.RecognizeResponse,
+    stream_format: StreamFormat,
+) -> AsyncIterator[bytes]:
+    """Encode each event as it arrives; end with an error event if the stream fails. When
+    the client goes away Starlette cancels this generator, and `finally` cancels the call."""
+    encode = stream_format.encode
+    completed = False
+    try:
+        event = event_from_proto(first)
+        if event is not None:
+            completed = isinstance(event, CompletedEvent)
+            yield encode(event)
+        async for response in responses:
+            event = event_from_proto(response)
+            if event is None:
+                continue
+            completed = completed or isinstance(event, CompletedEvent)
+            yield encode(event)
+        if not completed:
+            yield encode(ErrorEvent(status=status.HTTP_502_BAD_GATEWAY, detail=_NO_RESULT))
+    except grpc.aio.AioRpcError as exc:
+        error = http_error_from_rpc(exc, service=OCR)
+        yield encode(ErrorEvent(status=error.status_code, detail=str(error.detail)))
+    except Exception:
+        log.exception("ocr stream failed")
+        yield encode(ErrorEvent(status=status.HTTP_500_INTERNAL_SERVER_ERROR, detail=internal_error_detail()))
+    finally:
+        call.cancel()

@@ -1,0 +1,43 @@
+"""The gateway's configuration: environment variables only, checked at start-up."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, ServiceSettings
+from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
+
+MiB = 1024 * 1024
+
+
+class GatewaySettings(ServiceSettings):
+    """GATEWAY_HOST, GATEWAY_PORT, AUTH_ADDR, OCR_ADDR, TOKEN_ISSUER, TOKEN_AUDIENCE,
+    GATEWAY_MAX_UPLOAD_BYTES, GRPC_TIMEOUT_SECONDS, OCR_TIMEOUT_SECONDS,
+    READINESS_TIMEOUT_SECONDS, GATEWAY_CORS_ORIGINS (comma separated)."""
+
+    gateway_host: str = "0.0.0.0"  # noqa: S104 - the edge is meant to be reachable
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    auth_addr: str = DEFAULT_AUTH_ADDR
+    ocr_addr: str = DEFAULT_OCR_ADDR
+    # Must match what auth_svc signs with; the verifier rejects tokens for anything else.
+    token_issuer: str = Field(default=DEFAULT_TOKEN_ISSUER, min_length=1)
+    token_audience: str = Field(default=DEFAULT_TOKEN_AUDIENCE, min_length=1)
+    # Same default as OCR_MAX_IMAGE_BYTES: refusing here saves shipping bytes ocr_svc refuses.
+    gateway_max_upload_bytes: int = Field(default=10 * MiB, ge=1)
+    grpc_timeout_seconds: float = Field(default=5.0, gt=0)
+    ocr_timeout_seconds: float = Field(default=120.0, gt=0)
+    # /readyz answers probes: it must be quick even when a service hangs.
+    readiness_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Browser origins allowed to call the API; none by default (curl and servers need none).
+    gateway_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("gateway_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # A plain comma-separated list reads better in an env file than JSON.
+        if isinstance(value, str):
+            return tuple(origin.strip() for origin in value.split(",") if origin.strip())
+        return value

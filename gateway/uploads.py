@@ -1,0 +1,208 @@
+"""Reading an uploaded image from a multipart body: bounded while it streams in, kept in
+memory (no temporary files), and checked to be an image before anything is sent on.
+
+FastAPI's `UploadFile` would spool the whole body (to disk past 1 MiB) before the route
+could refuse it; here the size is refused from Content-Length at once, and otherwise as
+soon as the bytes read pass the limit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Final
+
+from fastapi import HTTPException, Request, status
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+log = logging.getLogger(__name__)
+
+# Room for the multipart framing (boundaries, part headers, a small extra field or two)
+# on top of the file itself.
+MULTIPART_OVERHEAD_BYTES: Final = 64 * 1024
+
+# The formats ocr_svc decodes, by their leading bytes.
+_SIGNATURES: Final[tuple[tuple[bytes, int, str], ...]] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
+    (b"\xff\xd8\xff", 0, "image/jpeg"),
+    (b"II*\x00", 0, "image/tiff"),
+    (b"MM\x00*", 0, "image/tiff"),
+    (b"BM", 0, "image/bmp"),
+    (b"WEBP", 8, "image/webp"),  # after "RIFF" and a 4-byte size
+)
+SUPPORTED_FORMATS: Final = "PNG, JPEG, WebP, TIFF or BMP"
+# Declared part types that say nothing against an image; anything else is refused early.
+_NEUTRAL_TYPES: Final = frozenset({"", "application/octet-stream"})
+
+# The OpenAPI description of the body, since the route reads the stream itself.
+MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": f"The image: {SUPPORTED_FORMATS}.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@dataclass(frozen=True)
+class ImageUpload:
+    data: bytes
+    filename: str
+    # The type the bytes really are, whatever the client declared.
+    content_type: str
+
+
+def sniff_image_type(head: bytes) -> str | None:
+    """The media type of an encoded image from its first bytes, None if not one we read."""
+    for signature, offset, media_type in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            if media_type == "image/webp" and not head.startswith(b"RIFF"):
+                continue
+            return media_type
+    return None
+
+
+def _too_large(max_bytes: int) -> HTTPException:
+    return HTTPException(
+        status_code=status.HTTP_413_CONTENT_TOO_LARGE,
+        detail=f"the upload is larger than the limit of {max_bytes} bytes",
+    )
+
+
+def _missing_file(field_name: str) -> HTTPException:
+    # The same shape FastAPI gives its own validation errors.
+    return HTTPException(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"type": "missing", "loc": ["body", field_name], "msg": "Field required", "input": None}],
+    )
+
+
+class _FilePartCollector:
+    """Multipart parser callbacks that keep the bytes of the first part named `field_name`
+    that carries a file, and refuse it as soon as it passes `max_bytes`."""
+
+    def __init__(self, field_name: str, max_bytes: int) -> None:
+        self.field_name = field_name
+        self.max_bytes = max_bytes
+        self.found = False
+        self.filename = ""
+        self.data = bytearray()
+        self._collecting = False
+        self._headers: dict[bytes, bytes] = {}
+        self._header_name = b""
+        self._header_value = b""
+
+    def callbacks(self) -> dict[str, Any]:
+        return {
+            "on_part_begin": self._part_begin,
+            "on_header_field": self._header_field,
+            "on_header_value": self._header_value_data,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_finished,
+            "on_part_data": self._part_data,
+            "on_part_end": self._part_end,
+        }
+
+    def _part_begin(self) -> None:
+        self._headers = {}
+        self._header_name = b""
+        self._header_value = b""
+
+    def _header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def _header_value_data(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def _header_end(self) -> None:
+        self._headers[self._header_name.lower()] = self._header_value
+        self._header_name = b""
+        self._header_value = b""
+
+    def _headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition"))
+        name = options.get(b"name", b"").decode("utf-8", errors="replace")
+        if self.found or name != self.field_name:
+            return
+        declared, _ = parse_options_header(self._headers.get(b"content-type"))
+        declared_type = declared.decode("latin-1")
+        if declared_type not in _NEUTRAL_TYPES and not declared_type.startswith("image/"):
+            raise HTTPException(
+                status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                detail=f"'{self.field_name}' is {declared_type}; send an image: {SUPPORTED_FORMATS}",
+            )
+        self.found = True
+        self._collecting = True
+        self.filename = options.get(b"filename", b"").decode("utf-8", errors="replace")[:255]
+
+    def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if not self._collecting:
+            return
+        self.data += data[start:end]
+        if len(self.data) > self.max_bytes:
+            raise _too_large(self.max_bytes)
+
+    def _part_end(self) -> None:
+        self._collecting = False
+
+
+async def read_image_upload(request: Request, *, max_bytes: int, field_name: str = "file") -> ImageUpload:
+    """The image sent as multipart/form-data field `field_name`.
+
+    Raises HTTPException: 413 when the body is larger than `max_bytes` (from Content-Length
+    before reading, or while reading), 415 when the body is not multipart or the file is not
+    an image, 422 when the field is missing, 400 when it is empty or the body is malformed.
+    """
+    media_type, params = parse_options_header(request.headers.get("content-type"))
+    boundary = params.get(b"boundary")
+    if media_type != b"multipart/form-data" or not boundary:
+        raise HTTPException(
+            status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"send the image as multipart/form-data with a '{field_name}' field",
+        )
+    body_limit = max_bytes + MULTIPART_OVERHEAD_BYTES
+    declared_length = request.headers.get("content-length")
+    if declared_length is not None and declared_length.isdigit() and int(declared_length) > body_limit:
+        raise _too_large(max_bytes)
+
+    collector = _FilePartCollector(field_name, max_bytes)
+    received = 0
+    try:
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > body_limit:
+                raise _too_large(max_bytes)
+            parser.write(chunk)
+        parser.finalize()
+    except FormParserError as exc:
+        log.info("malformed multipart body", extra={"error": str(exc)})
+        raise HTTPException(
+            status_code=status.HTTP_400_BAD_REQUEST, detail="malformed multipart body"
+        ) from None
+
+    if not collector.found:
+        raise _missing_file(field_name)
+    if not collector.data:
+        raise HTTPException(status_code=status.HTTP_400_BAD_REQUEST, detail="the uploaded file is empty")
+    sniffed = sniff_image_type(bytes(collector.data[:16]))
+    if sniffed is None:
+        raise HTTPException(
+            status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"the uploaded file is not an image this service reads: {SUPPORTED_FORMATS}",
+        )
+    return ImageUpload(data=bytes(collector.data), filename=collector.filename, content_type=sniffed)
