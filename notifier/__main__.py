@@ -1,0 +1,135 @@
+"""`python -m notifier`: deliver email events from RabbitMQ.
+
+python -m notifier                  consume until SIGTERM/SIGINT
+python -m notifier healthcheck      exit 0 while the running notifier's health file is fresh
+python -m notifier parked [--limit N]   print the parked messages and why (they stay parked)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from types import FrameType
+
+import pika
+
+from notifier.consumer import NotifierConsumer
+from notifier.delivery import ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER, MailDelivery
+from notifier.health import HealthFile, check
+from notifier.settings import NotifierSettings
+from notifier.transports import FileTransport, MailTransport, SmtpTransport
+from ocrmesh.events.connection import connection_parameters
+from ocrmesh.logs import configure_logging
+from ocrmesh.settings import load_settings
+
+
+def build_transport(settings: NotifierSettings) -> MailTransport:
+    """SMTP when SMTP_HOST is set, otherwise `.eml` files under MAIL_DIR."""
+    if settings.smtp_host is None:
+        return FileTransport(settings.mail_dir)
+    return SmtpTransport(
+        settings.smtp_host,
+        settings.resolved_smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+        starttls=settings.smtp_starttls,
+        implicit_tls=settings.smtp_tls,
+        timeout=settings.smtp_timeout,
+    )
+
+
+def build_consumer(settings: NotifierSettings) -> NotifierConsumer:
+    """Wire the real adapters (the one place that does)."""
+    delivery = MailDelivery(
+        build_transport(settings),
+        mail_from=settings.mail_from,
+        retry_delays=settings.email_retry_delays,
+        max_attempts=settings.notifier_max_attempts,
+        dedup_size=settings.notifier_dedup_size,
+    )
+    return NotifierConsumer(
+        settings.rabbitmq_url,
+        settings.topology,
+        delivery,
+        prefetch=settings.notifier_prefetch,
+        heartbeat=settings.rabbitmq_heartbeat,
+        health=HealthFile(settings.notifier_health_file),
+        shutdown_grace=settings.shutdown_grace_seconds,
+    )
+
+
+def serve(settings: NotifierSettings) -> int:
+    configure_logging("notifier", settings.log_level)
+    consumer = build_consumer(settings)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        consumer.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    consumer.run()
+    return 0
+
+
+def healthcheck(settings: NotifierSettings, max_age: float, require_connected: bool) -> int:
+    healthy, why = check(settings.notifier_health_file, max_age=max_age, require_connected=require_connected)
+    sys.stdout.write(why + "\n")
+    return 0 if healthy else 1
+
+
+def show_parked(settings: NotifierSettings, limit: int) -> int:
+    """Print parked messages as JSON lines; they are read without ack, so they stay parked."""
+    params = connection_parameters(settings.rabbitmq_url, connection_name="ocrmesh-notifier-parked")
+    connection = pika.BlockingConnection(params)
+    try:
+        channel = connection.channel()
+        settings.topology.declare(channel)
+        for _ in range(limit):
+            method, properties, body = channel.basic_get(settings.topology.dead, auto_ack=False)
+            if method is None or properties is None or body is None:
+                break
+            headers = properties.headers or {}
+            line = {
+                "message_id": properties.message_id,
+                "reason": _text(headers.get(PARK_REASON_HEADER)),
+                "attempts": headers.get(ATTEMPT_HEADER),
+                "parked_at": _text(headers.get(PARKED_AT_HEADER)),
+                "bytes": len(body),
+            }
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+    finally:
+        # Closing without acks puts every message we looked at back, in order.
+        connection.close()
+    return 0
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return None if value is None else str(value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m notifier", description="Deliver email events from RabbitMQ."
+    )
+    commands = parser.add_subparsers(dest="command")
+    health = commands.add_parser("healthcheck", help="exit 0 while the notifier's health file is fresh")
+    health.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
+    health.add_argument("--require-connected", action="store_true", help="also fail while reconnecting")
+    parked = commands.add_parser("parked", help="print parked messages and the reason they were parked")
+    parked.add_argument("--limit", type=int, default=100)
+    args = parser.parse_args(argv)
+
+    settings = load_settings(NotifierSettings)
+    if args.command == "healthcheck":
+        return healthcheck(settings, args.max_age, args.require_connected)
+    if args.command == "parked":
+        return show_parked(settings, args.limit)
+    return serve(settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,298 @@
+"""The queue entrypoint: consume email events, deliver them off the I/O thread, settle on the broker.
+
+Threads: the thread calling `run()` owns the pika connection and does all AMQP work; one
+worker thread owns the mail transport and does the (possibly slow) sends. The worker hands
+each decision back with `add_callback_threadsafe`, so the connection keeps servicing
+heartbeats however long an SMTP server takes.
+
+Settling a decision: ack; or republish to a delay queue / the parking queue on a confirmed
+channel and only then ack the original, so a crash between the two duplicates a message
+rather than losing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic
+
+from notifier.delivery import (
+    ATTEMPT_HEADER,
+    LAST_ERROR_HEADER,
+    PARK_REASON_HEADER,
+    PARKED_AT_HEADER,
+    Ack,
+    Decision,
+    MailDelivery,
+    Park,
+    Retry,
+    attempt_from_headers,
+)
+from notifier.health import HealthFile
+from ocrmesh.events.connection import CONNECTION_ERRORS, connection_parameters
+from ocrmesh.events.topology import EmailTopology
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.5
+_MAX_HEADER_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    generation: int
+    delivery_tag: int
+    properties: pika.BasicProperties
+    body: bytes
+
+
+@dataclass
+class ConsumerStats:
+    """Counters since start (tests and the bench read them; logs carry the same events)."""
+
+    delivered: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    parked: int = 0
+    reconnects: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def count(self, name: str) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+class NotifierConsumer:
+    """Consumes `topology.queue` with manual acks and `prefetch` unacked messages at most."""
+
+    def __init__(
+        self,
+        url: str,
+        topology: EmailTopology,
+        delivery: MailDelivery,
+        *,
+        prefetch: int = 10,
+        heartbeat: int = 30,
+        health: HealthFile | None = None,
+        connection_name: str = "ocrmesh-notifier",
+        shutdown_grace: float = 30.0,
+    ) -> None:
+        self._params = connection_parameters(url, connection_name=connection_name, heartbeat=heartbeat)
+        self._topology = topology
+        self._delivery = delivery
+        self._prefetch = prefetch
+        self._health = health
+        self._grace = shutdown_grace
+        self._stopping = threading.Event()
+        self._work: queue.Queue[_Delivery | None] = queue.Queue()
+        self._generation = 0
+        self._connection: pika.BlockingConnection | None = None
+        self._consume_channel: BlockingChannel | None = None
+        self._publish_channel: BlockingChannel | None = None
+        # Messages the worker took and whose settlement has not run yet.
+        self._unsettled = 0
+        self._unsettled_lock = threading.Lock()
+        self.stats = ConsumerStats()
+        #: Set while consuming (tests wait on it).
+        self.consuming = threading.Event()
+
+    def stop(self) -> None:
+        """Ask `run()` to finish the mail in hand, settle it and return. Safe from signal handlers."""
+        self._stopping.set()
+
+    # -- connection thread ----------------------------------------------------------------
+    def run(self) -> None:
+        """Consume until `stop()`, reconnecting with backoff whenever the connection is lost."""
+        worker = threading.Thread(target=self._work_loop, name="notifier-worker", daemon=True)
+        worker.start()
+        backoff = 0.5
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._consume_once()
+                    backoff = 0.5
+                except CONNECTION_ERRORS as exc:
+                    self.consuming.clear()
+                    self._drop_connection()
+                    self.stats.count("reconnects")
+                    log.warning("notifier lost the broker, reconnecting", extra={"error": repr(exc)})
+                    self._beat(connected=False)
+                    self._stopping.wait(backoff * (0.5 + random.random() / 2))
+                    backoff = min(backoff * 2, 10.0)
+        finally:
+            self.consuming.clear()
+            self._work.put(None)
+            worker.join(self._grace)
+            self._drop_connection()
+            self._delivery.transport.close()
+            if self._health is not None:
+                self._health.remove()
+            log.info("notifier stopped", extra=self._stats_fields())
+
+    def _consume_once(self) -> None:
+        connection = pika.BlockingConnection(self._params)
+        self._connection = connection
+        self._generation += 1
+        consume = connection.channel()
+        self._topology.declare(consume)
+        consume.basic_qos(prefetch_count=self._prefetch)
+        publish = connection.channel()
+        publish.confirm_delivery()
+        self._consume_channel, self._publish_channel = consume, publish
+        consumer_tag = consume.basic_consume(self._topology.queue, self._on_message, auto_ack=False)
+        self.consuming.set()
+        log.info("notifier consuming", extra={"queue": self._topology.queue, "prefetch": self._prefetch})
+        while not self._stopping.is_set():
+            connection.process_data_events(time_limit=_POLL)
+            self._beat(connected=True)
+        # Stopping: no new deliveries; let the worker finish the mail in hand and settle it.
+        consume.basic_cancel(consumer_tag)
+        deadline = time.monotonic() + self._grace
+        while self._pending() and time.monotonic() < deadline:
+            connection.process_data_events(time_limit=0.1)
+        self.consuming.clear()
+        # Closing returns every prefetched, unstarted message to the queue.
+        connection.close()
+        self._connection = None
+
+    def _on_message(
+        self, channel: BlockingChannel, method: Basic.Deliver, properties: pika.BasicProperties, body: bytes
+    ) -> None:
+        assert method.delivery_tag is not None
+        self._work.put(_Delivery(self._generation, method.delivery_tag, properties, body))
+
+    def _settle(self, item: _Delivery, decision: Decision) -> None:
+        try:
+            if item.generation != self._generation or self._consume_channel is None:
+                # Delivered on a connection that is gone: the broker redelivers it, and the
+                # dedup set drops it if the mail went out.
+                return
+            if isinstance(decision, Retry):
+                self._republish(
+                    item, self._topology.retry_queue(decision.delay), self._retry_headers(item, decision)
+                )
+            elif isinstance(decision, Park):
+                self._republish(item, self._topology.dead, self._park_headers(item, decision))
+            self._consume_channel.basic_ack(item.delivery_tag)
+            self._record(item, decision)
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            # The delay or parking queue refused it: keep the original rather than lose it.
+            log.error("could not republish, returning the message", extra={"error": repr(exc)})
+            if self._consume_channel is not None:
+                self._consume_channel.basic_nack(item.delivery_tag, requeue=True)
+        finally:
+            with self._unsettled_lock:
+                self._unsettled -= 1
+
+    def _republish(self, item: _Delivery, routing_key: str, headers: dict[str, str | int]) -> None:
+        assert self._publish_channel is not None
+        props = item.properties
+        self._publish_channel.basic_publish(
+            exchange="",
+            routing_key=routing_key,
+            body=item.body,
+            properties=pika.BasicProperties(
+                content_type=props.content_type,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=props.message_id,
+                type=props.type,
+                timestamp=props.timestamp,
+                correlation_id=props.correlation_id,
+                headers={**(props.headers or {}), **headers},
+            ),
+            mandatory=True,
+        )
+
+    @staticmethod
+    def _retry_headers(item: _Delivery, decision: Retry) -> dict[str, str | int]:
+        return {ATTEMPT_HEADER: decision.next_attempt, LAST_ERROR_HEADER: decision.reason[:_MAX_HEADER_CHARS]}
+
+    @staticmethod
+    def _park_headers(item: _Delivery, decision: Park) -> dict[str, str | int]:
+        return {
+            PARK_REASON_HEADER: decision.reason[:_MAX_HEADER_CHARS],
+            ATTEMPT_HEADER: decision.attempts,
+            PARKED_AT_HEADER: datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+    def _record(self, item: _Delivery, decision: Decision) -> None:
+        fields = {"message_id": item.properties.message_id, "delivery_tag": item.delivery_tag}
+        if isinstance(decision, Ack):
+            self.stats.count("duplicates" if decision.duplicate else "delivered")
+            log.info("mail duplicate dropped" if decision.duplicate else "mail delivered", extra=fields)
+        elif isinstance(decision, Retry):
+            self.stats.count("retried")
+            log.warning(
+                "mail delivery failed, will retry",
+                extra={
+                    **fields,
+                    "attempt": decision.next_attempt,
+                    "delay": decision.delay,
+                    "reason": decision.reason,
+                },
+            )
+        else:
+            self.stats.count("parked")
+            log.error(
+                "mail parked", extra={**fields, "reason": decision.reason, "attempts": decision.attempts}
+            )
+
+    def _pending(self) -> bool:
+        with self._unsettled_lock:
+            return self._unsettled > 0
+
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        self._consume_channel = self._publish_channel = None
+        if connection is not None and connection.is_open:
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                connection.close()
+
+    def _beat(self, *, connected: bool) -> None:
+        if self._health is not None:
+            try:
+                self._health.beat(connected=connected)
+            except OSError as exc:
+                log.warning("cannot write the health file", extra={"error": repr(exc)})
+
+    def _stats_fields(self) -> dict[str, int]:
+        s = self.stats
+        return {
+            "delivered": s.delivered,
+            "duplicates": s.duplicates,
+            "retried": s.retried,
+            "parked": s.parked,
+            "reconnects": s.reconnects,
+        }
+
+    # -- worker thread --------------------------------------------------------------------
+    def _work_loop(self) -> None:
+        while (item := self._work.get()) is not None:
+            if self._stopping.is_set() or item.generation != self._generation:
+                continue  # left unacked: the broker gives it to the next consumer
+            connection = self._connection
+            if connection is None:
+                continue
+            with self._unsettled_lock:
+                self._unsettled += 1
+            decision = self._delivery.handle(
+                item.body,
+                message_type=item.properties.type,
+                attempt=attempt_from_headers(item.properties.headers),
+            )
+            try:
+                connection.add_callback_threadsafe(functools.partial(self._settle, item, decision))
+            except pika.exceptions.ConnectionWrongStateError:
+                with self._unsettled_lock:
+                    self._unsettled -= 1

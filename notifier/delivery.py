@@ -1,0 +1,126 @@
+"""The use case: one email event in, one decision out (ack, retry later, or park).
+
+No AMQP here: the consumer parses the delivery, calls `MailDelivery.handle`, and carries
+out the decision on the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from notifier.mail import MalformedEvent, build_message, parse_event
+from notifier.transports import MailTransport, PermanentDeliveryError, TransientDeliveryError
+
+log = logging.getLogger(__name__)
+
+# Headers the notifier sets when it republishes a message to a delay or the parking queue.
+ATTEMPT_HEADER = "x-ocrmesh-attempt"
+LAST_ERROR_HEADER = "x-ocrmesh-last-error"
+PARK_REASON_HEADER = "x-ocrmesh-park-reason"
+PARKED_AT_HEADER = "x-ocrmesh-parked-at"
+_MAX_ATTEMPT_HEADER = 10_000
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Delivered now, or delivered before (`duplicate`): acknowledge."""
+
+    event_id: str
+    duplicate: bool = False
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A transient failure: republish to the delay queue, as attempt number `next_attempt`."""
+
+    next_attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Park:
+    """Never deliverable, or out of attempts: republish to the parking queue with `reason`."""
+
+    reason: str
+    attempts: int
+
+
+Decision = Ack | Retry | Park
+
+
+def attempt_from_headers(headers: Mapping[str, Any] | None) -> int:
+    """Which attempt this delivery is (1 for a fresh event), from our own header."""
+    value = (headers or {}).get(ATTEMPT_HEADER)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_ATTEMPT_HEADER:
+        return value
+    return 1
+
+
+class DeliveredIds:
+    """The most recent `capacity` delivered event ids (bounded memory, oldest forgotten first)."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, event_id: object) -> bool:
+        return event_id in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, event_id: str) -> None:
+        self._ids[event_id] = None
+        self._ids.move_to_end(event_id)
+        while len(self._ids) > self._capacity:
+            self._ids.popitem(last=False)
+
+
+class MailDelivery:
+    """Turns events into mails through `transport`, deduplicating by `event_id`."""
+
+    def __init__(
+        self,
+        transport: MailTransport,
+        *,
+        mail_from: str,
+        retry_delays: tuple[float, ...],
+        max_attempts: int,
+        dedup_size: int = 100_000,
+    ) -> None:
+        self.transport = transport
+        self._mail_from = mail_from
+        self._retry_delays = retry_delays
+        self._max_attempts = max_attempts
+        self._delivered = DeliveredIds(dedup_size)
+
+    def handle(self, body: bytes, *, message_type: str | None, attempt: int) -> Decision:
+        try:
+            event = parse_event(body, message_type)
+        except MalformedEvent as exc:
+            return Park(reason=f"malformed: {exc}", attempts=attempt)
+        if event.event_id in self._delivered:
+            return Ack(event.event_id, duplicate=True)
+        try:
+            self.transport.send(build_message(event, self._mail_from), event.event_id)
+        except PermanentDeliveryError as exc:
+            return Park(reason=f"rejected: {exc}", attempts=attempt)
+        except TransientDeliveryError as exc:
+            return self._retry_or_park(str(exc), attempt)
+        except Exception as exc:
+            # A bug of ours or an unforeseen library error: retrying is bounded, dropping is not.
+            log.exception("unexpected error delivering a mail", extra={"event_id": event.event_id})
+            return self._retry_or_park(f"unexpected: {exc!r}", attempt)
+        self._delivered.add(event.event_id)
+        return Ack(event.event_id)
+
+    def _retry_or_park(self, reason: str, attempt: int) -> Decision:
+        if attempt >= self._max_attempts:
+            return Park(reason=f"gave up after {attempt} attempts: {reason}", attempts=attempt)
+        delay = self._retry_delays[min(attempt, len(self._retry_delays)) - 1]
+        return Retry(next_attempt=attempt + 1, delay=delay, reason=reason)

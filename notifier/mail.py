@@ -1,0 +1,76 @@
+"""From an `EmailRequested` event to an RFC 5322 message, refusing events that cannot be mail."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, parseaddr
+
+from email_validator import EmailNotValidError, validate_email
+from google.protobuf.message import DecodeError
+
+from ocrmesh.events.email_events import EVENT_TYPE
+from ocrmesh.notify.v1 import email_pb2
+
+# event_id becomes part of a file name and of the Message-ID: keep it to safe characters.
+_EVENT_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+MAX_SUBJECT_CHARS = 998
+MAX_BODY_BYTES = 1 << 20
+
+
+class MalformedEvent(Exception):
+    """The message can never become a mail (not the protobuf, no or invalid recipient, ...)."""
+
+
+def parse_event(body: bytes, message_type: str | None) -> email_pb2.EmailRequested:
+    """Decode and validate the message body; raise `MalformedEvent` with the reason."""
+    if message_type not in (None, "", EVENT_TYPE):
+        raise MalformedEvent(f"unexpected message type {message_type!r}")
+    if len(body) > MAX_BODY_BYTES + 64 * 1024:
+        raise MalformedEvent(f"message of {len(body)} bytes is too large")
+    try:
+        event = email_pb2.EmailRequested.FromString(body)
+    except (DecodeError, ValueError) as exc:
+        raise MalformedEvent(f"not an {EVENT_TYPE} protobuf: {exc}") from None
+    if not _EVENT_ID.match(event.event_id):
+        raise MalformedEvent("missing or invalid event_id")
+    if not event.to:
+        raise MalformedEvent("no recipient")
+    try:
+        validate_email(event.to, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise MalformedEvent(f"invalid recipient address: {exc}") from None
+    if len(event.body.encode()) > MAX_BODY_BYTES:
+        raise MalformedEvent("body larger than 1 MiB")
+    return event
+
+
+def build_message(event: email_pb2.EmailRequested, mail_from: str) -> EmailMessage:
+    """The mail for `event`: From, To, Subject, Date, Message-ID from `event_id`, UTF-8 text body."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = mail_from
+    message["To"] = event.to
+    # A header cannot hold line breaks; a subject with one is still worth delivering.
+    message["Subject"] = " ".join(event.subject.split())[:MAX_SUBJECT_CHARS]
+    created = event.created_at.ToDatetime(tzinfo=UTC) if event.HasField("created_at") else datetime.now(UTC)
+    message["Date"] = format_datetime(created)
+    message["Message-ID"] = f"<{event.event_id}@{_sender_domain(mail_from)}>"
+    message["X-Ocrmesh-Kind"] = _kind_name(event.kind)
+    if event.correlation_id and _EVENT_ID.match(event.correlation_id):
+        message["X-Correlation-ID"] = event.correlation_id
+    message.set_content(event.body, charset="utf-8")
+    return message
+
+
+def _kind_name(kind: int) -> str:
+    try:
+        return email_pb2.EmailKind.Name(kind)  # type: ignore[arg-type]
+    except ValueError:  # a newer producer's kind: still a mail worth sending
+        return str(kind)
+
+
+def _sender_domain(mail_from: str) -> str:
+    _, address = parseaddr(mail_from)
+    return address.rpartition("@")[2] or "ocrmesh.local"

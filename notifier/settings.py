@@ -1,0 +1,77 @@
+"""The notifier's configuration, from the environment only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Self
+
+from email_validator import EmailNotValidError, validate_email
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from ocrmesh.events.topology import DEFAULT_EMAIL_QUEUE, DEFAULT_RETRY_DELAYS, EmailTopology, parse_delays
+from ocrmesh.settings import DEFAULT_RABBITMQ_URL, ServiceSettings
+
+
+class NotifierSettings(ServiceSettings):
+    """Env vars: RABBITMQ_URL, EMAIL_QUEUE, SMTP_*, MAIL_FROM, MAIL_DIR, NOTIFIER_* (see README)."""
+
+    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
+    rabbitmq_heartbeat: int = Field(default=30, ge=1, le=600)
+    email_queue: str = Field(default=DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
+    # Seconds before each further attempt, comma-separated; the last one repeats.
+    email_retry_delays: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_DELAYS
+    notifier_max_attempts: int = Field(default=5, ge=1, le=100)
+    notifier_prefetch: int = Field(default=10, ge=1, le=1000)
+    # How many delivered event ids are remembered to drop redeliveries.
+    notifier_dedup_size: int = Field(default=100_000, ge=1)
+    notifier_health_file: Path = Path("var/notifier.health")
+
+    smtp_host: str | None = None
+    smtp_port: int | None = Field(default=None, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_timeout: float = Field(default=30.0, gt=0, le=600)
+    mail_from: str = "ocrmesh <no-reply@ocrmesh.local>"
+    mail_dir: Path = Path("var/mail")
+
+    @field_validator("email_retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        return parse_delays(value) if isinstance(value, str) else value
+
+    @field_validator("smtp_host", "smtp_username", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _valid_sender(cls, value: str) -> str:
+        address = value.rsplit("<", 1)[-1].rstrip(">").strip()
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValueError(f"not an email address: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent_smtp(self) -> Self:
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError("SMTP_STARTTLS and SMTP_TLS (implicit TLS) exclude each other")
+        if (self.smtp_username is None) != (self.smtp_password is None):
+            raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together")
+        return self
+
+    @property
+    def topology(self) -> EmailTopology:
+        return EmailTopology(queue=self.email_queue, retry_delays=self.email_retry_delays)
+
+    @property
+    def resolved_smtp_port(self) -> int:
+        """SMTP_PORT, or 465 for implicit TLS, 587 for STARTTLS, 25 otherwise."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return 465 if self.smtp_tls else 587 if self.smtp_starttls else 25

@@ -1,0 +1,176 @@
+"""Where mails go: an SMTP server (one connection, reused) or `.eml` files in a directory.
+
+A transport raises `TransientDeliveryError` when trying again later may work (server down,
+4xx reply, timeout) and `PermanentDeliveryError` when it never will (5xx reply).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import smtplib
+import ssl
+import tempfile
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryError(Exception):
+    """The mail was not handed over."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Handing the mail over may work later."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Handing the mail over will never work."""
+
+
+class MailTransport(Protocol):
+    def send(self, message: EmailMessage, event_id: str) -> None:
+        """Hand `message` over, or raise a `DeliveryError`."""
+
+    def close(self) -> None:
+        """Release connections; the transport may be used again afterwards."""
+
+
+class FileTransport:
+    """Writes each mail atomically as `<UTC time>-<event_id>.eml` under `directory`."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def send(self, message: EmailMessage, event_id: str) -> None:
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+            target = self.directory / f"{stamp}-{event_id}.eml"
+            # Write to a temporary name in the same directory, then rename: a reader never
+            # sees half a mail, and a crash leaves only a `.tmp` file behind.
+            fd, tmp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(message.as_bytes())
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp_name, target)
+            except BaseException:
+                Path(tmp_name).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise TransientDeliveryError(f"cannot write to {self.directory}: {exc}") from exc
+
+    def close(self) -> None:
+        return None
+
+
+class SmtpTransport:
+    """One SMTP connection reused across mails; reopened after any failure.
+
+    `starttls` upgrades a plain connection, `implicit_tls` speaks TLS from the first byte
+    (port 465); both verify the server certificate against `ssl_context` (system CAs by default).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        implicit_tls: bool = False,
+        timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.host, self.port = host, port
+        self._username, self._password = username, password
+        self._starttls, self._implicit_tls = starttls, implicit_tls
+        self._timeout = timeout
+        self._ssl_context = ssl_context
+        self._smtp: smtplib.SMTP | None = None
+        #: Connections opened so far (tests read it to see the connection is reused).
+        self.connections_opened = 0
+
+    def send(self, message: EmailMessage, event_id: str) -> None:
+        reused = self._smtp is not None
+        try:
+            self._send_once(message)
+        except smtplib.SMTPServerDisconnected as exc:
+            self.close()
+            if not reused:
+                raise TransientDeliveryError(f"SMTP server disconnected: {exc}") from exc
+            # Servers drop idle connections; a reused one failing says nothing about the
+            # server, so try once on a fresh connection before calling it a failure.
+            try:
+                self._send_once(message)
+            except smtplib.SMTPException as retry_exc:
+                self.close()
+                raise _classify(retry_exc) from retry_exc
+            except OSError as retry_exc:
+                self.close()
+                raise TransientDeliveryError(f"SMTP unreachable: {retry_exc!r}") from retry_exc
+        except smtplib.SMTPException as exc:
+            self.close()
+            raise _classify(exc) from exc
+        except OSError as exc:
+            self.close()
+            raise TransientDeliveryError(f"SMTP unreachable: {exc!r}") from exc
+
+    def _send_once(self, message: EmailMessage) -> None:
+        smtp = self._smtp or self._connect()
+        refused = smtp.send_message(message)
+        if refused:
+            # Only one recipient per mail, so a partial refusal cannot happen; be safe anyway.
+            raise smtplib.SMTPRecipientsRefused(refused)
+
+    def _connect(self) -> smtplib.SMTP:
+        context = self._ssl_context or ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if self._implicit_tls:
+            smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self._timeout, context=context)
+        else:
+            smtp = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
+        try:
+            smtp.ehlo()
+            if self._starttls:
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if self._username is not None and self._password is not None:
+                smtp.login(self._username, self._password)
+        except BaseException:
+            smtp.close()
+            raise
+        self._smtp = smtp
+        self.connections_opened += 1
+        log.info("smtp connected", extra={"smtp_host": self.host, "smtp_port": self.port})
+        return smtp
+
+    def close(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        try:
+            smtp.quit()
+        except (smtplib.SMTPException, OSError):
+            smtp.close()
+
+
+def _classify(exc: smtplib.SMTPException) -> DeliveryError:
+    """4xx replies, lost connections and refused logins are transient; other 5xx replies permanent."""
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        # Wrong credentials are our configuration, not the mail's fault: keep the mails.
+        return TransientDeliveryError(f"SMTP login refused: {exc}")
+    codes: list[int] = []
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+    elif isinstance(exc, smtplib.SMTPResponseException):
+        codes = [exc.smtp_code]
+    if codes and all(500 <= code < 600 for code in codes):
+        return PermanentDeliveryError(f"SMTP refused: {exc}")
+    return TransientDeliveryError(f"SMTP failed: {exc}")

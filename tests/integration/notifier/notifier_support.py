@@ -1,0 +1,183 @@
+"""Test helpers for the notification path: a real SMTP sink (aiosmtpd), a broker inspector on a
+real RabbitMQ connection, an in-process notifier, and polling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import Message
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pika
+from aiosmtpd.controller import Controller
+
+from notifier.consumer import NotifierConsumer
+from notifier.delivery import MailDelivery
+from notifier.transports import MailTransport
+from ocrmesh.events import EmailTopology
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+class SinkHandler:
+    """Collects every mail; can answer the next N DATA commands with a failure, or slowly."""
+
+    def __init__(self) -> None:
+        self.mails: list[Message] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+        self.fail_next = 0
+        self.fail_reply = "451 4.3.0 try again later"
+        self.delay = 0.0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self.lock:
+            if self.fail_next > 0:
+                self.fail_next -= 1
+                return self.fail_reply
+            self.mails.append(message_from_bytes(envelope.content, policy=default_policy))
+            self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        return "250 OK"
+
+    def message_ids(self) -> list[str]:
+        with self.lock:
+            return [str(m["Message-ID"]) for m in self.mails]
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self.mails)
+
+
+class SmtpSink:
+    """A real SMTP server on 127.0.0.1 that can be stopped and started on the same port."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.handler = SinkHandler()
+        self._controller: Controller | None = None
+
+    def start(self) -> SmtpSink:
+        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+
+class Broker:
+    """Inspects queues over its own real connection."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection = pika.BlockingConnection(pika.URLParameters(url))
+        self.channel = self.connection.channel()
+
+    def depth(self, queue: str) -> int:
+        return int(self.channel.queue_declare(queue, passive=True).method.message_count)
+
+    def drain(self, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+        """Take (and ack) every message in `queue`."""
+        taken = []
+        while True:
+            method, props, body = self.channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                return taken
+            assert props is not None
+            assert body is not None
+            taken.append((props, body))
+
+    def publish_raw(self, queue: str, body: bytes, properties: pika.BasicProperties | None = None) -> None:
+        self.channel.basic_publish("", queue, body, properties or pika.BasicProperties(delivery_mode=2))
+
+    def delete_topology(self, topology: EmailTopology) -> None:
+        for name in topology.queue_arguments():
+            self.channel.queue_delete(name)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.connection.close()
+
+
+class RunningNotifier:
+    """A `NotifierConsumer` running in a thread of the test process."""
+
+    def __init__(
+        self,
+        url: str,
+        topology: EmailTopology,
+        transport: MailTransport,
+        *,
+        max_attempts: int = 5,
+        prefetch: int = 10,
+        heartbeat: int = 30,
+        name: str = "test-notifier",
+    ) -> None:
+        self.delivery = MailDelivery(
+            transport,
+            mail_from="ocrmesh <no-reply@ocrmesh.test>",
+            retry_delays=topology.retry_delays,
+            max_attempts=max_attempts,
+        )
+        self.consumer = NotifierConsumer(
+            url, topology, self.delivery, prefetch=prefetch, heartbeat=heartbeat, connection_name=name
+        )
+        self.thread = threading.Thread(target=self.consumer.run, name=name, daemon=True)
+
+    def start(self) -> RunningNotifier:
+        self.thread.start()
+        assert self.consumer.consuming.wait(15), "notifier did not start consuming"
+        return self
+
+    def stop(self) -> None:
+        self.consumer.stop()
+        self.thread.join(30)
+        assert not self.thread.is_alive(), "notifier did not stop"
+
+
+@contextlib.contextmanager
+def notifier_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m notifier` as a real subprocess with `env` added to ours; killed at the end."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "notifier"],
+            cwd=REPO,
+            env={**os.environ, **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
