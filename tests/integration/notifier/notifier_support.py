@@ -181,3 +181,28 @@ def notifier_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess
             if process.poll() is None:
                 process.kill()
                 process.wait(10)
+
+
+def close_named_connections(connection_name: str) -> int:
+    """Force-close, from the broker side, OUR connections called `connection_name`
+    (never anyone else's: other suites share the broker). Returns how many were closed."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "list_connections", "-q", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    marker = f'{{"connection_name","{connection_name}"}}'
+    closed = 0
+    for line in listing.splitlines():
+        if marker in line:
+            pid = line.split("\t", 1)[0]
+            subprocess.run(
+                ["rabbitmqctl", "close_connection", pid, "test: broker-side close"],
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
+            closed += 1
+    return closed
