@@ -1,0 +1,169 @@
+"""Wiring: real adapters (PostgreSQL, RabbitMQ, keys) into the use cases and the gRPC server.
+
+`create_app(settings)` is what `python -m auth_svc` runs and what tests call with port 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+import socket
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from auth_svc.db import ensure_database, make_engine, make_session_factory, migrate
+from auth_svc.keys import TokenSigner, load_signer
+from auth_svc.outbox import OutboxRelay
+from auth_svc.passwords import Argon2Parameters, PasswordHasher
+from auth_svc.servicer import AuthServicer
+from auth_svc.settings import AuthSettings
+from auth_svc.use_cases import AuthUseCases, CodePolicy
+from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.events import EmailPublisher, EmailTopology
+from ocrmesh.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.tokens import PublicKeyLike, TokenVerifier
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME: str = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
+
+
+@dataclass
+class AuthServer(MeshServer):
+    """The gRPC server plus what lives and dies with it: the outbox relay, the publisher,
+    the worker threads and the connection pool."""
+
+    use_cases: AuthUseCases | None = None
+    relay: OutboxRelay | None = None
+    publisher: EmailPublisher | None = None
+    executor: ThreadPoolExecutor | None = None
+    engine: Engine | None = None
+
+    async def start(self, *, serving: bool = True) -> None:
+        await super().start(serving=serving)
+        if self.relay is not None:
+            self.relay.start()
+
+    async def stop(self, grace: float) -> None:
+        await super().stop(grace)
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        if self.publisher is not None:
+            self.publisher.close()
+        if self.executor is not None:
+            self.executor.shutdown(wait=True)
+        if self.engine is not None:
+            self.engine.dispose()
+
+
+def prepare_database(settings: AuthSettings, engine: Engine, *, wait_seconds: float = 30.0) -> None:
+    """Create the database if allowed and missing, then apply migrations. PostgreSQL that is
+    still starting (compose, `make up`) is waited for up to `wait_seconds`."""
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            if settings.may_create_database:
+                ensure_database(settings.database_url)
+            migrate(engine)
+            return
+        except OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            log.warning("database not reachable yet, retrying", extra={"error": str(exc.orig).strip()[:200]})
+            time.sleep(1.0)
+
+
+def topology_for(settings: AuthSettings) -> EmailTopology:
+    # Retry delays come from the same EMAIL_RETRY_DELAYS the notifier reads, so both declare
+    # the queues with identical arguments.
+    return dataclasses.replace(EmailTopology.from_env(), queue=settings.email_queue)
+
+
+def local_verifier(signer: TokenSigner, settings: AuthSettings) -> TokenVerifier:
+    """The shared verifier, fed from this process's own key list (no call to itself)."""
+
+    async def own_keys() -> Sequence[PublicKeyLike]:
+        return signer.public_keys()
+
+    return TokenVerifier(
+        own_keys, issuer=settings.token_issuer, audience=settings.token_audience, min_refetch_interval=0
+    )
+
+
+def create_app(settings: AuthSettings, *, database_wait_seconds: float = 30.0) -> tuple[AuthServer, int]:
+    """Build auth_svc: keys loaded, database migrated, server bound (not started)."""
+    signer = load_signer(
+        signing_key_file=settings.auth_signing_key_file,
+        extra_public_key_files=settings.auth_extra_public_key_files,
+        key_dir=settings.auth_key_dir,
+        may_generate=settings.may_generate_key,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+    engine = make_engine(settings.database_url, pool_size=settings.auth_workers)
+    try:
+        prepare_database(settings, engine, wait_seconds=database_wait_seconds)
+    except BaseException:
+        engine.dispose()
+        raise
+    sessions = make_session_factory(engine)
+    publisher = EmailPublisher(
+        settings.rabbitmq_url,
+        topology_for(settings),
+        confirm_timeout=settings.outbox_publish_timeout_seconds,
+        connection_name=f"auth_svc-outbox-{socket.gethostname()}-{os.getpid()}",
+    )
+    relay = OutboxRelay(
+        sessions,
+        publisher,
+        poll_seconds=settings.outbox_poll_seconds,
+        batch_size=settings.outbox_batch_size,
+        publish_timeout=settings.outbox_publish_timeout_seconds,
+    )
+    use_cases = AuthUseCases(
+        sessions,
+        PasswordHasher(
+            Argon2Parameters(
+                memory_kib=settings.argon2_memory_kib,
+                time_cost=settings.argon2_time_cost,
+                parallelism=settings.argon2_parallelism,
+            )
+        ),
+        signer,
+        code_policy=CodePolicy(
+            ttl_seconds=settings.otp_ttl_seconds,
+            resend_cooldown_seconds=settings.otp_resend_cooldown_seconds,
+            max_attempts=settings.otp_max_attempts,
+        ),
+        password_min_length=settings.password_min_length,
+        on_email_queued=relay.nudge,
+    )
+    executor = ThreadPoolExecutor(max_workers=settings.auth_workers, thread_name_prefix="auth-worker")
+    servicer = AuthServicer(use_cases, signer, local_verifier(signer, settings), executor)
+    mesh, port = create_server(
+        [HostedService.of(servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME)],
+        port=settings.auth_port,
+        host=settings.auth_host,
+    )
+    server = AuthServer(
+        server=mesh.server,
+        health=mesh.health,
+        service_names=mesh.service_names,
+        use_cases=use_cases,
+        relay=relay,
+        publisher=publisher,
+        executor=executor,
+        engine=engine,
+    )
+    return server, port

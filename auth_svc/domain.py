@@ -1,0 +1,194 @@
+"""What auth_svc is about, free of I/O: users, the rules their input must follow,
+verification codes, and the exceptions use cases raise."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from email_validator import EmailNotValidError, validate_email
+
+NAME_MAX_LENGTH = 100
+EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit
+# passlib refuses anything above 4096 bytes; a password manager's longest output fits in far less.
+PASSWORD_MAX_BYTES = 1024
+OTP_DIGITS = 6
+
+
+class AuthError(Exception):
+    """Base of the errors a use case raises on purpose. The message is safe to show."""
+
+
+class InvalidInput(AuthError):
+    """A field is malformed (email, password, name, code)."""
+
+
+class EmailTaken(AuthError):
+    def __init__(self) -> None:
+        super().__init__("a user with this email already exists")
+
+
+class InvalidCredentials(AuthError):
+    def __init__(self) -> None:
+        # The same words for "no such user" and "wrong password".
+        super().__init__("incorrect email or password")
+
+
+class NotVerified(AuthError):
+    def __init__(self) -> None:
+        super().__init__("email not verified; verify it with the code we sent")
+
+
+class UserNotFound(AuthError):
+    def __init__(self) -> None:
+        super().__init__("no user with this email")
+
+
+class AlreadyVerified(AuthError):
+    def __init__(self) -> None:
+        super().__init__("email already verified")
+
+
+class NoCodePending(AuthError):
+    def __init__(self) -> None:
+        super().__init__("no verification code pending; request a new one")
+
+
+class InvalidCode(AuthError):
+    def __init__(self, attempts_left: int) -> None:
+        super().__init__(f"wrong verification code ({attempts_left} attempts left)")
+        self.attempts_left = attempts_left
+
+
+class CodeExpired(AuthError):
+    def __init__(self) -> None:
+        super().__init__("verification code expired; request a new one")
+
+
+class TooManyAttempts(AuthError):
+    def __init__(self) -> None:
+        super().__init__("too many wrong codes; this code is void, request a new one")
+
+
+class ResendTooSoon(AuthError):
+    def __init__(self, seconds_left: int) -> None:
+        super().__init__(f"a code was sent recently; retry in {seconds_left} s")
+        self.seconds_left = seconds_left
+
+
+class UserGone(AuthError):
+    """The token is valid but its user no longer exists."""
+
+    def __init__(self) -> None:
+        super().__init__("user no longer exists")
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as the outside sees it: no secrets."""
+
+    id: uuid.UUID
+    name: str
+    email: str
+    is_verified: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class CodeSent:
+    resend_after_seconds: int
+    expires_in_seconds: int
+
+
+def normalise_email(raw: str) -> str:
+    """The address with its domain lower-cased (IDNA-normalised) and the local part as typed.
+    Raises InvalidInput with the validator's reason."""
+    text = raw.strip()
+    if not text:
+        raise InvalidInput("email is required")
+    if len(text) > EMAIL_MAX_LENGTH:
+        raise InvalidInput(f"email is longer than {EMAIL_MAX_LENGTH} characters")
+    try:
+        # Deliverability (DNS) is not checked: no network in the request path; the code
+        # we mail is the real proof the address works.
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"invalid email: {exc}") from None
+    return result.normalized
+
+
+def email_key(email: str) -> str:
+    """The form two addresses are compared in: unique case-insensitively."""
+    return email.lower()
+
+
+def validate_name(raw: str) -> str:
+    name = unicodedata.normalize("NFC", raw).strip()
+    if not name:
+        raise InvalidInput("name is required")
+    if len(name) > NAME_MAX_LENGTH:
+        raise InvalidInput(f"name is longer than {NAME_MAX_LENGTH} characters")
+    if any(unicodedata.category(ch).startswith("C") for ch in name):
+        raise InvalidInput("name contains control characters")
+    return name
+
+
+def validate_password(password: str, *, min_length: int) -> str:
+    if len(password) < min_length:
+        raise InvalidInput(f"password must be at least {min_length} characters")
+    if len(password.encode()) > PASSWORD_MAX_BYTES:
+        raise InvalidInput(f"password must be at most {PASSWORD_MAX_BYTES} bytes")
+    return password
+
+
+def validate_code_format(raw: str) -> str:
+    code = raw.strip()
+    if len(code) != OTP_DIGITS or not code.isascii() or not code.isdigit():
+        raise InvalidInput(f"the code is {OTP_DIGITS} digits")
+    return code
+
+
+def new_code() -> str:
+    """A uniformly random 6-digit code; leading zeros included ("004217")."""
+    return f"{secrets.randbelow(10**OTP_DIGITS):0{OTP_DIGITS}d}"
+
+
+def new_code_salt() -> bytes:
+    return secrets.token_bytes(16)
+
+
+def hash_code(code: str, *, salt: bytes, user_id: uuid.UUID) -> bytes:
+    """HMAC-SHA256 of the code, keyed by a per-code salt and bound to the user.
+
+    A database dump still allows guessing a 6-digit code offline; what protects codes is
+    that they expire in minutes and die after a few wrong tries. The hash keeps them out
+    of logs, backups and the eyes of whoever reads the table.
+    """
+    return hmac.new(salt, f"{user_id}:{code}".encode(), hashlib.sha256).digest()
+
+
+def code_matches(code: str, *, salt: bytes, user_id: uuid.UUID, expected: bytes) -> bool:
+    return hmac.compare_digest(hash_code(code, salt=salt, user_id=user_id), expected)
+
+
+def verification_mail(name: str, code: str, ttl_seconds: int) -> tuple[str, str]:
+    """Subject and body of the verification-code mail."""
+    minutes = max(1, ttl_seconds // 60)
+    subject = f"Your ocrmesh verification code: {code}"
+    body = (
+        f"Hello {name},\n\n"
+        f"your verification code is {code}\n\n"
+        f"It expires in {minutes} minutes. If you did not sign up for ocrmesh, ignore this mail.\n"
+    )
+    return subject, body

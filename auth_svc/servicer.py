@@ -1,0 +1,150 @@
+"""The gRPC entrypoint: parse the request, run the use case off the event loop, map the
+outcome to a response or, through ONE table, to a status code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from auth_svc import domain
+from auth_svc.domain import UserView
+from auth_svc.keys import TokenSigner
+from auth_svc.use_cases import AuthUseCases
+from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.tokens import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# Every outcome a caller may see, and its status. Anything else is a bug: INTERNAL.
+STATUS_FOR: dict[type[Exception], grpc.StatusCode] = {
+    domain.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
+    domain.EmailTaken: grpc.StatusCode.ALREADY_EXISTS,
+    domain.InvalidCredentials: grpc.StatusCode.UNAUTHENTICATED,
+    domain.NotVerified: grpc.StatusCode.FAILED_PRECONDITION,
+    domain.UserNotFound: grpc.StatusCode.NOT_FOUND,
+    domain.AlreadyVerified: grpc.StatusCode.FAILED_PRECONDITION,
+    domain.NoCodePending: grpc.StatusCode.FAILED_PRECONDITION,
+    domain.InvalidCode: grpc.StatusCode.INVALID_ARGUMENT,
+    domain.CodeExpired: grpc.StatusCode.FAILED_PRECONDITION,
+    domain.TooManyAttempts: grpc.StatusCode.FAILED_PRECONDITION,
+    domain.ResendTooSoon: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    domain.UserGone: grpc.StatusCode.UNAUTHENTICATED,
+    # Infrastructure the caller can do nothing about but retry later.
+    OperationalError: grpc.StatusCode.UNAVAILABLE,
+    PoolTimeout: grpc.StatusCode.UNAVAILABLE,
+}
+# Trailing metadata that tells a client (the gateway: Retry-After) when to come back.
+RETRY_AFTER_KEY = "retry-after-seconds"
+TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
+
+
+def status_for(exc: Exception) -> grpc.StatusCode | None:
+    for kind in type(exc).__mro__:
+        code = STATUS_FOR.get(kind)  # type: ignore[call-overload]
+        if code is not None:
+            return code
+    return None
+
+
+def user_message(user: UserView) -> auth_pb2.User:
+    created = Timestamp()
+    created.FromDatetime(user.created_at)
+    return auth_pb2.User(
+        id=str(user.id), name=user.name, email=user.email, is_verified=user.is_verified, created_at=created
+    )
+
+
+class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
+    def __init__(
+        self, use_cases: AuthUseCases, signer: TokenSigner, verifier: TokenVerifier, executor: Executor
+    ) -> None:
+        self.use_cases = use_cases
+        self.signer = signer
+        self.verifier = verifier
+        self.executor = executor
+
+    async def _run(self, context: Context, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        # copy_context: the request id (logs, the mail's correlation id) follows into the thread.
+        call = functools.partial(contextvars.copy_context().run, functools.partial(fn, **kwargs))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+        except Exception as exc:
+            code = status_for(exc)
+            if code is None:
+                raise
+            await self._abort(context, code, exc)
+
+    @staticmethod
+    async def _abort(context: Context, code: grpc.StatusCode, exc: Exception) -> NoReturn:
+        if isinstance(exc, domain.ResendTooSoon):
+            context.set_trailing_metadata(((RETRY_AFTER_KEY, str(exc.seconds_left)),))
+        if isinstance(exc, domain.AuthError):
+            message = str(exc)
+        else:
+            log.warning("dependency unavailable", extra={"error": type(exc).__name__})
+            message = "service temporarily unavailable, retry"
+        await context.abort(code, message)
+        raise AssertionError("abort returned")  # pragma: no cover
+
+    async def Register(
+        self, request: auth_pb2.RegisterRequest, context: Context
+    ) -> auth_pb2.RegisterResponse:
+        user = await self._run(
+            context,
+            self.use_cases.register,
+            name=request.name,
+            email=request.email,
+            password=request.password,
+        )
+        return auth_pb2.RegisterResponse(user=user_message(user))
+
+    async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.LoginResponse:
+        issued = await self._run(
+            context, self.use_cases.login, email=request.email, password=request.password
+        )
+        return auth_pb2.LoginResponse(
+            access_token=issued.token, token_type=TOKEN_TYPE, expires_in=issued.expires_in
+        )
+
+    async def SendOtp(self, request: auth_pb2.SendOtpRequest, context: Context) -> auth_pb2.SendOtpResponse:
+        sent = await self._run(context, self.use_cases.send_code, email=request.email)
+        return auth_pb2.SendOtpResponse(
+            resend_after_seconds=sent.resend_after_seconds, expires_in_seconds=sent.expires_in_seconds
+        )
+
+    async def VerifyOtp(
+        self, request: auth_pb2.VerifyOtpRequest, context: Context
+    ) -> auth_pb2.VerifyOtpResponse:
+        user = await self._run(context, self.use_cases.verify_code, email=request.email, code=request.otp)
+        return auth_pb2.VerifyOtpResponse(user=user_message(user))
+
+    async def GetCurrentUser(
+        self, request: auth_pb2.GetCurrentUserRequest, context: Context
+    ) -> auth_pb2.GetCurrentUserResponse:
+        claims = await self.verifier.authenticate(context)
+        user = await self._run(context, self.use_cases.get_user, user_id=claims.user_id)
+        return auth_pb2.GetCurrentUserResponse(user=user_message(user))
+
+    async def GetPublicKeys(
+        self, request: auth_pb2.GetPublicKeysRequest, context: Context
+    ) -> auth_pb2.GetPublicKeysResponse:
+        keys = [
+            auth_pb2.PublicKey(key_id=k.key_id, algorithm=k.algorithm, public_key_pem=k.public_key_pem)
+            for k in self.signer.public_keys()
+        ]
+        return auth_pb2.GetPublicKeysResponse(
+            keys=keys, issuer=self.signer.issuer, audience=self.signer.audience
+        )

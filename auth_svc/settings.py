@@ -1,0 +1,90 @@
+"""auth_svc configuration: environment variables only, checked at start-up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
+
+from ocrmesh.events import DEFAULT_EMAIL_QUEUE
+from ocrmesh.settings import DEFAULT_RABBITMQ_URL, ServiceSettings
+from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ocrmesh"
+
+
+class AuthSettings(ServiceSettings):
+    """DATABASE_URL, RABBITMQ_URL, EMAIL_QUEUE, AUTH_HOST, AUTH_PORT, ENVIRONMENT,
+    AUTH_SIGNING_KEY_FILE, AUTH_EXTRA_PUBLIC_KEY_FILES (comma separated), AUTH_KEY_DIR,
+    TOKEN_ISSUER, TOKEN_AUDIENCE, TOKEN_TTL_SECONDS, OTP_TTL_SECONDS,
+    OTP_RESEND_COOLDOWN_SECONDS, OTP_MAX_ATTEMPTS, PASSWORD_MIN_LENGTH, ARGON2_MEMORY_KIB,
+    ARGON2_TIME_COST, ARGON2_PARALLELISM, AUTH_WORKERS, OUTBOX_POLL_SECONDS,
+    OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
+    email_queue: str = Field(default=DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
+    auth_host: str = "[::]"
+    auth_port: int = Field(default=50051, ge=0, le=65535)
+    # "production" forbids what is only convenient on a laptop (a generated signing key,
+    # creating the database).
+    environment: Literal["development", "test", "production"] = "development"
+
+    # PEM (PKCS#8) Ed25519 private key that signs tokens. None: generated under AUTH_KEY_DIR.
+    auth_signing_key_file: Path | None = None
+    # Keys still accepted for verification during a rotation (public or private PEM files).
+    auth_extra_public_key_files: Annotated[tuple[Path, ...], NoDecode] = ()
+    auth_key_dir: Path = Path("var/keys")
+
+    token_issuer: str = Field(default=DEFAULT_TOKEN_ISSUER, min_length=1)
+    token_audience: str = Field(default=DEFAULT_TOKEN_AUDIENCE, min_length=1)
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+
+    otp_ttl_seconds: int = Field(default=600, ge=30, le=24 * 3600)
+    otp_resend_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
+    otp_max_attempts: int = Field(default=5, ge=1, le=20)
+
+    password_min_length: int = Field(default=8, ge=6, le=128)
+    # OWASP's Argon2id baseline (19 MiB, 2 passes, 1 lane): ~50 ms on one core.
+    argon2_memory_kib: int = Field(default=19_456, ge=8_192, le=1_048_576)
+    argon2_time_cost: int = Field(default=2, ge=1, le=10)
+    argon2_parallelism: int = Field(default=1, ge=1, le=16)
+
+    # Threads that run database work and password hashing off the event loop; also the size
+    # of the connection pool they draw from.
+    auth_workers: int = Field(default=8, ge=1, le=64)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    outbox_batch_size: int = Field(default=50, ge=1, le=1000)
+    outbox_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    # Create the database named by DATABASE_URL when missing (never in production).
+    auth_create_database: bool = True
+
+    @field_validator("auth_extra_public_key_files", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(Path(part.strip()) for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg2://")):
+            raise ValueError("must be a postgresql:// or postgresql+psycopg2:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _production_needs_a_key(self) -> AuthSettings:
+        if self.environment == "production" and self.auth_signing_key_file is None:
+            raise ValueError("AUTH_SIGNING_KEY_FILE is required when ENVIRONMENT=production")
+        return self
+
+    @property
+    def may_generate_key(self) -> bool:
+        return self.environment != "production"
+
+    @property
+    def may_create_database(self) -> bool:
+        return self.auth_create_database and self.environment != "production"
