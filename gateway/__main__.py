@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ocrmesh.logs import configure_logging
 from ocrmesh.settings import load_settings
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def main() -> None:
@@ -24,6 +31,11 @@ def main() -> None:
         # On SIGTERM: stop accepting, let running requests (OCR streams) finish this long.
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
     )
+    # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal with the handlers that were
+    # there before it: make that a clean exit (0) rather than death by signal or a
+    # KeyboardInterrupt traceback, like the gRPC services after their graceful stop.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_cleanly)
     uvicorn.Server(config).run()
 
 

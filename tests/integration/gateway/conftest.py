@@ -1,0 +1,86 @@
+"""The gateway against the test servicers of `fakes.py` on real in-process gRPC servers
+(port 0): through an in-process client, or a real uvicorn for what only a socket shows."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.settings import GatewaySettings
+from ocrmesh.auth.v1 import auth_pb2_grpc
+from ocrmesh.grpc_server import HostedService, create_server
+from ocrmesh.ocr.v1 import ocr_pb2_grpc
+from tests.integration.gateway.fakes import AUTH_SERVICE, OCR_SERVICE, FakeAuth, FakeOcr, Mesh, gateway_client
+from tests.support.tokens import TokenIssuerForTests
+
+
+@pytest.fixture
+async def mesh() -> AsyncIterator[Mesh]:
+    issuer = TokenIssuerForTests()
+    auth = FakeAuth(issuer)
+    ocr = FakeOcr()
+    auth_server, auth_port = create_server(
+        [HostedService.of(auth, auth_pb2_grpc.add_AuthServiceServicer_to_server, AUTH_SERVICE)],
+        host="127.0.0.1",
+    )
+    ocr_server, ocr_port = create_server(
+        [HostedService.of(ocr, ocr_pb2_grpc.add_OcrServiceServicer_to_server, OCR_SERVICE)], host="127.0.0.1"
+    )
+    await auth_server.start()
+    await ocr_server.start()
+    the_mesh = Mesh(issuer, auth, ocr, auth_server, ocr_server, auth_port, ocr_port)
+    yield the_mesh
+    await the_mesh.auth_server.stop(0)
+    await the_mesh.ocr_server.stop(0)
+
+
+@pytest.fixture
+def gateway_settings(mesh: Mesh) -> GatewaySettings:
+    return mesh.settings()
+
+
+@pytest.fixture
+async def client(gateway_settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway_client(gateway_settings) as c:
+        yield c
+
+
+@dataclass
+class LiveGateway:
+    url: str
+    server: uvicorn.Server
+
+
+@pytest.fixture
+async def live_gateway() -> AsyncIterator[Callable[[GatewaySettings], Awaitable[LiveGateway]]]:
+    """Starts the gateway under a real uvicorn, in this event loop, on a free port, so
+    responses travel over a socket exactly as a client sees them (flushes included)."""
+    servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(settings: GatewaySettings) -> LiveGateway:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        servers.append((server, task))
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped during start-up")
+            await asyncio.sleep(0.01)
+        return LiveGateway(url=f"http://127.0.0.1:{port}", server=server)
+
+    yield start
+    for server, task in servers:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
