@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Self
 
-from email_validator import EmailNotValidError, validate_email
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
@@ -50,11 +50,12 @@ class NotifierSettings(ServiceSettings):
     @field_validator("mail_from")
     @classmethod
     def _valid_sender(cls, value: str) -> str:
-        address = value.rsplit("<", 1)[-1].rstrip(">").strip()
-        try:
-            validate_email(address, check_deliverability=False)
-        except EmailNotValidError as exc:
-            raise ValueError(f"not an email address: {exc}") from None
+        # Syntax only: a local sender such as no-reply@ocrmesh.local is legitimate here,
+        # although email-validator rejects special-use domains.
+        _, address = parseaddr(value)
+        local, at, domain = address.partition("@")
+        if "\r" in value or "\n" in value or not (local and at and domain) or " " in address:
+            raise ValueError("must be an address like 'ocrmesh <no-reply@example.com>'")
         return value
 
     @model_validator(mode="after")

@@ -54,8 +54,11 @@ class SinkHandler:
         self.fail_reply = "451 4.3.0 try again later"
         self.delay = 0.0
         self.lock = threading.Lock()
+        self.data_started = 0
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.data_started += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:
