@@ -1,0 +1,50 @@
+"""`python -m ocr_svc`: serve OcrService on OCR_PORT until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from ocr_svc.app import create_app
+from ocr_svc.engines.base import EngineUnavailable
+from ocr_svc.settings import OcrSettings
+from ocrmesh.grpc_server import run_until_signalled
+from ocrmesh.logs import configure_logging
+from ocrmesh.settings import load_settings
+
+log = logging.getLogger("ocr_svc")
+
+
+async def serve(settings: OcrSettings) -> int:
+    app = create_app(settings)
+    try:
+        await app.start()
+    except EngineUnavailable as exc:
+        log.critical("cannot start the OCR engine", extra={"engine": settings.ocr_engine, "error": str(exc)})
+        sys.stderr.write(f"ocr_svc: cannot start the {settings.ocr_engine} engine: {exc}\n")
+        await app.stop(0)
+        return 3
+    await run_until_signalled(app.mesh, settings.shutdown_grace_seconds)
+    await app.stop(settings.shutdown_grace_seconds)
+    return 0
+
+
+def main() -> int:
+    settings = load_settings(OcrSettings)
+    configure_logging("ocr_svc", settings.log_level)
+    log.info(
+        "starting",
+        extra={
+            "port": settings.ocr_port,
+            "engine": settings.ocr_engine,
+            "workers": settings.ocr_workers,
+            "queue_size": settings.ocr_queue_size,
+            "engine_threads": settings.engine_threads(),
+        },
+    )
+    return asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

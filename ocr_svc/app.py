@@ -1,0 +1,111 @@
+"""Wiring: settings -> engine, pipeline, token verifier, mail outbox, gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from ocr_svc.engines import create_engine, warm_up
+from ocr_svc.engines.base import OcrEngine
+from ocr_svc.images import ImageLimits
+from ocr_svc.notifications import CompletionMailer, EventPublisher
+from ocr_svc.pipeline import OcrPipeline
+from ocr_svc.servicer import Authenticate, OcrServicer
+from ocr_svc.settings import OcrSettings
+from ocrmesh.events import AsyncEmailPublisher
+from ocrmesh.grpc_client import create_channel
+from ocrmesh.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.tokens import TokenVerifier
+
+log = logging.getLogger(__name__)
+
+OCR_SERVICE = ocr_pb2.DESCRIPTOR.services_by_name["OcrService"].full_name
+
+
+@dataclass
+class OcrApp:
+    """A wired ocr_svc: `start()` serves (health SERVING once the engine is warm), `stop()`
+    stops gracefully."""
+
+    settings: OcrSettings
+    mesh: MeshServer
+    port: int
+    engine: OcrEngine
+    pipeline: OcrPipeline
+    mailer: CompletionMailer
+    _closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def start(self, *, warm: bool = True) -> None:
+        """Accept calls with health NOT_SERVING, load and warm the engine (in a thread, so
+        health checks are answered meanwhile), then report SERVING. Raises
+        `EngineUnavailable` when the engine cannot load."""
+        self.mailer.start()
+        await self.mesh.start(serving=False)
+        if warm:
+            await asyncio.to_thread(warm_up, self.engine)
+        else:
+            await asyncio.to_thread(self.engine.load)
+        await self.mesh.set_serving(True)
+        log.info("ocr_svc serving", extra={"port": self.port, "engine": self.engine.name})
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Health NOT_SERVING, let running calls finish within `grace`, flush the mail
+        outbox, close the connections."""
+        grace = self.settings.shutdown_grace_seconds if grace is None else grace
+        await self.mesh.stop(grace)
+        self.pipeline.close()
+        await self.mailer.stop(grace)
+        for closer in self._closers:
+            await closer()
+
+
+def create_app(
+    settings: OcrSettings,
+    *,
+    engine: OcrEngine | None = None,
+    authenticate: Authenticate | None = None,
+    publisher: EventPublisher | None = None,
+) -> OcrApp:
+    """Build the service from `settings`; tests pass their own engine, authenticator or
+    publisher, and OCR_PORT=0. Call from inside the event loop that will run it."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    engine = engine or create_engine(settings)
+    if authenticate is None:
+        auth_channel = create_channel(settings.auth_addr)
+        closers.append(auth_channel.close)
+        verifier = TokenVerifier.from_channel(
+            auth_channel, issuer=settings.token_issuer, audience=settings.token_audience
+        )
+        authenticate = verifier.authenticate
+    if publisher is None:
+        email_publisher = AsyncEmailPublisher(
+            settings.rabbitmq_url, settings.topology, connection_name="ocr_svc-email"
+        )
+        closers.insert(0, email_publisher.close)
+        publisher = email_publisher
+    pipeline = OcrPipeline(
+        engine,
+        ImageLimits(max_bytes=settings.ocr_max_image_bytes, max_pixels=settings.ocr_max_pixels),
+        workers=settings.ocr_workers,
+        queue_size=settings.ocr_queue_size,
+    )
+    mailer = CompletionMailer(publisher, buffer_size=settings.ocr_email_buffer_size)
+    servicer = OcrServicer(pipeline, authenticate, mailer)
+    mesh, port = create_server(
+        [HostedService.of(servicer, ocr_pb2_grpc.add_OcrServiceServicer_to_server, OCR_SERVICE)],
+        port=settings.ocr_port,
+        host=settings.ocr_host,
+        max_receive_message_bytes=settings.max_receive_message_bytes(),
+    )
+    return OcrApp(
+        settings=settings,
+        mesh=mesh,
+        port=port,
+        engine=engine,
+        pipeline=pipeline,
+        mailer=mailer,
+        _closers=closers,
+    )

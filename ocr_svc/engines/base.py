@@ -1,0 +1,78 @@
+"""The small interface every OCR engine implements: find the lines, then read them one by
+one, so the pipeline can stream each line as soon as it is read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+# Decoded pixels: height x width x 3, RGB, uint8.
+RgbImage = npt.NDArray[np.uint8]
+Point = tuple[float, float]
+# Four corners, clockwise from top-left, in pixels of the original image.
+Quad = tuple[Point, Point, Point, Point]
+
+
+@dataclass(frozen=True)
+class TextRegion:
+    """Where one line of text is. `parts` are the engine's own pieces of the line (the
+    keras engine detects words and reads a line word by word); engines that detect whole
+    lines leave it empty."""
+
+    box: Quad
+    parts: tuple[Quad, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class RecognizedLine:
+    """The text of one region and how sure the engine is (0..1)."""
+
+    text: str
+    confidence: float
+    box: Quad
+
+
+class EngineUnavailable(Exception):
+    """The engine cannot be loaded (missing weights, missing package). The message says what
+    to do about it; the service refuses to start."""
+
+
+class OcrEngine(Protocol):
+    """An OCR engine. `load` runs once at start-up; `detect` and `read` are called from
+    worker threads, possibly concurrently, so implementations must be thread-safe."""
+
+    @property
+    def name(self) -> str: ...
+
+    def load(self) -> None:
+        """Load the models. Raises `EngineUnavailable`."""
+
+    def detect(self, image: RgbImage) -> list[TextRegion]:
+        """The text lines of `image` in reading order (top to bottom, left to right)."""
+        ...
+
+    def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
+        """The text in `region`, or None when nothing legible is there."""
+        ...
+
+
+def quad_from_array(points: npt.NDArray[Any]) -> Quad:
+    """A `Quad` from a 4x2 array of corners."""
+    p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]
+    return (p[0], p[1], p[2], p[3])
+
+
+def quad_to_array(quad: Quad) -> npt.NDArray[np.float32]:
+    """A 4x2 float32 array of the corners of `quad` (what OpenCV wants)."""
+    return np.array(quad, dtype=np.float32)
+
+
+def bounding_quad(quads: tuple[Quad, ...] | list[Quad]) -> Quad:
+    """The axis-aligned rectangle around `quads`."""
+    xs = [x for quad in quads for x, _ in quad]
+    ys = [y for quad in quads for _, y in quad]
+    left, top, right, bottom = min(xs), min(ys), max(xs), max(ys)
+    return ((left, top), (right, top), (right, bottom), (left, bottom))

@@ -1,0 +1,147 @@
+"""The default engine: RapidOCR 3.x (PP-OCR models in ONNX) on onnxruntime.
+
+The models ship inside the rapidocr wheel; this engine names their files explicitly, so
+rapidocr never resolves (and downloads) a model itself, and it never draws results (which
+would fetch a font). Detection and recognition run as separate steps so that each line
+can be streamed as soon as it is read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocr_svc.engines.base import (
+    EngineUnavailable,
+    RecognizedLine,
+    RgbImage,
+    TextRegion,
+    quad_from_array,
+    quad_to_array,
+)
+
+log = logging.getLogger(__name__)
+
+DETECTION_MODEL = "PP-OCRv6_det_small.onnx"
+RECOGNITION_MODEL = "PP-OCRv6_rec_small.onnx"
+
+
+class RapidOcrEngine:
+    """PP-OCR detection + recognition through rapidocr, tuned for documents and screenshots.
+
+    `threads` is onnxruntime's intra-op thread count per call; with several workers on few
+    cores, workers x threads should not exceed the cores (see docs/ocr.md).
+    """
+
+    name = "rapidocr"
+
+    def __init__(
+        self,
+        *,
+        threads: int = 1,
+        det_limit_side_len: int = 960,
+        min_confidence: float = 0.5,
+        model_dir: Path | None = None,
+    ) -> None:
+        self.threads = threads
+        self.det_limit_side_len = det_limit_side_len
+        self.min_confidence = min_confidence
+        self._model_dir = model_dir
+        self._ocr: Any = None
+        self._det: Any = None
+        self._rec: Any = None
+        self._load_lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._ocr is not None:
+                return
+            try:
+                import rapidocr
+                from rapidocr import RapidOCR
+            except ImportError as exc:
+                raise EngineUnavailable(
+                    f"OCR_ENGINE=rapidocr needs the 'ocr' extra (rapidocr, onnxruntime): {exc}"
+                ) from exc
+            model_dir = self._model_dir or Path(rapidocr.__file__).resolve().parent / "models"
+            det_path, rec_path = model_dir / DETECTION_MODEL, model_dir / RECOGNITION_MODEL
+            missing = [str(p) for p in (det_path, rec_path) if not p.is_file()]
+            if missing:
+                raise EngineUnavailable(
+                    "rapidocr's bundled models are missing (a different rapidocr version?): "
+                    + ", ".join(missing)
+                )
+            params: dict[str, Any] = {
+                # limit_type=max shrinks only large images, to 960 px on the long side; the
+                # default (min, 736) enlarges every small image, which is slow, takes about
+                # 1 GB and splits lines into pieces.
+                "Det.limit_type": "max",
+                "Det.limit_side_len": self.det_limit_side_len,
+                # No text-direction classifier: upright text does not need it and it costs time.
+                "Global.use_cls": False,
+                "Global.log_level": "warning",
+                "Det.model_path": str(det_path),
+                "Rec.model_path": str(rec_path),
+                "EngineConfig.onnxruntime.intra_op_num_threads": self.threads,
+                "EngineConfig.onnxruntime.inter_op_num_threads": 1,
+            }
+            ocr: Any = RapidOCR(params=params)
+            # rapidocr loads its models lazily on the first call; load them now, at start-up.
+            self._det = ocr._load_det_model()
+            self._rec = ocr._load_rec_model()
+            self._ocr = ocr
+            log.info(
+                "rapidocr engine loaded",
+                extra={"model_dir": str(model_dir), "threads": self.threads},
+            )
+
+    def _require_loaded(self) -> None:
+        if self._ocr is None:
+            raise RuntimeError("RapidOcrEngine.load() was not called")
+
+    def detect(self, image: RgbImage) -> list[TextRegion]:
+        self._require_loaded()
+        from rapidocr.utils.process_img import apply_vertical_padding, map_boxes_to_original
+
+        height, width = image.shape[:2]
+        # PP-OCR models were trained on BGR input (OpenCV's order).
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        # The same preparation rapidocr's own pipeline does: keep the image within its side
+        # bounds, pad very flat images so a single line is still detected.
+        work, record = self._ocr.preprocess_img(bgr)
+        cfg = self._ocr.cfg.Global
+        if cfg.use_vertical_padding:
+            work, record = apply_vertical_padding(work, record, cfg.width_height_ratio, cfg.min_height)
+        else:
+            record["padding_1"] = {"top": 0, "left": 0}
+        result = self._det(work)
+        if result.boxes is None or len(result.boxes) == 0:
+            return []
+        # The detector already sorts boxes top to bottom, then left to right within a row.
+        boxes = map_boxes_to_original(np.asarray(result.boxes, dtype=np.float32), record, height, width)
+        return [TextRegion(box=quad_from_array(box)) for box in boxes]
+
+    def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
+        self._require_loaded()
+        from rapidocr.ch_ppocr_rec import TextRecInput
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        points = quad_to_array(region.box)
+        width = max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3]))
+        height = max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2]))
+        if int(width) < 1 or int(height) < 1:
+            return None
+        crop = get_rotate_crop_image(image, points)
+        result = self._rec(TextRecInput(img=[np.ascontiguousarray(crop[:, :, ::-1])]))
+        if not result.txts:
+            return None
+        text = str(result.txts[0]).strip()
+        confidence = float(result.scores[0])
+        # Like rapidocr's own pipeline: a low score is noise (texture, a stray mark), not text.
+        if not text or confidence < self.min_confidence:
+            return None
+        return RecognizedLine(text=text, confidence=min(max(confidence, 0.0), 1.0), box=region.box)

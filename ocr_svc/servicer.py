@@ -1,0 +1,100 @@
+"""gRPC entrypoint: authenticate, run the pipeline, translate events and errors."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+from grpc import aio
+
+from ocr_svc.images import InvalidImage
+from ocr_svc.notifications import CompletionMailer, completion_email
+from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.tokens import TokenClaims
+
+Authenticate = Callable[[aio.ServicerContext[Any, Any]], Awaitable[TokenClaims]]
+
+MAX_FILENAME_LENGTH = 255
+
+
+class InvalidRequest(Exception):
+    """A request field other than the image is wrong."""
+
+
+# Domain exceptions -> gRPC status: the one place where they are translated.
+ERROR_STATUS: dict[type[Exception], grpc.StatusCode] = {
+    InvalidImage: grpc.StatusCode.INVALID_ARGUMENT,
+    InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
+    Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+def to_response(event: OcrEvent) -> ocr_pb2.RecognizeResponse:
+    """The wire form of a pipeline event."""
+    if isinstance(event, Started):
+        return ocr_pb2.RecognizeResponse(
+            started=ocr_pb2.Started(engine=event.engine, image_width=event.width, image_height=event.height)
+        )
+    if isinstance(event, LineRecognized):
+        line = event.line
+        return ocr_pb2.RecognizeResponse(
+            line=ocr_pb2.Line(
+                index=event.index,
+                text=line.text,
+                confidence=line.confidence,
+                box=[ocr_pb2.Point(x=x, y=y) for x, y in line.box],
+            )
+        )
+    timings = event.timings
+    return ocr_pb2.RecognizeResponse(
+        completed=ocr_pb2.Completed(
+            full_text=event.full_text,
+            line_count=event.line_count,
+            timings=ocr_pb2.Timings(
+                decode_ms=timings.decode_ms,
+                detect_ms=timings.detect_ms,
+                recognize_ms=timings.recognize_ms,
+                total_ms=timings.total_ms,
+            ),
+        )
+    )
+
+
+def _error_message(exc: Exception) -> str:
+    return exc.reason if isinstance(exc, InvalidImage) else str(exc)
+
+
+class OcrServicer(ocr_pb2_grpc.OcrServiceServicer):
+    """`ocrmesh.ocr.v1.OcrService`."""
+
+    def __init__(self, pipeline: OcrPipeline, authenticate: Authenticate, mailer: CompletionMailer) -> None:
+        self._pipeline = pipeline
+        self._authenticate = authenticate
+        self._mailer = mailer
+
+    async def Recognize(
+        self, request: ocr_pb2.RecognizeRequest, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[ocr_pb2.RecognizeResponse]:
+        claims = await self._authenticate(context)
+        try:
+            if len(request.filename) > MAX_FILENAME_LENGTH:
+                raise InvalidRequest(f"filename is longer than {MAX_FILENAME_LENGTH} characters")
+            async with contextlib.aclosing(self._pipeline.recognize(request.image)) as events:
+                async for event in events:
+                    if isinstance(event, Completed):
+                        # Queued before the last event goes out: the work is done even if
+                        # the caller disconnects now. Never blocks, never fails the call.
+                        self._mailer.submit(
+                            completion_email(
+                                claims,
+                                full_text=event.full_text,
+                                line_count=event.line_count,
+                                filename=request.filename,
+                            )
+                        )
+                    yield to_response(event)
+        except tuple(ERROR_STATUS) as exc:
+            await context.abort(ERROR_STATUS[type(exc)], _error_message(exc))

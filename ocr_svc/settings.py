@@ -1,0 +1,76 @@
+"""ocr_svc configuration: environment variables only, validated at start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from ocrmesh.events.topology import DEFAULT_EMAIL_QUEUE, DEFAULT_RETRY_DELAYS, EmailTopology, parse_delays
+from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_RABBITMQ_URL, ServiceSettings
+from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
+
+MiB = 1024 * 1024
+
+
+def _cpu_count() -> int:
+    return os.cpu_count() or 1
+
+
+class OcrSettings(ServiceSettings):
+    """Environment variables of ocr_svc (names are the upper-cased field names)."""
+
+    ocr_port: int = Field(50052, ge=0, le=65535)
+    ocr_host: str = "[::]"
+    ocr_engine: Literal["rapidocr", "keras"] = "rapidocr"
+    # Images recognised at the same time (engine calls run in this many threads).
+    ocr_workers: int = Field(default_factory=_cpu_count, ge=1, le=64)
+    # Calls allowed to wait for a worker; beyond workers + queue, RESOURCE_EXHAUSTED at once.
+    ocr_queue_size: int = Field(8, ge=0, le=1024)
+    ocr_max_image_bytes: int = Field(10 * MiB, ge=1, le=256 * MiB)
+    ocr_max_pixels: int = Field(40_000_000, ge=1, le=1_000_000_000)
+    # Inference threads per engine call; 0 = cores / workers (at least 1), so that the
+    # workers together do not oversubscribe the CPU.
+    ocr_engine_threads: int = Field(0, ge=0, le=256)
+
+    auth_addr: str = DEFAULT_AUTH_ADDR
+    token_issuer: str = Field(DEFAULT_TOKEN_ISSUER, min_length=1)
+    token_audience: str = Field(DEFAULT_TOKEN_AUDIENCE, min_length=1)
+
+    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
+    # The queue topology must match the notifier's (same names, same retry delays).
+    email_queue: str = Field(DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
+    email_retry_delays: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_DELAYS
+    # "OCR completed" mails waiting for the broker; beyond this, new ones are dropped
+    # (counted and logged).
+    ocr_email_buffer_size: int = Field(1000, ge=1, le=1_000_000)
+
+    keras_ocr_cache_dir: Path | None = None
+    keras_ocr_detector_weights: Path | None = None
+    keras_ocr_recognizer_weights: Path | None = None
+    keras_ocr_download: bool = False
+
+    @field_validator("email_retry_delays", mode="before")
+    @classmethod
+    def _split_delays(cls, value: object) -> object:
+        return parse_delays(value) if isinstance(value, str) else value
+
+    @property
+    def topology(self) -> EmailTopology:
+        """The email queues, as every producer and the notifier declare them."""
+        return EmailTopology(queue=self.email_queue, retry_delays=self.email_retry_delays)
+
+    def engine_threads(self) -> int:
+        """Inference threads per engine call."""
+        if self.ocr_engine_threads > 0:
+            return self.ocr_engine_threads
+        return max(1, _cpu_count() // self.ocr_workers)
+
+    def max_receive_message_bytes(self) -> int:
+        """The gRPC receive limit: an image of the maximum size plus room for the rest of
+        the request, so that a slightly oversized image gets our INVALID_ARGUMENT with a
+        reason rather than gRPC's bare RESOURCE_EXHAUSTED."""
+        return self.ocr_max_image_bytes + MiB

@@ -1,0 +1,57 @@
+"""ocr_svc settings: defaults, environment names, derived values."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocr_svc.settings import OcrSettings
+from ocrmesh.settings import load_settings
+
+
+def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OCR_PORT", "OCR_ENGINE", "OCR_WORKERS", "OCR_MAX_IMAGE_BYTES", "OCR_MAX_PIXELS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    settings = OcrSettings()
+    assert settings.ocr_port == 50052
+    assert settings.ocr_engine == "rapidocr"
+    assert settings.ocr_workers == 4
+    assert settings.ocr_max_image_bytes == 10 * 1024 * 1024
+    assert settings.ocr_max_pixels == 40_000_000
+    assert settings.topology.queue == "email_notification"
+
+
+def test_engine_threads_share_the_cores_between_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert OcrSettings(ocr_workers=2).engine_threads() == 4
+    assert OcrSettings(ocr_workers=16).engine_threads() == 1
+    assert OcrSettings(ocr_workers=2, ocr_engine_threads=3).engine_threads() == 3
+
+
+def test_the_grpc_limit_leaves_room_above_the_image_limit() -> None:
+    settings = OcrSettings(ocr_max_image_bytes=1000)
+    assert settings.max_receive_message_bytes() > 1000
+
+
+def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCR_ENGINE", "keras")
+    monkeypatch.setenv("OCR_WORKERS", "3")
+    monkeypatch.setenv("EMAIL_QUEUE", "other_queue")
+    monkeypatch.setenv("EMAIL_RETRY_DELAYS", "1,2")
+    monkeypatch.setenv("KERAS_OCR_CACHE_DIR", "/srv/weights")
+    settings = load_settings(OcrSettings)
+    assert settings.ocr_engine == "keras"
+    assert settings.ocr_workers == 3
+    assert settings.topology.queue == "other_queue"
+    assert settings.topology.retry_delays == (1.0, 2.0)
+    assert str(settings.keras_ocr_cache_dir) == "/srv/weights"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("OCR_ENGINE", "tesseract"), ("OCR_WORKERS", "0"), ("OCR_PORT", "x")]
+)
+def test_a_bad_value_stops_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(OcrSettings)
+    assert stopped.value.code == 2
