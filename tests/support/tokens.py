@@ -112,10 +112,12 @@ class TokenIssuerForTests:
         issuer: str = DEFAULT_TOKEN_ISSUER,
         audience: str = DEFAULT_TOKEN_AUDIENCE,
         key_id: str = "test-key-1",
+        private_key: Ed25519PrivateKey | None = None,
     ) -> None:
+        """`private_key` (with its `key_id`) lets a test mint with a real service's key."""
         self.issuer = issuer
         self.audience = audience
-        self._keys: list[_Key] = [_Key(key_id, Ed25519PrivateKey.generate())]
+        self._keys: list[_Key] = [_Key(key_id, private_key or Ed25519PrivateKey.generate())]
         self._rotations = 1
         self.get_public_keys_calls = 0
         # When True, GetPublicKeys answers UNAVAILABLE (auth_svc down, as a verifier sees it).
