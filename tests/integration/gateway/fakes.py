@@ -275,10 +275,10 @@ class Mesh:
 
 
 @asynccontextmanager
-async def gateway_client(settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway_client(settings: GatewaySettings, **app_options: Any) -> AsyncIterator[httpx.AsyncClient]:
     """A gateway app with its lifespan running, and an in-process client for it
     (ASGITransport: responses arrive whole, fine for everything but flush timing)."""
-    app = create_app(settings)
+    app = create_app(settings, **app_options)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
