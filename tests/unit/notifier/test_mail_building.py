@@ -1,0 +1,69 @@
+"""Parsing events into mails, and refusing what can never be one."""
+
+from __future__ import annotations
+
+import pytest
+
+from notifier.mail import MalformedEvent, build_message, parse_event
+from ocrmesh.events import EVENT_TYPE, new_email_event
+from ocrmesh.notify.v1 import email_pb2
+
+
+def event(**fields: object) -> email_pb2.EmailRequested:
+    e = new_email_event(
+        to="a@example.com", subject="Hi", body="Grüße", kind=email_pb2.EMAIL_KIND_OCR_COMPLETED
+    )
+    for name, value in fields.items():
+        setattr(e, name, value)
+    return e
+
+
+def test_a_valid_event_parses() -> None:
+    e = event()
+    assert parse_event(e.SerializeToString(), EVENT_TYPE) == e
+    assert parse_event(e.SerializeToString(), None) == e
+
+
+@pytest.mark.parametrize(
+    ("body", "message_type", "reason"),
+    [
+        (b"\xff\xff\xff", None, "protobuf"),
+        (event().SerializeToString(), "other.Type", "unexpected message type"),
+        (event(to="").SerializeToString(), None, "no recipient"),
+        (event(to="nobody").SerializeToString(), None, "invalid recipient"),
+        (event(to="a@example.com\nBcc: b@example.com").SerializeToString(), None, "invalid recipient"),
+        (event(event_id="").SerializeToString(), None, "event_id"),
+        (event(event_id="../../etc/passwd").SerializeToString(), None, "event_id"),
+        (event(body="x" * (2 << 20)).SerializeToString(), None, "large"),
+    ],
+)
+def test_malformed_events_are_refused_with_a_reason(
+    body: bytes, message_type: str | None, reason: str
+) -> None:
+    with pytest.raises(MalformedEvent, match=reason):
+        parse_event(body, message_type)
+
+
+def test_the_mail_has_the_headers_a_mailbox_expects() -> None:
+    e = event(correlation_id="req-1")
+    mail = build_message(e, "ocrmesh <no-reply@mail.example.com>")
+    assert mail["From"] == "ocrmesh <no-reply@mail.example.com>"
+    assert mail["To"] == "a@example.com"
+    assert mail["Subject"] == "Hi"
+    assert mail["Message-ID"] == f"<{e.event_id}@mail.example.com>"
+    assert mail["Date"]
+    assert mail["X-Ocrmesh-Kind"] == "EMAIL_KIND_OCR_COMPLETED"
+    assert mail["X-Correlation-ID"] == "req-1"
+    assert mail.get_content_charset() == "utf-8"
+    assert mail.get_content().strip() == "Grüße"
+
+
+def test_line_breaks_in_a_subject_do_not_become_headers() -> None:
+    mail = build_message(event(subject="Hi\r\nBcc: evil@example.com"), "no-reply@example.com")
+    assert mail["Subject"] == "Hi Bcc: evil@example.com"
+    assert mail["Bcc"] is None
+
+
+def test_an_unknown_kind_from_a_newer_producer_still_makes_a_mail() -> None:
+    mail = build_message(event(kind=99), "no-reply@example.com")
+    assert mail["X-Ocrmesh-Kind"] == "99"
