@@ -1,0 +1,234 @@
+"""Benchmark of the notification path: `.venv/bin/python bench/bench_notify.py [--quick]`.
+
+Measures, in one run against the same broker:
+  1. raw pika: publish (no confirms) -> consume (manual acks, same prefetch) on a plain queue;
+  2. ocrmesh: `EmailPublisher.publish` (confirmed) -> `python -m notifier` (a real process)
+     -> SMTP -> a local aiosmtpd sink, from the first publish to the last mail received;
+  3. the notifier alone draining a queue filled while it was stopped;
+and prints events/s of each, the ratio 2/1, and the publish latency with confirms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pika
+from aiosmtpd.controller import Controller
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from notifier.health import check  # noqa: E402
+from ocrmesh.events import EmailPublisher, EmailTopology, new_email_event  # noqa: E402
+from ocrmesh.notify.v1 import email_pb2  # noqa: E402
+from ocrmesh.settings import DEFAULT_RABBITMQ_URL  # noqa: E402
+
+PREFETCH = 50
+
+
+class CountingSink:
+    def __init__(self) -> None:
+        self.count = 0
+        self.last_at = 0.0
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.count += 1
+            self.last_at = time.perf_counter()
+        return "250 OK"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def bench_raw(url: str, n: int, body: bytes) -> float:
+    """Events/s of raw pika: publish without confirms, consume with manual acks."""
+    queue = f"bench_raw_{uuid.uuid4().hex[:8]}"
+    setup = pika.BlockingConnection(pika.URLParameters(url))
+    setup.channel().queue_declare(queue, durable=True)
+    received = threading.Event()
+    ready = threading.Event()
+
+    def consume() -> None:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        channel.basic_qos(prefetch_count=PREFETCH)
+        seen = 0
+
+        def on_message(ch: Any, method: Any, props: Any, data: bytes) -> None:
+            nonlocal seen
+            ch.basic_ack(method.delivery_tag)
+            seen += 1
+            if seen == n:
+                received.set()
+                ch.stop_consuming()
+
+        channel.basic_consume(queue, on_message)
+        ready.set()
+        channel.start_consuming()
+        connection.close()
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    ready.wait(10)
+    publisher = pika.BlockingConnection(pika.URLParameters(url))
+    channel = publisher.channel()
+    props = pika.BasicProperties(delivery_mode=2, content_type="application/x-protobuf")
+    started = time.perf_counter()
+    for _ in range(n):
+        channel.basic_publish("", queue, body, props)
+    received.wait(120)
+    elapsed = time.perf_counter() - started
+    consumer.join(10)
+    publisher.close()
+    setup.channel().queue_delete(queue)
+    setup.close()
+    return n / elapsed
+
+
+def start_notifier(env: dict[str, str], health: Path) -> subprocess.Popen[bytes]:
+    health.unlink(missing_ok=True)
+    process = subprocess.Popen([sys.executable, "-m", "notifier"], cwd=REPO, env=env)
+    wait_for(lambda: check(health, max_age=30, require_connected=True)[0], 30, "the notifier")
+    return process
+
+
+def stop_notifier(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    process.wait(30)
+
+
+def bench_ocrmesh(url: str, n: int) -> tuple[float, float, list[float]]:
+    """(events/s from confirmed publish to SMTP delivery through `python -m notifier`,
+    events/s of the notifier draining a pre-filled queue, publish latencies in seconds)."""
+    topology = EmailTopology.from_prefix(f"bench_{uuid.uuid4().hex[:8]}", retry_delays=(1.0,))
+    sink = CountingSink()
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    health = Path(tempfile.mkdtemp(prefix="bench_notify_")) / "notifier.health"
+    env = {
+        **os.environ,
+        "RABBITMQ_URL": url,
+        "EMAIL_QUEUE": topology.queue,
+        "EMAIL_RETRY_DELAYS": "1",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(port),
+        "NOTIFIER_PREFETCH": str(PREFETCH),
+        "NOTIFIER_HEALTH_FILE": str(health),
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def events() -> list[email_pb2.EmailRequested]:
+        return [
+            new_email_event(
+                to=f"user{i}@example.com",
+                subject="bench",
+                body="x" * 200,
+                kind=email_pb2.EMAIL_KIND_OCR_COMPLETED,
+            )
+            for i in range(n)
+        ]
+
+    latencies: list[float] = []
+    process = start_notifier(env, health)
+    try:
+        with EmailPublisher(url, topology, connection_name="bench-publisher") as publisher:
+            warm_up = new_email_event(
+                to="w@example.com", subject="w", body="w", kind=email_pb2.EMAIL_KIND_OCR_COMPLETED
+            )
+            publisher.publish(warm_up)
+            wait_for(lambda: sink.count == 1, 30, "the warm-up mail")
+
+            # 1. publish and deliver at the same time, end to end.
+            started = time.perf_counter()
+            for event in events():
+                t0 = time.perf_counter()
+                publisher.publish(event)
+                latencies.append(time.perf_counter() - t0)
+            wait_for(lambda: sink.count == n + 1, 300, "every mail")
+            end_to_end = n / (sink.last_at - started)
+
+            # 2. the notifier alone, draining a queue filled while it was stopped.
+            stop_notifier(process)
+            for event in events():
+                publisher.publish(event)
+        before = sink.count
+        process = start_notifier(env, health)
+        wait_for(lambda: sink.count > before, 30, "the first drained mail")
+        first_at, first_count = time.perf_counter(), sink.count
+        wait_for(lambda: sink.count == before + n, 300, "the drained mails")
+        drain = (sink.count - first_count) / (sink.last_at - first_at)
+    finally:
+        stop_notifier(process)
+        controller.stop()
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+        channel = connection.channel()
+        for queue in topology.queue_arguments():
+            channel.queue_delete(queue)
+        connection.close()
+    return end_to_end, drain, latencies
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Benchmark the email notification path.")
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true", help="300 events")
+    parser.add_argument("--url", default=os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL))
+    args = parser.parse_args()
+    n = 300 if args.quick else args.events
+
+    sample = new_email_event(
+        to="user@example.com", subject="bench", body="x" * 200, kind=email_pb2.EMAIL_KIND_OCR_COMPLETED
+    ).SerializeToString()
+    raw_rate = bench_raw(args.url, n, sample)
+    ocrmesh_rate, drain_rate, latencies = bench_ocrmesh(args.url, n)
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+
+    rows = [
+        ("raw pika publish -> consume (no confirms)", f"{raw_rate:,.0f} events/s"),
+        ("ocrmesh publish (confirmed) -> notifier -> SMTP sink", f"{ocrmesh_rate:,.0f} events/s"),
+        ("ratio ocrmesh / raw", f"{ocrmesh_rate / raw_rate:.3f}"),
+        ("notifier alone, draining a full queue -> SMTP sink", f"{drain_rate:,.0f} events/s"),
+        ("publish latency with confirms, median", f"{statistics.median(latencies) * 1000:.2f} ms"),
+        ("publish latency with confirms, p99", f"{p99 * 1000:.2f} ms"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    broker = urlsplit(args.url)
+    sys.stdout.write(
+        f"notification path, {n} events, {platform.node()}, {os.cpu_count()} cores, "
+        f"broker {broker.hostname}:{broker.port or 5672}\n"
+    )
+    for name, value in rows:
+        sys.stdout.write(f"  {name:<{width}}  {value:>16}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
