@@ -157,8 +157,13 @@ class StartedEvent(BaseModel):
     image_height: int
 
 
-class LineEvent(LineOut):
+class LineEvent(BaseModel):
+    # The fields of LineOut, after `type` (subclassing would put `type` last on the wire).
     type: Literal["line"] = "line"
+    index: int
+    text: str
+    confidence: float
+    box: list[tuple[float, float]]
 
 
 class CompletedEvent(BaseModel):

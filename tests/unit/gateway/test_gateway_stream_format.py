@@ -65,6 +65,7 @@ def test_each_frame_holds_exactly_one_event_even_when_text_has_newlines() -> Non
     event = event_from_proto(ocr_pb2.RecognizeResponse(line=ocr_pb2.Line(index=0, text="two\nlines")))
     assert event is not None
     ndjson = encode_ndjson(event)
+    assert ndjson.startswith(b'{"type":"line",')  # a reader can dispatch on the first key
     assert ndjson.count(b"\n") == 1
     assert ndjson.endswith(b"\n")
     sse = encode_sse(event).decode()
