@@ -38,7 +38,7 @@ class Mailbox:
             channel = connection.channel()
             while True:
                 method, _props, body = channel.basic_get(self.topology.queue, auto_ack=True)
-                if method is None:
+                if method is None or body is None:
                     return
                 self.received.append(email_pb2.EmailRequested.FromString(body))
         finally:
