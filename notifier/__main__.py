@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import ssl
 import sys
 from types import FrameType
 
@@ -37,6 +38,9 @@ def build_transport(settings: NotifierSettings) -> MailTransport:
         starttls=settings.smtp_starttls,
         implicit_tls=settings.smtp_tls,
         timeout=settings.smtp_timeout,
+        ssl_context=ssl.create_default_context(cafile=settings.smtp_ca_file)
+        if settings.smtp_ca_file
+        else None,
     )
 
 

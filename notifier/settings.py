@@ -33,6 +33,8 @@ class NotifierSettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_tls: bool = False
+    # Extra CA bundle to verify the SMTP server's certificate (a private relay); system CAs otherwise.
+    smtp_ca_file: Path | None = None
     smtp_timeout: float = Field(default=30.0, gt=0, le=600)
     mail_from: str = "ocrmesh <no-reply@ocrmesh.local>"
     mail_dir: Path = Path("var/mail")

@@ -158,3 +158,14 @@ def test_the_notifier_recovers_from_a_broker_side_close(
     finally:
         notifier.stop()
     assert notifier.consumer.stats.reconnects == 1
+
+
+def test_an_idle_publisher_keeps_its_connection_alive_with_heartbeats(
+    rabbitmq_url: str, topology: EmailTopology, broker: Broker
+) -> None:
+    with EmailPublisher(rabbitmq_url, topology, heartbeat=1) as publisher:
+        publisher.publish(event(1))
+        time.sleep(4)  # the broker drops a connection silent for ~2-3 heartbeats
+        publisher.publish(event(2))
+        assert publisher.connections_opened == 1
+    assert broker.depth(topology.queue) == 2
