@@ -1,8 +1,10 @@
 """`python -m notifier`: deliver email events from RabbitMQ.
 
-python -m notifier                  consume until SIGTERM/SIGINT
-python -m notifier healthcheck      exit 0 while the running notifier's health file is fresh
-python -m notifier parked [--limit N]   print the parked messages and why (they stay parked)
+Commands:
+    python -m notifier                      consume until SIGTERM/SIGINT
+    python -m notifier healthcheck          exit 0 while the notifier's health file is fresh
+    python -m notifier parked [--limit N]   print parked messages and why (they stay parked)
+    python -m notifier parked --requeue     move parked messages back to the work queue
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import json
 import signal
 import ssl
 import sys
+from dataclasses import asdict
 from types import FrameType
 
 import pika
 
 from notifier.consumer import NotifierConsumer
-from notifier.delivery import ATTEMPT_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER, MailDelivery
+from notifier.delivery import MailDelivery
 from notifier.health import HealthFile, check
+from notifier.parking import list_parked, requeue_parked
 from notifier.settings import NotifierSettings
 from notifier.transports import FileTransport, MailTransport, SmtpTransport
 from ocrmesh.events.connection import connection_parameters
@@ -83,36 +87,22 @@ def healthcheck(settings: NotifierSettings, max_age: float, require_connected: b
     return 0 if healthy else 1
 
 
-def show_parked(settings: NotifierSettings, limit: int) -> int:
-    """Print parked messages as JSON lines; they are read without ack, so they stay parked."""
+def run_parked(settings: NotifierSettings, limit: int, requeue: bool) -> int:
+    """Print parked messages as JSON lines (they stay parked), or move them back to the work queue."""
     params = connection_parameters(settings.rabbitmq_url, connection_name="ocrmesh-notifier-parked")
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
         settings.topology.declare(channel)
-        for _ in range(limit):
-            method, properties, body = channel.basic_get(settings.topology.dead, auto_ack=False)
-            if method is None or properties is None or body is None:
-                break
-            headers = properties.headers or {}
-            line = {
-                "message_id": properties.message_id,
-                "reason": _text(headers.get(PARK_REASON_HEADER)),
-                "attempts": headers.get(ATTEMPT_HEADER),
-                "parked_at": _text(headers.get(PARKED_AT_HEADER)),
-                "bytes": len(body),
-            }
-            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+        if requeue:
+            moved = requeue_parked(channel, settings.topology, limit)
+            sys.stdout.write(f"moved {moved} parked message(s) back to {settings.topology.queue}\n")
+        else:
+            for message in list_parked(channel, settings.topology, limit):
+                sys.stdout.write(json.dumps(asdict(message), ensure_ascii=False) + "\n")
     finally:
-        # Closing without acks puts every message we looked at back, in order.
         connection.close()
     return 0
-
-
-def _text(value: object) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return None if value is None else str(value)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,13 +115,14 @@ def main(argv: list[str] | None = None) -> int:
     health.add_argument("--require-connected", action="store_true", help="also fail while reconnecting")
     parked = commands.add_parser("parked", help="print parked messages and the reason they were parked")
     parked.add_argument("--limit", type=int, default=100)
+    parked.add_argument("--requeue", action="store_true", help="move them back to the work queue instead")
     args = parser.parse_args(argv)
 
     settings = load_settings(NotifierSettings)
     if args.command == "healthcheck":
         return healthcheck(settings, args.max_age, args.require_connected)
     if args.command == "parked":
-        return show_parked(settings, args.limit)
+        return run_parked(settings, args.limit, args.requeue)
     return serve(settings)
 
 

@@ -3,6 +3,7 @@ SIGTERM it finishes the mail in hand, and its liveness is visible through `healt
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -123,3 +124,35 @@ def test_healthcheck_reports_a_live_notifier_and_a_dead_one(
         process.wait(10)
     time.sleep(1.2)
     assert healthcheck(env, "--max-age", "1") == 1  # a stale beat means a dead or stuck notifier
+
+
+def parked_command(env: dict[str, str], *args: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "notifier", "parked", *args],
+        cwd=REPO,
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+
+
+def test_parked_messages_can_be_listed_and_sent_back_after_the_cause_is_fixed(
+    rabbitmq_url: str, topology: EmailTopology, smtp_sink: SmtpSink, broker: Broker, tmp_path: Path
+) -> None:
+    env = notifier_env(rabbitmq_url, topology, smtp_sink, tmp_path)
+    env["NOTIFIER_MAX_ATTEMPTS"] = "1"
+    smtp_sink.handler.fail_next = 2  # both first attempts fail; with one attempt allowed, both park
+    events = publish_many(rabbitmq_url, topology, 2)
+    with notifier_process(env, tmp_path / "notifier.log"):
+        wait_until(lambda: broker.depth(topology.dead) == 2, 30, "two parked mails")
+
+        listed = [json.loads(line) for line in parked_command(env).splitlines()]
+        assert [m["message_id"] for m in listed] == [e.event_id for e in events]
+        assert all(m["reason"].startswith("gave up after 1 attempts: SMTP failed: (451") for m in listed)
+        assert broker.depth(topology.dead) == 2  # listing leaves them parked
+
+        assert "moved 2" in parked_command(env, "--requeue")
+        wait_until(lambda: smtp_sink.handler.count() == 2, 30, "the requeued mails")
+    assert broker.depth(topology.dead) == 0
