@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import signal
 import ssl
 import sys
@@ -26,8 +27,11 @@ from notifier.parking import list_parked, requeue_parked
 from notifier.settings import NotifierSettings
 from notifier.transports import FileTransport, MailTransport, SmtpTransport
 from ocrmesh.events.connection import connection_parameters
+from ocrmesh.events.errors import TopologyError
 from ocrmesh.logs import configure_logging
 from ocrmesh.settings import load_settings
+
+log = logging.getLogger(__name__)
 
 
 def build_transport(settings: NotifierSettings) -> MailTransport:
@@ -77,7 +81,12 @@ def serve(settings: NotifierSettings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    consumer.run()
+    try:
+        consumer.run()
+    except TopologyError as exc:
+        # A configuration problem, not a crash: say what to do, no stack trace.
+        log.error("cannot declare the email queues", extra={"error": str(exc)})
+        return 1
     return 0
 
 
