@@ -82,7 +82,10 @@ def create_app(
         authenticate = verifier.authenticate
     if publisher is None:
         email_publisher = AsyncEmailPublisher(
-            settings.rabbitmq_url, settings.topology, connection_name="ocr_svc-email"
+            settings.rabbitmq_url,
+            settings.topology,
+            confirm_timeout=settings.ocr_email_publish_timeout,
+            connection_name="ocr_svc-email",
         )
         closers.insert(0, email_publisher.close)
         publisher = email_publisher
@@ -92,7 +95,11 @@ def create_app(
         workers=settings.ocr_workers,
         queue_size=settings.ocr_queue_size,
     )
-    mailer = CompletionMailer(publisher, buffer_size=settings.ocr_email_buffer_size)
+    mailer = CompletionMailer(
+        publisher,
+        buffer_size=settings.ocr_email_buffer_size,
+        publish_timeout=settings.ocr_email_publish_timeout,
+    )
     servicer = OcrServicer(pipeline, authenticate, mailer)
     mesh, port = create_server(
         [HostedService.of(servicer, ocr_pb2_grpc.add_OcrServiceServicer_to_server, OCR_SERVICE)],

@@ -47,6 +47,8 @@ class OcrSettings(ServiceSettings):
     # "OCR completed" mails waiting for the broker; beyond this, new ones are dropped
     # (counted and logged).
     ocr_email_buffer_size: int = Field(1000, ge=1, le=1_000_000)
+    # Seconds one publish attempt may wait for the broker's confirm before it is retried.
+    ocr_email_publish_timeout: float = Field(5.0, gt=0, le=120)
 
     keras_ocr_cache_dir: Path | None = None
     keras_ocr_detector_weights: Path | None = None
