@@ -279,12 +279,12 @@ class NotifierConsumer:
     # -- worker thread --------------------------------------------------------------------
     def _work_loop(self) -> None:
         while (item := self._work.get()) is not None:
-            if self._stopping.is_set() or item.generation != self._generation:
-                continue  # left unacked: the broker gives it to the next consumer
             connection = self._connection
-            if connection is None:
-                continue
+            # Checked and counted under the lock the stopping thread reads `_unsettled` with:
+            # either it sees this mail in hand and waits for it, or this sees the stop.
             with self._unsettled_lock:
+                if self._stopping.is_set() or item.generation != self._generation or connection is None:
+                    continue  # left unacked: the broker gives it to the next consumer
                 self._unsettled += 1
             decision = self._delivery.handle(
                 item.body,

@@ -100,6 +100,7 @@ class MailDelivery:
         self._delivered = DeliveredIds(dedup_size)
 
     def handle(self, body: bytes, *, message_type: str | None, attempt: int) -> Decision:
+        """Deliver one event; never raises (whatever goes wrong becomes a retry or a park)."""
         try:
             event = parse_event(body, message_type)
         except MalformedEvent as exc:
