@@ -286,11 +286,16 @@ class NotifierConsumer:
                 if self._stopping.is_set() or item.generation != self._generation or connection is None:
                     continue  # left unacked: the broker gives it to the next consumer
                 self._unsettled += 1
-            decision = self._delivery.handle(
-                item.body,
-                message_type=item.properties.type,
-                attempt=attempt_from_headers(item.properties.headers),
-            )
+            attempt = attempt_from_headers(item.properties.headers)
+            decision: Decision
+            try:
+                decision = self._delivery.handle(
+                    item.body, message_type=item.properties.type, attempt=attempt
+                )
+            except Exception as exc:
+                # handle() is meant never to raise; if it does, this worker must survive it.
+                log.exception("unexpected error handling a message")
+                decision = Park(reason=f"unexpected: {exc!r}", attempts=attempt)
             try:
                 connection.add_callback_threadsafe(functools.partial(self._settle, item, decision))
             except pika.exceptions.ConnectionWrongStateError:
