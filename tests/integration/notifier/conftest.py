@@ -10,8 +10,6 @@ import pytest
 from ocrmesh.events import EmailTopology
 from tests.integration.notifier.notifier_support import Broker, SmtpSink
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def broker(rabbitmq_url: str) -> Iterator[Broker]:

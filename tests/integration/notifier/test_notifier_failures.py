@@ -147,3 +147,31 @@ def test_a_4xx_reply_is_retried_and_a_5xx_reply_is_parked(
     assert "550" in reason(props)
     assert reason(props).startswith("rejected: ")
     assert smtp_sink.handler.message_ids() == [f"<{later.event_id}@ocrmesh.test>"]
+
+
+def test_an_exception_escaping_the_use_case_parks_the_message_and_the_consumer_keeps_going(
+    rabbitmq_url: str, topology: EmailTopology, smtp_sink: SmtpSink, broker: Broker
+) -> None:
+    notifier = RunningNotifier(rabbitmq_url, topology, SmtpTransport("127.0.0.1", smtp_sink.port))
+    real_handle = notifier.delivery.handle
+    calls = 0
+
+    def handle_failing_once(body: bytes, *, message_type: str | None, attempt: int) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("boom")
+        return real_handle(body, message_type=message_type, attempt=attempt)
+
+    notifier.delivery.handle = handle_failing_once  # type: ignore[method-assign,assignment]
+    notifier.start()
+    try:
+        with EmailPublisher(rabbitmq_url, topology) as publisher:
+            publisher.publish(event())
+            publisher.publish(event())
+        wait_until(lambda: smtp_sink.handler.count() == 1, 15, "the second mail")
+        wait_until(lambda: notifier.consumer.stats.parked == 1, 15, "the parked first one")
+    finally:
+        notifier.stop()
+    [(props, _)] = parked(broker, topology)
+    assert "boom" in reason(props)
