@@ -28,7 +28,11 @@ log = logging.getLogger(__name__)
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 
 
-def get_backends(request: Request) -> Backends:
+# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hop per dependency per request.
+
+
+async def get_backends(request: Request) -> Backends:
     backends: Backends | None = getattr(request.app.state, "backends", None)
     if backends is None:
         # Only possible when the app is served without running its lifespan.
@@ -39,19 +43,19 @@ def get_backends(request: Request) -> Backends:
 BackendsDep = Annotated[Backends, Depends(get_backends)]
 
 
-def get_settings(backends: BackendsDep) -> GatewaySettings:
+async def get_settings(backends: BackendsDep) -> GatewaySettings:
     return backends.settings
 
 
-def get_auth_stub(backends: BackendsDep) -> AuthServiceAsyncStub:
+async def get_auth_stub(backends: BackendsDep) -> AuthServiceAsyncStub:
     return backends.auth
 
 
-def get_ocr_stub(backends: BackendsDep) -> OcrServiceAsyncStub:
+async def get_ocr_stub(backends: BackendsDep) -> OcrServiceAsyncStub:
     return backends.ocr
 
 
-def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
+async def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
     if not token:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
