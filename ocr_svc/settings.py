@@ -23,32 +23,32 @@ def _cpu_count() -> int:
 class OcrSettings(ServiceSettings):
     """Environment variables of ocr_svc (names are the upper-cased field names)."""
 
-    ocr_port: int = Field(50052, ge=0, le=65535)
+    ocr_port: int = Field(default=50052, ge=0, le=65535)
     ocr_host: str = "[::]"
     ocr_engine: Literal["rapidocr", "keras"] = "rapidocr"
     # Images recognised at the same time (engine calls run in this many threads).
     ocr_workers: int = Field(default_factory=_cpu_count, ge=1, le=64)
     # Calls allowed to wait for a worker; beyond workers + queue, RESOURCE_EXHAUSTED at once.
-    ocr_queue_size: int = Field(8, ge=0, le=1024)
-    ocr_max_image_bytes: int = Field(10 * MiB, ge=1, le=256 * MiB)
-    ocr_max_pixels: int = Field(40_000_000, ge=1, le=1_000_000_000)
+    ocr_queue_size: int = Field(default=8, ge=0, le=1024)
+    ocr_max_image_bytes: int = Field(default=10 * MiB, ge=1, le=256 * MiB)
+    ocr_max_pixels: int = Field(default=40_000_000, ge=1, le=1_000_000_000)
     # Inference threads per engine call; 0 = cores / workers (at least 1), so that the
     # workers together do not oversubscribe the CPU.
-    ocr_engine_threads: int = Field(0, ge=0, le=256)
+    ocr_engine_threads: int = Field(default=0, ge=0, le=256)
 
     auth_addr: str = DEFAULT_AUTH_ADDR
-    token_issuer: str = Field(DEFAULT_TOKEN_ISSUER, min_length=1)
-    token_audience: str = Field(DEFAULT_TOKEN_AUDIENCE, min_length=1)
+    token_issuer: str = Field(default=DEFAULT_TOKEN_ISSUER, min_length=1)
+    token_audience: str = Field(default=DEFAULT_TOKEN_AUDIENCE, min_length=1)
 
     rabbitmq_url: str = DEFAULT_RABBITMQ_URL
     # The queue topology must match the notifier's (same names, same retry delays).
-    email_queue: str = Field(DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
+    email_queue: str = Field(default=DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
     email_retry_delays: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_DELAYS
     # "OCR completed" mails waiting for the broker; beyond this, new ones are dropped
     # (counted and logged).
-    ocr_email_buffer_size: int = Field(1000, ge=1, le=1_000_000)
+    ocr_email_buffer_size: int = Field(default=1000, ge=1, le=1_000_000)
     # Seconds one publish attempt may wait for the broker's confirm before it is retried.
-    ocr_email_publish_timeout: float = Field(5.0, gt=0, le=120)
+    ocr_email_publish_timeout: float = Field(default=5.0, gt=0, le=120)
 
     keras_ocr_cache_dir: Path | None = None
     keras_ocr_detector_weights: Path | None = None

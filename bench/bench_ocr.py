@@ -1,0 +1,263 @@
+"""Benchmark of ocr_svc: `.venv/bin/python bench/bench_ocr.py [--quick] [--json PATH]`.
+
+In one run on this machine, with the same engine instance (RapidOCR, the default):
+  1. the baseline: images/s and time to first line when the engine is called in-process
+     (decode, detect, read each line) from as many threads as there are callers;
+  2. the same through the service: a real ocr_svc on port 0 (gRPC, token verification,
+     bounded queue, worker pool, streaming, completion mail to a scratch RabbitMQ queue),
+     called with Recognize by that many concurrent clients.
+At 1 caller and at OCR_WORKERS callers. The overhead ratio is service/in-process: how much
+of the engine's own speed survives the service around it. Peak memory is the process's
+peak RSS (engine, service and clients together).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import time
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jwt
+import pika
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from PIL import Image, ImageDraw, ImageFont
+
+from bench.report import Row, add_json_argument, emit, median, ratio_higher_is_better, ratio_lower_is_better
+from ocr_svc.app import create_app
+from ocr_svc.engines import warm_up
+from ocr_svc.engines.rapid import RapidOcrEngine
+from ocr_svc.images import ImageLimits, decode_image
+from ocr_svc.settings import OcrSettings
+from ocrmesh.auth.v1 import auth_pb2
+from ocrmesh.events import EmailTopology
+from ocrmesh.grpc_client import bearer_metadata, create_channel
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.tokens import TOKEN_ALGORITHM, TokenVerifier
+
+LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
+PARAGRAPHS = [
+    ["Invoice 2024-0815 for Ada Lovelace", "Analytical Engine maintenance, 3 hours", "Subtotal 1250.00 EUR"],
+    [
+        "The quick brown fox jumps over",
+        "the lazy dog 0123456789",
+        "Pack my box with five dozen",
+        "liquor jugs.",
+    ],
+    ["Meeting notes, Tuesday", "1. Streaming OCR results", "2. Bounded queues", "3. Graceful shutdown"],
+]
+
+
+def render(lines: Sequence[str], size: int = 28) -> bytes:
+    import io
+
+    font = ImageFont.load_default(size=size)
+    width = int(max(ImageDraw.Draw(Image.new("L", (1, 1))).textlength(t, font=font) for t in lines)) + 48
+    image = Image.new("RGB", (width, round(size * 1.7) * len(lines) + 48), "white")
+    draw = ImageDraw.Draw(image)
+    for i, text in enumerate(lines):
+        draw.text((24, 24 + i * round(size * 1.7)), text, fill="black", font=font)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def in_process(
+    engine: RapidOcrEngine, images: list[bytes], callers: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    """Images done, elapsed seconds and times to first line, calling the engine directly."""
+    deadline = time.perf_counter() + seconds
+
+    def caller(offset: int) -> list[float]:
+        firsts = []
+        n = offset
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            decoded = decode_image(images[n % len(images)], LIMITS)
+            first: float | None = None
+            for region in engine.detect(decoded.pixels):
+                if engine.read(decoded.pixels, region) is not None and first is None:
+                    first = time.perf_counter() - started
+            firsts.append(first if first is not None else time.perf_counter() - started)
+            n += 1
+        return firsts
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(callers) as pool:
+        results = list(pool.map(caller, range(callers)))
+    elapsed = time.perf_counter() - started
+    firsts = [f for r in results for f in r]
+    return len(firsts), elapsed, firsts
+
+
+async def through_service(
+    stub: ocr_pb2_grpc.OcrServiceAsyncStub, token: str, images: list[bytes], callers: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    """Images done, elapsed seconds and times to first line event, through Recognize."""
+    deadline = time.perf_counter() + seconds
+    firsts: list[float] = []
+
+    async def caller(offset: int) -> None:
+        n = offset
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            first: float | None = None
+            call = stub.Recognize(
+                ocr_pb2.RecognizeRequest(image=images[n % len(images)]),
+                metadata=bearer_metadata(token),
+                timeout=120,
+            )
+            async for event in call:
+                if first is None and event.WhichOneof("event") == "line":
+                    first = time.perf_counter() - started
+            firsts.append(first if first is not None else time.perf_counter() - started)
+            n += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller(i) for i in range(callers)))
+    return len(firsts), time.perf_counter() - started, firsts
+
+
+def signing_material() -> tuple[str, TokenVerifier]:
+    """A real Ed25519-signed token and a verifier that knows its key (no auth_svc needed)."""
+    private = Ed25519PrivateKey.generate()
+    pem = private.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
+
+    async def fetch() -> list[auth_pb2.PublicKey]:
+        return [auth_pb2.PublicKey(key_id="bench", algorithm=TOKEN_ALGORITHM, public_key_pem=pem)]
+
+    now = int(time.time())
+    claims = {
+        "sub": "bench-user",
+        "email": "bench@example.com",
+        "name": "Bench",
+        "iat": now,
+        "exp": now + 3600,
+        "iss": "ocrmesh-auth",
+        "aud": "ocrmesh",
+        "jti": uuid.uuid4().hex,
+    }
+    token = jwt.encode(claims, private, algorithm=TOKEN_ALGORITHM, headers={"kid": "bench"})
+    return token, TokenVerifier(fetch)
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+async def run(args: argparse.Namespace) -> list[Row]:
+    workers = args.workers
+    settings_defaults = OcrSettings(ocr_workers=workers)
+    engine = RapidOcrEngine(threads=settings_defaults.engine_threads())
+    warm_up(engine)
+    images = [render(p) for p in PARAGRAPHS]
+    rss_engine = peak_rss_mib()
+
+    rabbitmq_url = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
+    topology = EmailTopology.from_prefix(f"bench_{uuid.uuid4().hex[:8]}_ocr")
+    token, verifier = signing_material()
+    settings = OcrSettings(
+        ocr_port=0,
+        ocr_host="127.0.0.1",
+        ocr_workers=workers,
+        ocr_queue_size=max(8, workers),
+        rabbitmq_url=rabbitmq_url,
+        email_queue=topology.queue,
+    )
+    app = create_app(settings, engine=engine, authenticate=verifier.authenticate)
+    await app.start()
+    channel = create_channel(f"127.0.0.1:{app.port}")
+    rows: list[Row] = []
+    try:
+        stub = ocr_pb2_grpc.OcrServiceStub(channel)
+        await through_service(stub, token, images, 1, 0.1)  # connect, fetch keys
+        for callers in sorted({1, workers}):
+            print(f"in-process engine, {callers} caller(s), {args.seconds:.0f}s ...", flush=True)
+            n_base, t_base, first_base = await asyncio.to_thread(
+                in_process, engine, images, callers, args.seconds
+            )
+            print(f"through ocr_svc, {callers} caller(s), {args.seconds:.0f}s ...", flush=True)
+            n_svc, t_svc, first_svc = await through_service(stub, token, images, callers, args.seconds)
+            rate_base, rate_svc = n_base / t_base, n_svc / t_svc
+            rows.append(
+                Row(
+                    "ocr",
+                    f"images/s, {callers} caller(s)",
+                    rate_svc,
+                    rate_base,
+                    "img/s",
+                    ratio_higher_is_better(rate_svc, rate_base),
+                    f"baseline: engine in-process; {workers} workers x {settings.engine_threads()} threads",
+                )
+            )
+            rows.append(
+                Row(
+                    "ocr",
+                    f"time to first line p50, {callers} caller(s)",
+                    median(first_svc) * 1e3,
+                    median(first_base) * 1e3,
+                    "ms",
+                    ratio_lower_is_better(median(first_svc), median(first_base)),
+                    f"{n_svc} service / {n_base} in-process images",
+                )
+            )
+    finally:
+        await channel.close()
+        await app.stop(2.0)
+        _delete_queues(rabbitmq_url, topology)
+    rows.append(
+        Row(
+            "ocr",
+            "peak RSS",
+            peak_rss_mib(),
+            rss_engine,
+            "MiB",
+            None,
+            "baseline: engine loaded and warm, before any load; ocrmesh: after the whole run",
+        )
+    )
+    return rows
+
+
+def _delete_queues(url: str, topology: EmailTopology) -> None:
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(url))
+    except pika.exceptions.AMQPError:
+        return
+    try:
+        channel = connection.channel()
+        for name in topology.queue_arguments():
+            channel.queue_delete(name)
+    finally:
+        connection.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="ocr_svc images/s and time to first line vs the engine in-process"
+    )
+    parser.add_argument("--quick", action="store_true", help="shorter phases (about 30 s in all)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of each phase")
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("OCR_WORKERS", "0")) or (os.cpu_count() or 1)
+    )
+    add_json_argument(parser)
+    args = parser.parse_args()
+    if args.seconds is None:
+        args.seconds = 4.0 if args.quick else 15.0
+    emit(asyncio.run(run(args)), args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
