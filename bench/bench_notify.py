@@ -197,7 +197,7 @@ def bench_ocrmesh(url: str, n: int) -> tuple[float, float, list[float]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Benchmark the email notification path.")
-    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="300 events")
     parser.add_argument("--url", default=os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL))
     args = parser.parse_args()

@@ -114,7 +114,12 @@ async def test_the_async_publisher_does_not_block_the_event_loop(
 
 
 def test_the_notifier_recovers_from_dropped_connections_without_losing_events(
-    rabbitmq_url: str, topology: EmailTopology, proxy: TcpProxy, smtp_sink: SmtpSink, broker: Broker
+    rabbitmq_url: str,
+    topology: EmailTopology,
+    proxy: TcpProxy,
+    smtp_sink: SmtpSink,
+    broker: Broker,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = [event(i) for i in range(300)]
     notifier = RunningNotifier(
@@ -133,10 +138,11 @@ def test_the_notifier_recovers_from_dropped_connections_without_losing_events(
         notifier.stop()
     ids = smtp_sink.handler.message_ids()
     stats = notifier.consumer.stats
-    print(
-        f"\nmails={len(ids)} unique={len(set(ids))} "
-        f"reconnects={stats.reconnects} dedup-acked={stats.duplicates}"
-    )
+    with capsys.disabled():  # the counts belong in the test output, not only with -s
+        print(
+            f"\nmails={len(ids)} unique={len(set(ids))} "
+            f"reconnects={stats.reconnects} dedup-acked={stats.duplicates}"
+        )
     assert stats.reconnects >= 1
     # The in-process dedup set catches redeliveries of mails already sent.
     assert len(ids) == len(set(ids)) == 300

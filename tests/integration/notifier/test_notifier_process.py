@@ -62,7 +62,12 @@ def healthcheck(env: dict[str, str], *args: str) -> int:
 
 
 def test_a_notifier_killed_mid_run_and_restarted_delivers_every_event(
-    rabbitmq_url: str, topology: EmailTopology, smtp_sink: SmtpSink, broker: Broker, tmp_path: Path
+    rabbitmq_url: str,
+    topology: EmailTopology,
+    smtp_sink: SmtpSink,
+    broker: Broker,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = publish_many(rabbitmq_url, topology, 400)
     expected = {f"<{e.event_id}@ocrmesh.test>" for e in events}
@@ -84,10 +89,11 @@ def test_a_notifier_killed_mid_run_and_restarted_delivers_every_event(
 
     ids = smtp_sink.handler.message_ids()
     duplicates = len(ids) - len(set(ids))
-    print(
-        f"\nSIGKILL after {delivered_before_kill} mails: "
-        f"{len(ids)} mails for 400 events, {duplicates} duplicates"
-    )
+    with capsys.disabled():  # the counts belong in the test output, not only with -s
+        print(
+            f"\nSIGKILL after {delivered_before_kill} mails: "
+            f"{len(ids)} mails for 400 events, {duplicates} duplicates"
+        )
     assert set(ids) == expected
     # Only mails sent but not yet acked at the kill can come twice: at most the prefetch window.
     assert duplicates <= PREFETCH
