@@ -11,7 +11,11 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from ocrmesh.notify.v1 import email_pb2
+
 CODE_PATTERN = re.compile(r"\b(\d{6})\b")
+VERIFICATION_CODE = email_pb2.EmailKind.Name(email_pb2.EMAIL_KIND_VERIFICATION_CODE)
+OCR_COMPLETED = email_pb2.EmailKind.Name(email_pb2.EMAIL_KIND_OCR_COMPLETED)
 
 
 @dataclass(frozen=True)
@@ -20,6 +24,8 @@ class StoredMail:
     to: str
     subject: str
     body: str
+    # The event's kind as the notifier writes it in X-Ocrmesh-Kind (VERIFICATION_CODE, ...).
+    kind: str
 
     @property
     def code(self) -> str | None:
@@ -35,7 +41,11 @@ def read_mail(path: Path) -> StoredMail:
     part = message.get_body(preferencelist=("plain",))
     body = part.get_content() if part is not None else ""
     return StoredMail(
-        path=path, to=str(message["To"] or ""), subject=str(message["Subject"] or ""), body=body
+        path=path,
+        to=str(message["To"] or ""),
+        subject=str(message["Subject"] or ""),
+        body=body,
+        kind=str(message["X-Ocrmesh-Kind"] or ""),
     )
 
 
@@ -48,16 +58,16 @@ def mails_to(mail_dir: Path, recipient: str) -> list[StoredMail]:
 
 
 def wait_for_mail(
-    mail_dir: Path, recipient: str, *, subject_contains: str = "", after: int = 0, timeout: float = 30.0
+    mail_dir: Path, recipient: str, *, kind: str = "", after: int = 0, timeout: float = 30.0
 ) -> StoredMail:
-    """Wait until the mail number `after` + 1 to `recipient` (matching `subject_contains`)
-    is in `mail_dir`, and return it."""
+    """Wait until the mail number `after` + 1 to `recipient` (of `kind`, when given) is in
+    `mail_dir`, and return it."""
     deadline = time.monotonic() + timeout
     while True:
-        matching = [m for m in mails_to(mail_dir, recipient) if subject_contains.lower() in m.subject.lower()]
+        matching = [m for m in mails_to(mail_dir, recipient) if not kind or m.kind == kind]
         if len(matching) > after:
             return matching[after]
         if time.monotonic() > deadline:
-            wanted = f"{recipient} ({subject_contains!r})"
+            wanted = f"{recipient} ({kind or 'any kind'})"
             raise TimeoutError(f"no mail to {wanted} in {mail_dir} after {timeout}s")
         time.sleep(0.1)

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from notifier.mailbox import wait_for_mail
+from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 from tests.support.mesh import Mesh, running_mesh
 
 
@@ -51,7 +51,7 @@ def sign_up(client: httpx.Client, mail_dir: Path, *, name: str = "Ada Lovelace")
     email, password = random_email(), "correct horse battery"
     registered = client.post("/auth/register", json={"name": name, "email": email, "password": password})
     assert registered.status_code == 201, registered.text
-    code = wait_for_mail(mail_dir, email, subject_contains="verification").code
+    code = wait_for_mail(mail_dir, email, kind=VERIFICATION_CODE).code
     assert code is not None
     verified = client.post("/auth/verify_otp", json={"email": email, "otp": code})
     assert verified.status_code == 200, verified.text
