@@ -3,6 +3,7 @@ as a stream of events flushed one by one."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -46,6 +47,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 _NO_RESULT = "the OCR service ended the stream without a result"
+# nginx's status for a client that closed the connection before the answer (never seen by it).
+CLIENT_CLOSED_REQUEST = 499
 
 
 async def _start_recognize(
@@ -72,6 +75,7 @@ async def recognize(
     started: StartedEvent | None = None
     lines: list[LineOut] = []
     completed: CompletedEvent | None = None
+    watcher = asyncio.create_task(_cancel_when_client_leaves(request, call))
     try:
         with rpc_errors(OCR):
             async for response in call:
@@ -82,7 +86,13 @@ async def recognize(
                     lines.append(LineOut(**event.model_dump(exclude={"type"})))
                 elif isinstance(event, CompletedEvent):
                     completed = event
+    except asyncio.CancelledError:
+        if not watcher.done():
+            raise  # this task itself is being cancelled (shutdown): not ours to swallow
+        # The client went away and the call was cancelled for it: nobody reads this answer.
+        raise HTTPException(status_code=CLIENT_CLOSED_REQUEST, detail="client closed request") from None
     finally:
+        watcher.cancel()
         call.cancel()  # a no-op after a finished call; stops ocr_svc's work if this task is cancelled
     if completed is None:
         raise HTTPException(status_code=status.HTTP_502_BAD_GATEWAY, detail=_NO_RESULT)
@@ -143,6 +153,19 @@ async def recognize_stream(
         media_type=stream_format.media_type,
         headers=_STREAM_HEADERS,
     )
+
+
+async def _cancel_when_client_leaves(
+    request: Request, call: grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse]
+) -> None:
+    """Cancel `call` when the client disconnects. The body has been read whole by now, so
+    the next ASGI message can only be the disconnect."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            log.info("client left before the OCR result; cancelling the call")
+            call.cancel()
+            return
 
 
 async def _relay(

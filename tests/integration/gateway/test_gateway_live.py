@@ -80,7 +80,8 @@ async def test_sse_events_are_flushed_as_ocr_svc_produces_them(mesh, live_gatewa
 
 async def test_a_client_that_goes_away_mid_stream_cancels_the_ocr_call(mesh, live_gateway) -> None:
     mesh.ocr.mode = "gated"
-    gateway = await live_gateway(mesh.settings())
+    # A deadline far beyond WAIT: only the disconnect can end the call in time.
+    gateway = await live_gateway(mesh.settings(ocr_timeout_seconds=600))
     mesh.ocr.gate.put_nowait(None)
     async with (
         httpx.AsyncClient(base_url=gateway.url, timeout=WAIT) as client,
@@ -91,6 +92,21 @@ async def test_a_client_that_goes_away_mid_stream_cancels_the_ocr_call(mesh, liv
         first = json.loads(await next_within(response.aiter_lines()))
         assert first["type"] == "started"
     # The connection is closed with ocr_svc still working on the image.
+    await asyncio.wait_for(mesh.ocr.cancelled.wait(), WAIT)
+
+
+async def test_a_client_that_gives_up_waiting_for_ocr_cancels_the_call(mesh, live_gateway) -> None:
+    mesh.ocr.mode = "hang_after_start"
+    # A deadline far beyond WAIT: only the disconnect can end the call in time.
+    gateway = await live_gateway(mesh.settings(ocr_timeout_seconds=600))
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=WAIT) as client:
+        request = asyncio.create_task(
+            client.post("/ocr", files=upload(), headers={"Authorization": f"Bearer {mesh.token()}"})
+        )
+        await asyncio.wait_for(mesh.ocr.calls_started.wait(), WAIT)
+        request.cancel()  # the client gives up: its connection closes
+        with pytest.raises(asyncio.CancelledError):
+            await request
     await asyncio.wait_for(mesh.ocr.cancelled.wait(), WAIT)
 
 
