@@ -49,6 +49,12 @@ class _Job:
     future: Future[None] = field(default_factory=Future)
 
 
+@dataclass
+class _ConnectJob:
+    deadline: float
+    future: Future[None] = field(default_factory=Future)
+
+
 class _Stop:
     pass
 
@@ -81,7 +87,7 @@ class EmailPublisher:
         )
         self._topology = topology
         self._confirm_timeout = confirm_timeout
-        self._jobs: queue.Queue[_Job | _Stop] = queue.Queue()
+        self._jobs: queue.Queue[_Job | _ConnectJob | _Stop] = queue.Queue()
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._connection: pika.BlockingConnection | None = None
@@ -107,6 +113,20 @@ class EmailPublisher:
                 raise PublishError("publisher is closed")
             self._jobs.put(job)
         return job.future
+
+    def connect(self, timeout: float | None = None) -> None:
+        """Open the connection and declare the topology now, to fail fast at start-up.
+
+        Optional: `publish()` connects by itself. Raises `TopologyError` when a queue exists
+        with other arguments, `PublishError` when the broker stays unreachable for `timeout`.
+        """
+        limit = self._confirm_timeout if timeout is None else timeout
+        job = _ConnectJob(deadline=time.monotonic() + limit)
+        with self._lock:
+            if self._closed.is_set():
+                raise PublishError("publisher is closed")
+            self._jobs.put(job)
+        wait_for(job.future, limit + _CALLER_GRACE)
 
     def publish(self, event: email_pb2.EmailRequested, timeout: float | None = None) -> None:
         """Publish `event` and wait for the broker's confirm; raise `PublishError` otherwise."""
@@ -141,7 +161,11 @@ class EmailPublisher:
                     continue
                 if isinstance(job, _Stop):
                     break
-                if job.future.set_running_or_notify_cancel():
+                if not job.future.set_running_or_notify_cancel():
+                    continue
+                if isinstance(job, _ConnectJob):
+                    self._connect(job)
+                else:
                     self._publish(job)
         finally:
             self._disconnect()
@@ -195,6 +219,26 @@ class EmailPublisher:
         reason = f"broker unreachable: {last_error!r}" if last_error else "no confirm before the deadline"
         self._fail(job, PublishError(reason))
 
+    def _connect(self, job: _ConnectJob) -> None:
+        backoff = 0.1
+        last_error: BaseException | None = None
+        while time.monotonic() < job.deadline:
+            try:
+                self._ensure_channel()
+            except TopologyError as exc:
+                self._disconnect()
+                job.future.set_exception(exc)
+                return
+            except CONNECTION_ERRORS as exc:
+                last_error = exc
+                self._disconnect()
+                time.sleep(min(backoff, max(0.0, job.deadline - time.monotonic())))
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+                continue
+            job.future.set_result(None)
+            return
+        job.future.set_exception(PublishError(f"broker unreachable: {last_error!r}"))
+
     def _ensure_channel(self) -> BlockingChannel:
         if self._channel is not None and self._channel.is_open:
             return self._channel
@@ -232,7 +276,7 @@ class EmailPublisher:
                 job = self._jobs.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(job, _Job) and job.future.set_running_or_notify_cancel():
+            if not isinstance(job, _Stop) and job.future.set_running_or_notify_cancel():
                 job.future.set_exception(PublishError("publisher closed before the event was sent"))
 
 

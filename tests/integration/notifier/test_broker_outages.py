@@ -11,7 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from notifier.transports import SmtpTransport
-from ocrmesh.events import AsyncEmailPublisher, EmailPublisher, EmailTopology, PublishError, new_email_event
+from ocrmesh.events import (
+    AsyncEmailPublisher,
+    EmailPublisher,
+    EmailTopology,
+    PublishError,
+    TopologyError,
+    new_email_event,
+)
 from ocrmesh.notify.v1 import email_pb2
 from tests.integration.notifier.notifier_support import (
     Broker,
@@ -175,3 +182,26 @@ def test_an_idle_publisher_keeps_its_connection_alive_with_heartbeats(
         publisher.publish(event(2))
         assert publisher.connections_opened == 1
     assert broker.depth(topology.queue) == 2
+
+
+def test_connect_fails_fast_on_a_queue_declared_with_other_arguments(
+    rabbitmq_url: str, topology: EmailTopology, broker: Broker
+) -> None:
+    broker.channel.queue_declare(topology.queue, durable=False)  # e.g. left by the old system
+    with (
+        EmailPublisher(rabbitmq_url, topology) as publisher,
+        pytest.raises(TopologyError, match="other arguments"),
+    ):
+        publisher.connect(timeout=5)
+
+
+def test_connect_raises_when_the_broker_is_unreachable_and_succeeds_when_it_is_back(
+    rabbitmq_url: str, topology: EmailTopology, proxy: TcpProxy
+) -> None:
+    with EmailPublisher(proxied(rabbitmq_url, proxy), topology) as publisher:
+        proxy.block()
+        with pytest.raises(PublishError, match="unreachable"):
+            publisher.connect(timeout=1)
+        proxy.unblock()
+        publisher.connect(timeout=5)
+        assert publisher.connections_opened == 1
