@@ -80,3 +80,30 @@ async def test_an_unexpected_error_is_500_with_the_request_id_and_no_internals(
     assert "secret" not in response.text
     # The operator gets the traceback in the log.
     assert any("secret.pem" in (record.exc_text or str(record.exc_info)) for record in caplog.records)
+
+
+async def test_browsers_from_configured_origins_may_call_and_read_the_request_id(mesh) -> None:
+    settings = mesh.settings(gateway_cors_origins=("http://localhost:3000",))
+    async with gateway_client(settings) as client:
+        preflight = await client.options(
+            "/ocr/stream",
+            headers={
+                "Origin": "http://localhost:3000",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization",
+            },
+        )
+        stranger = await client.options(
+            "/ocr/stream",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        simple = await client.get("/healthz", headers={"Origin": "http://localhost:3000"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:3000"
+    assert stranger.status_code == 400
+    assert "x-request-id" in simple.headers["access-control-expose-headers"].lower()
+
+
+async def test_no_cross_origin_access_unless_configured(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz", headers={"Origin": "http://localhost:3000"})
+    assert "access-control-allow-origin" not in response.headers
