@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import grpc
@@ -46,6 +47,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     504: {"description": "OCR did not finish within OCR_TIMEOUT_SECONDS."},
 }
 
+RecognizeCall = grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse]
+
 _NO_RESULT = "the OCR service ended the stream without a result"
 # nginx's status for a client that closed the connection before the answer (never seen by it).
 CLIENT_CLOSED_REQUEST = 499
@@ -53,7 +56,7 @@ CLIENT_CLOSED_REQUEST = 499
 
 async def _start_recognize(
     request: Request, ocr: OcrStub, token: str, settings: SettingsDep
-) -> grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse]:
+) -> RecognizeCall:
     upload = await read_image_upload(request, max_bytes=settings.gateway_max_upload_bytes)
     return ocr.Recognize(
         ocr_pb2.RecognizeRequest(image=upload.data, filename=upload.filename),
@@ -75,24 +78,18 @@ async def recognize(
     started: StartedEvent | None = None
     lines: list[LineOut] = []
     completed: CompletedEvent | None = None
-    watcher = asyncio.create_task(_cancel_when_client_leaves(request, call))
     try:
-        with rpc_errors(OCR):
-            async for response in call:
-                event = event_from_proto(response)
-                if isinstance(event, StartedEvent):
-                    started = event
-                elif isinstance(event, LineEvent):
-                    lines.append(LineOut(**event.model_dump(exclude={"type"})))
-                elif isinstance(event, CompletedEvent):
-                    completed = event
-    except asyncio.CancelledError:
-        if not watcher.done():
-            raise  # this task itself is being cancelled (shutdown): not ours to swallow
-        # The client went away and the call was cancelled for it: nobody reads this answer.
-        raise HTTPException(status_code=CLIENT_CLOSED_REQUEST, detail="client closed request") from None
+        async with _cancelled_if_client_leaves(request, call):
+            with rpc_errors(OCR):
+                async for response in call:
+                    event = event_from_proto(response)
+                    if isinstance(event, StartedEvent):
+                        started = event
+                    elif isinstance(event, LineEvent):
+                        lines.append(LineOut(**event.model_dump(exclude={"type"})))
+                    elif isinstance(event, CompletedEvent):
+                        completed = event
     finally:
-        watcher.cancel()
         call.cancel()  # a no-op after a finished call; stops ocr_svc's work if this task is cancelled
     if completed is None:
         raise HTTPException(status_code=status.HTTP_502_BAD_GATEWAY, detail=_NO_RESULT)
@@ -140,8 +137,10 @@ async def recognize_stream(
     # Failures before the first event (bad token, unreadable image, queue full) must be a
     # plain HTTP error, not a 200 stream: so wait for the first event before answering.
     try:
-        with rpc_errors(OCR):
-            first = await anext(responses)
+        # Until the response starts, nobody else watches for the client leaving.
+        async with _cancelled_if_client_leaves(request, call):
+            with rpc_errors(OCR):
+                first = await anext(responses)
     except StopAsyncIteration:
         raise HTTPException(status_code=status.HTTP_502_BAD_GATEWAY, detail=_NO_RESULT) from None
     except BaseException:
@@ -155,11 +154,8 @@ async def recognize_stream(
     )
 
 
-async def _cancel_when_client_leaves(
-    request: Request, call: grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse]
-) -> None:
-    """Cancel `call` when the client disconnects. The body has been read whole by now, so
-    the next ASGI message can only be the disconnect."""
+async def _cancel_when_client_leaves(request: Request, call: RecognizeCall) -> None:
+    # The body has been read whole by now: the next ASGI message can only be the disconnect.
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
@@ -168,8 +164,23 @@ async def _cancel_when_client_leaves(
             return
 
 
+@asynccontextmanager
+async def _cancelled_if_client_leaves(request: Request, call: RecognizeCall) -> AsyncIterator[None]:
+    """Cancel `call` if the client disconnects during the block, and answer 499 then (an
+    answer nobody reads, but the access log shows what happened)."""
+    watcher = asyncio.create_task(_cancel_when_client_leaves(request, call))
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not watcher.done():
+            raise  # this task itself is being cancelled (shutdown): not ours to swallow
+        raise HTTPException(status_code=CLIENT_CLOSED_REQUEST, detail="client closed request") from None
+    finally:
+        watcher.cancel()
+
+
 async def _relay(
-    call: grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse],
+    call: RecognizeCall,
     responses: AsyncIterator[ocr_pb2.RecognizeResponse],
     first: ocr_pb2.RecognizeResponse,
     stream_format: StreamFormat,

@@ -193,7 +193,7 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
 
     mode: "ok", "invalid" (INVALID_ARGUMENT before any event), "busy" (RESOURCE_EXHAUSTED),
     "fail_mid" (started, one line, then INTERNAL), "gated" (each event waits for `gate`),
-    "hang_after_start" (started, then nothing), "no_completion" (started, then ends).
+    "hang" (nothing at all), "hang_after_start" (started, then nothing), "no_completion" (started, then ends).
     """
 
     texts: list[str] = field(default_factory=lambda: ["Hello", "world"])
@@ -213,6 +213,8 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
         try:
             if self.mode == "invalid":
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "image: cannot decode this file")
+            if self.mode == "hang":
+                await asyncio.sleep(3600)
             if self.mode == "busy":
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the OCR queue is full, retry later")
             events = [started_event(), *(line_event(i, t) for i, t in enumerate(self.texts))]

@@ -95,13 +95,16 @@ async def test_a_client_that_goes_away_mid_stream_cancels_the_ocr_call(mesh, liv
     await asyncio.wait_for(mesh.ocr.cancelled.wait(), WAIT)
 
 
-async def test_a_client_that_gives_up_waiting_for_ocr_cancels_the_call(mesh, live_gateway) -> None:
-    mesh.ocr.mode = "hang_after_start"
+@pytest.mark.parametrize(("path", "mode"), [("/ocr", "hang_after_start"), ("/ocr/stream", "hang")])
+async def test_a_client_that_gives_up_waiting_for_ocr_cancels_the_call(
+    mesh, live_gateway, path: str, mode: str
+) -> None:
+    mesh.ocr.mode = mode
     # A deadline far beyond WAIT: only the disconnect can end the call in time.
     gateway = await live_gateway(mesh.settings(ocr_timeout_seconds=600))
     async with httpx.AsyncClient(base_url=gateway.url, timeout=WAIT) as client:
         request = asyncio.create_task(
-            client.post("/ocr", files=upload(), headers={"Authorization": f"Bearer {mesh.token()}"})
+            client.post(path, files=upload(), headers={"Authorization": f"Bearer {mesh.token()}"})
         )
         await asyncio.wait_for(mesh.ocr.calls_started.wait(), WAIT)
         request.cancel()  # the client gives up: its connection closes
