@@ -142,8 +142,10 @@ class NotifierConsumer:
 
     def _consume_once(self) -> None:
         connection = pika.BlockingConnection(self._params)
-        self._connection = connection
+        # A new generation before the worker can see the new connection: deliveries of the
+        # old one are then never settled on it.
         self._generation += 1
+        self._connection = connection
         consume = connection.channel()
         self._topology.declare(consume)
         consume.basic_qos(prefetch_count=self._prefetch)
