@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -184,7 +185,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def test_python_m_gateway_serves_and_stops_cleanly_on_sigterm(mesh) -> None:
+@asynccontextmanager
+async def gateway_process(mesh, log_path: Path) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+    """`python -m gateway` against the test servicers; yields it once it answers."""
     port = free_port()
     env = {
         **os.environ,
@@ -192,38 +195,72 @@ async def test_python_m_gateway_serves_and_stops_cleanly_on_sigterm(mesh) -> Non
         "GATEWAY_PORT": str(port),
         "AUTH_ADDR": f"127.0.0.1:{mesh.auth_port}",
         "OCR_ADDR": f"127.0.0.1:{mesh.ocr_port}",
-        "SHUTDOWN_GRACE_SECONDS": "2",
+        "TOKEN_ISSUER": mesh.issuer.issuer,
+        "TOKEN_AUDIENCE": mesh.issuer.audience,
+        "SHUTDOWN_GRACE_SECONDS": "10",
         "PYTHONUNBUFFERED": "1",
     }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 30
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
             while True:
                 try:
-                    response = await client.get("/readyz", headers={"X-Request-ID": "req-main-1"})
+                    await client.get("/healthz")
                     break
                 except httpx.TransportError:
                     if process.poll() is not None or time.monotonic() > deadline:
                         raise
                     await asyncio.sleep(0.2)
+        yield process, url
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+async def test_python_m_gateway_serves_and_stops_cleanly_on_sigterm(mesh, tmp_path: Path) -> None:
+    log_path = tmp_path / "gateway.log"
+    async with gateway_process(mesh, log_path) as (process, url):
+        async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+            response = await client.get("/readyz", headers={"X-Request-ID": "req-main-1"})
             docs = await client.get("/docs")
         assert response.status_code == 200
         assert response.headers["x-request-id"] == "req-main-1"
         assert docs.status_code == 200
         process.send_signal(signal.SIGTERM)
-        output, _ = await asyncio.to_thread(process.communicate, timeout=20)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0
-    log_lines = [json.loads(line) for line in output.decode().splitlines() if line.startswith("{")]
-    assert log_lines, output.decode()
+        returncode = await asyncio.to_thread(process.wait, 20)
+    assert returncode == 0
+    output = log_path.read_text()
+    log_lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert log_lines, output
     assert all(line["service"] == "gateway" for line in log_lines)
     assert any(line["msg"] == "gRPC channels closed" for line in log_lines)
+    assert "Traceback" not in output
+
+
+async def test_a_stream_in_flight_finishes_when_the_gateway_is_told_to_stop(mesh, tmp_path: Path) -> None:
+    mesh.ocr.mode = "gated"
+    mesh.ocr.gate.put_nowait(None)
+    async with gateway_process(mesh, tmp_path / "gateway.log") as (process, url):
+        headers = {"Authorization": f"Bearer {mesh.token()}"}
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=WAIT) as client,
+            client.stream("POST", "/ocr/stream", files=upload(), headers=headers) as response,
+        ):
+            lines = response.aiter_lines()
+            received = [json.loads(await next_within(lines))]
+            process.send_signal(signal.SIGTERM)
+            for _ in range(3):
+                mesh.ocr.gate.put_nowait(None)
+                received.append(json.loads(await next_within(lines)))
+        returncode = await asyncio.to_thread(process.wait, 20)
+    assert [event["type"] for event in received] == ["started", "line", "line", "completed"]
+    assert returncode == 0
 
 
 def test_python_m_gateway_refuses_a_bad_setting_with_exit_code_2() -> None:
