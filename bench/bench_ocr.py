@@ -45,6 +45,7 @@ from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.settings import DEFAULT_RABBITMQ_URL
 from ocrmesh.tokens import TOKEN_ALGORITHM, TokenVerifier
 
+SLICE_SECONDS = 3.0
 LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
 PARAGRAPHS = [
     ["Invoice 2024-0815 for Ada Lovelace", "Analytical Engine maintenance, 3 hours", "Subtotal 1250.00 EUR"],
@@ -155,6 +156,12 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def current_rss_mib() -> float:
+    # Linux: the second field of /proc/self/statm is the resident set, in pages.
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024.0 * 1024.0)
+
+
 async def run(args: argparse.Namespace) -> list[Row]:
     workers = args.workers
     settings_defaults = OcrSettings(ocr_workers=workers)
@@ -178,16 +185,28 @@ async def run(args: argparse.Namespace) -> list[Row]:
     await app.start()
     channel = create_channel(f"127.0.0.1:{app.port}")
     rows: list[Row] = []
+    # Resident memory after each service slice: it should level off, not keep growing.
+    rss_samples: list[float] = []
     try:
         stub = ocr_pb2_grpc.OcrServiceStub(channel)
         await through_service(stub, token, images, 1, 0.1)  # connect, fetch keys
         for callers in sorted({1, workers}):
-            print(f"in-process engine, {callers} caller(s), {args.seconds:.0f}s ...", flush=True)
-            n_base, t_base, first_base = await asyncio.to_thread(
-                in_process, engine, images, callers, args.seconds
+            # Alternate short slices of both sides, so that load from other processes on a
+            # shared machine falls on both alike instead of on whichever phase ran then.
+            slices = max(1, round(args.seconds / SLICE_SECONDS))
+            print(
+                f"{callers} caller(s): {slices} alternating slices of in-process and ocr_svc ...", flush=True
             )
-            print(f"through ocr_svc, {callers} caller(s), {args.seconds:.0f}s ...", flush=True)
-            n_svc, t_svc, first_svc = await through_service(stub, token, images, callers, args.seconds)
+            n_base = n_svc = 0
+            t_base = t_svc = 0.0
+            first_base: list[float] = []
+            first_svc: list[float] = []
+            for _ in range(slices):
+                n, t, firsts = await asyncio.to_thread(in_process, engine, images, callers, SLICE_SECONDS)
+                n_base, t_base, first_base = n_base + n, t_base + t, first_base + firsts
+                n, t, firsts = await through_service(stub, token, images, callers, SLICE_SECONDS)
+                n_svc, t_svc, first_svc = n_svc + n, t_svc + t, first_svc + firsts
+                rss_samples.append(current_rss_mib())
             rate_base, rate_svc = n_base / t_base, n_svc / t_svc
             rows.append(
                 Row(
@@ -226,6 +245,18 @@ async def run(args: argparse.Namespace) -> list[Row]:
             "baseline: engine loaded and warm, before any load; ocrmesh: after the whole run",
         )
     )
+    if len(rss_samples) >= 2:
+        rows.append(
+            Row(
+                "ocr",
+                "RSS growth, first to last slice",
+                rss_samples[-1] - rss_samples[0],
+                None,
+                "MiB",
+                None,
+                f"RSS {rss_samples[0]:.0f} -> {rss_samples[-1]:.0f} MiB over {len(rss_samples)} slices",
+            )
+        )
     return rows
 
 
@@ -247,7 +278,7 @@ def main() -> int:
         description="ocr_svc images/s and time to first line vs the engine in-process"
     )
     parser.add_argument("--quick", action="store_true", help="shorter phases (about 30 s in all)")
-    parser.add_argument("--seconds", type=float, default=None, help="length of each phase")
+    parser.add_argument("--seconds", type=float, default=None, help="seconds per side and caller count")
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("OCR_WORKERS", "0")) or (os.cpu_count() or 1)
     )
