@@ -11,8 +11,10 @@ from typing import Any
 from ocrmesh.request_context import current_request_id
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
+# uvicorn adds `color_message` (the message with ANSI colours): noise in a JSON line.
 _STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+    | {"message", "asctime", "taskName", "color_message"}
 )
 
 
