@@ -99,16 +99,27 @@ def test_each_image_environment_runs_its_service(
         f"import {module}, {module}.__main__, ocrmesh.health_probe\n"
         f"assert 'site-packages' in {module}.__file__, {module}.__file__\n" + CHECKS[app.name]
     )
+    workdir = tmp_path / "workdir"
+    workdir.mkdir()
+    before = files_under(tmp_path)
     # -I: no current directory, no PYTHONPATH; only what is installed counts, as in the image.
+    # -B: no bytecode written, like PYTHONDONTWRITEBYTECODE=1 there.
     done = subprocess.run(
-        [str(venv / "bin" / "python"), "-I", "-c", script],
-        cwd=tmp_path,
+        [str(venv / "bin" / "python"), "-I", "-B", "-c", script],
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    # In the image the environment and the working directory belong to root, and the service
+    # does not: anything written there would fail with "permission denied".
+    assert files_under(tmp_path) == before, "the service wrote into its environment or working directory"
+
+
+def files_under(path: Path) -> set[Path]:
+    return set(path.rglob("*"))
 
 
 def test_the_keras_build_argument_installs_keras_ocr_and_tensorflow(tmp_path: Path) -> None:
