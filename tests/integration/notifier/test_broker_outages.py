@@ -205,3 +205,20 @@ def test_connect_raises_when_the_broker_is_unreachable_and_succeeds_when_it_is_b
         proxy.unblock()
         publisher.connect(timeout=5)
         assert publisher.connections_opened == 1
+
+
+def test_publishing_after_close_is_an_error(rabbitmq_url: str, topology: EmailTopology) -> None:
+    publisher = EmailPublisher(rabbitmq_url, topology)
+    publisher.publish(event(1))
+    publisher.close()
+    with pytest.raises(PublishError, match="closed"):
+        publisher.publish(event(2))
+
+
+async def test_the_async_publisher_raises_when_the_broker_stays_unreachable(
+    rabbitmq_url: str, topology: EmailTopology, proxy: TcpProxy
+) -> None:
+    async with AsyncEmailPublisher(proxied(rabbitmq_url, proxy), topology) as publisher:
+        proxy.block()
+        with pytest.raises(PublishError):
+            await publisher.publish(event(1), timeout=0.5)
