@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ocr_svc.engines import create_engine, warm_up
-from ocr_svc.engines.base import OcrEngine
+from ocr_svc.engines.base import EngineUnavailable, OcrEngine
 from ocr_svc.images import ImageLimits
 from ocr_svc.notifications import CompletionMailer, EventPublisher
 from ocr_svc.pipeline import OcrPipeline
@@ -44,10 +44,14 @@ class OcrApp:
         `EngineUnavailable` when the engine cannot load."""
         self.mailer.start()
         await self.mesh.start(serving=False)
-        if warm:
-            await asyncio.to_thread(warm_up, self.engine)
-        else:
-            await asyncio.to_thread(self.engine.load)
+        try:
+            await asyncio.to_thread(warm_up if warm else _load_only, self.engine)
+        except EngineUnavailable:
+            raise
+        except Exception as exc:
+            # An engine that breaks on a plain line of text cannot serve anything.
+            log.exception("engine failed its warm-up", extra={"engine": self.engine.name})
+            raise EngineUnavailable(f"the {self.engine.name} engine failed its warm-up: {exc}") from exc
         await self.mesh.set_serving(True)
         log.info("ocr_svc serving", extra={"port": self.port, "engine": self.engine.name})
 
@@ -60,6 +64,11 @@ class OcrApp:
         await self.mailer.stop(grace)
         for closer in self._closers:
             await closer()
+
+
+def _load_only(engine: OcrEngine) -> float:
+    engine.load()
+    return 0.0
 
 
 def create_app(

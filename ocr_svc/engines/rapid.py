@@ -90,6 +90,11 @@ class RapidOcrEngine:
                 "EngineConfig.onnxruntime.inter_op_num_threads": 1,
             }
             ocr: Any = RapidOCR(params=params)
+            # rapidocr logs through its own coloured stderr handler; send its records to ours
+            # (JSON lines on stdout) instead.
+            rapid_log = logging.getLogger("RapidOCR")
+            rapid_log.handlers.clear()
+            rapid_log.propagate = True
             # rapidocr loads its models lazily on the first call; load them now, at start-up.
             self._det = ocr._load_det_model()
             self._rec = ocr._load_rec_model()

@@ -11,7 +11,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2
 
-from ocr_svc.engines.base import RecognizedLine, RgbImage, TextRegion
+from ocr_svc.engines.base import EngineUnavailable, RecognizedLine, RgbImage, TextRegion
 from ocr_svc.engines.rapid import RapidOcrEngine
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import GatedLastLine, completed_of, lines_of
@@ -248,3 +248,26 @@ async def test_an_engine_failure_is_internal_without_details_and_the_service_sur
     with contextlib.suppress(grpc.aio.AioRpcError):
         await ocr.events(_GOOD)
     assert await ocr.health() == SERVING
+
+
+class BrokenModel:
+    """Loads, then fails on any image (a corrupt model file, say)."""
+
+    name = "broken"
+
+    def load(self) -> None:
+        pass
+
+    def detect(self, image: RgbImage) -> list[TextRegion]:
+        raise RuntimeError("onnxruntime: invalid graph")
+
+    def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
+        return None
+
+
+async def test_an_engine_that_fails_its_warm_up_never_reports_serving(start_ocr: StartOcr) -> None:
+    ocr = await start_ocr(BrokenModel(), background=True)
+    assert ocr.starting is not None
+    with pytest.raises(EngineUnavailable, match="failed its warm-up"):
+        await ocr.starting
+    assert await ocr.health() == NOT_SERVING
