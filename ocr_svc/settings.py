@@ -55,6 +55,22 @@ class OcrSettings(ServiceSettings):
     keras_ocr_recognizer_weights: Path | None = None
     keras_ocr_download: bool = False
 
+    @field_validator("ocr_max_pixels", "ocr_max_image_bytes", mode="before")
+    @classmethod
+    def _whole_number_in_any_notation(cls, value: object) -> object:
+        # Operators write limits like 40e6; accept that when it is a whole number.
+        if isinstance(value, str):
+            text = value.strip().replace("_", "")
+            try:
+                return int(text)
+            except ValueError:
+                try:
+                    number = float(text)
+                except ValueError:
+                    return value
+                return int(number) if number.is_integer() else value
+        return value
+
     @field_validator("email_retry_delays", mode="before")
     @classmethod
     def _split_delays(cls, value: object) -> object:

@@ -28,6 +28,17 @@ def test_engine_threads_share_the_cores_between_workers(monkeypatch: pytest.Monk
     assert OcrSettings(ocr_workers=2, ocr_engine_threads=3).engine_threads() == 3
 
 
+def test_limits_may_be_written_in_scientific_notation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCR_MAX_PIXELS", "40e6")
+    monkeypatch.setenv("OCR_MAX_IMAGE_BYTES", "5_000_000")
+    settings = load_settings(OcrSettings)
+    assert settings.ocr_max_pixels == 40_000_000
+    assert settings.ocr_max_image_bytes == 5_000_000
+    monkeypatch.setenv("OCR_MAX_PIXELS", "1.5")
+    with pytest.raises(SystemExit):
+        load_settings(OcrSettings)
+
+
 def test_the_grpc_limit_leaves_room_above_the_image_limit() -> None:
     settings = OcrSettings(ocr_max_image_bytes=1000)
     assert settings.max_receive_message_bytes() > 1000
