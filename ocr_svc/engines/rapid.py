@@ -113,17 +113,17 @@ class RapidOcrEngine:
         from rapidocr.utils.process_img import apply_vertical_padding, map_boxes_to_original
 
         height, width = image.shape[:2]
-        # PP-OCR models were trained on BGR input (OpenCV's order).
-        bgr = np.ascontiguousarray(image[:, :, ::-1])
         # The same preparation rapidocr's own pipeline does: keep the image within its side
         # bounds, pad very flat images so a single line is still detected.
-        work, record = self._ocr.preprocess_img(bgr)
+        work, record = self._ocr.preprocess_img(image)
         cfg = self._ocr.cfg.Global
         if cfg.use_vertical_padding:
             work, record = apply_vertical_padding(work, record, cfg.width_height_ratio, cfg.min_height)
         else:
             record["padding_1"] = {"top": 0, "left": 0}
-        result = self._det(work)
+        # PP-OCR models take BGR (OpenCV's order). Flipped after the resize, so a large image
+        # is not copied at full size.
+        result = self._det(np.ascontiguousarray(work[:, :, ::-1]))
         if result.boxes is None or len(result.boxes) == 0:
             return []
         # The detector already sorts boxes top to bottom, then left to right within a row.
