@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, parseaddr
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr, parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 from google.protobuf.message import DecodeError
@@ -18,6 +21,11 @@ from ocrmesh.notify.v1 import email_pb2
 _EVENT_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
 MAX_SUBJECT_CHARS = 998
 MAX_BODY_BYTES = 1 << 20
+# RFC 5322 lines end in CRLF, on the wire and in the .eml files alike.
+WIRE_POLICY = compat32.clone(linesep="\r\n")
+# Quoted-printable keeps a text body readable in a .eml file (base64 would not).
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
 
 
 class MalformedEvent(Exception):
@@ -39,29 +47,41 @@ def parse_event(body: bytes, message_type: str | None) -> email_pb2.EmailRequest
     if not event.to:
         raise MalformedEvent("no recipient")
     try:
-        validate_email(event.to, check_deliverability=False, allow_smtputf8=False)
+        address = validate_email(event.to, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise MalformedEvent(f"invalid recipient address: {exc}") from None
+    # The ASCII form (an internationalised domain in punycode) is what a header can carry.
+    event.to = address.ascii_email or event.to
     if len(event.body.encode()) > MAX_BODY_BYTES:
         raise MalformedEvent("body larger than 1 MiB")
     return event
 
 
-def build_message(event: email_pb2.EmailRequested, mail_from: str) -> EmailMessage:
-    """The mail for `event`: From, To, Subject, Date, Message-ID from `event_id`, UTF-8 text body."""
-    message = EmailMessage(policy=SMTP)
-    message["From"] = mail_from
+def build_message(event: email_pb2.EmailRequested, mail_from: str) -> Message:
+    """The mail for `event`: From, To, Subject, Date, Message-ID from `event_id`, UTF-8 text body.
+
+    Built with the compat32 API: it writes the same RFC 5322 mail as `EmailMessage` at a
+    fraction of the CPU (the header registry parses every header it is given), and the
+    notifier builds one per event.
+    """
+    message = MIMEText(event.body, "plain", _UTF8_QP)  # type: ignore[arg-type]
+    message["From"] = _address_header(mail_from)
     message["To"] = event.to
     # A header cannot hold line breaks; a subject with one is still worth delivering.
-    message["Subject"] = " ".join(event.subject.split())[:MAX_SUBJECT_CHARS]
+    subject = " ".join(event.subject.split())[:MAX_SUBJECT_CHARS]
+    message["Subject"] = subject if subject.isascii() else Header(subject, "utf-8").encode()
     created = event.created_at.ToDatetime(tzinfo=UTC) if event.HasField("created_at") else datetime.now(UTC)
     message["Date"] = format_datetime(created)
     message["Message-ID"] = f"<{event.event_id}@{_sender_domain(mail_from)}>"
     message["X-Ocrmesh-Kind"] = _kind_name(event.kind)
     if event.correlation_id and _EVENT_ID.match(event.correlation_id):
         message["X-Correlation-ID"] = event.correlation_id
-    message.set_content(event.body, charset="utf-8")
     return message
+
+
+def _address_header(value: str) -> str:
+    name, address = parseaddr(value)
+    return formataddr((name, address), charset="utf-8")
 
 
 def _kind_name(kind: int) -> str:

@@ -12,9 +12,11 @@ import smtplib
 import ssl
 import tempfile
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import Message
 from pathlib import Path
 from typing import Protocol
+
+from notifier.mail import WIRE_POLICY
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ class PermanentDeliveryError(DeliveryError):
 
 
 class MailTransport(Protocol):
-    def send(self, message: EmailMessage, event_id: str) -> None:
+    def send(self, message: Message, event_id: str) -> None:
         """Hand `message` over, or raise a `DeliveryError`."""
 
     def close(self) -> None:
@@ -45,7 +47,7 @@ class FileTransport:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    def send(self, message: EmailMessage, event_id: str) -> None:
+    def send(self, message: Message, event_id: str) -> None:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
@@ -55,7 +57,7 @@ class FileTransport:
             fd, tmp_name = tempfile.mkstemp(dir=self.directory, prefix=".", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(message.as_bytes())
+                    handle.write(message.as_bytes(policy=WIRE_POLICY))
                     handle.flush()
                     os.fsync(handle.fileno())
                 os.replace(tmp_name, target)
@@ -97,7 +99,7 @@ class SmtpTransport:
         #: Connections opened so far (tests read it to see the connection is reused).
         self.connections_opened = 0
 
-    def send(self, message: EmailMessage, event_id: str) -> None:
+    def send(self, message: Message, event_id: str) -> None:
         reused = self._smtp is not None
         try:
             self._send_once(message)
@@ -122,7 +124,7 @@ class SmtpTransport:
             self.close()
             raise TransientDeliveryError(f"SMTP unreachable: {exc!r}") from exc
 
-    def _send_once(self, message: EmailMessage) -> None:
+    def _send_once(self, message: Message) -> None:
         smtp = self._smtp or self._connect()
         refused = smtp.send_message(message)
         if refused:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
+from email.message import Message
 
 import pytest
 
@@ -23,9 +23,9 @@ from ocrmesh.notify.v1 import email_pb2
 class FakeTransport:
     def __init__(self, *failures: Exception) -> None:
         self.failures = list(failures)
-        self.sent: list[EmailMessage] = []
+        self.sent: list[Message] = []
 
-    def send(self, message: EmailMessage, event_id: str) -> None:
+    def send(self, message: Message, event_id: str) -> None:
         if self.failures:
             raise self.failures.pop(0)
         self.sent.append(message)
