@@ -222,3 +222,23 @@ async def test_the_async_publisher_raises_when_the_broker_stays_unreachable(
         proxy.block()
         with pytest.raises(PublishError):
             await publisher.publish(event(1), timeout=0.5)
+
+
+def test_a_notifier_started_while_the_broker_is_down_consumes_once_it_is_up(
+    rabbitmq_url: str, topology: EmailTopology, proxy: TcpProxy, smtp_sink: SmtpSink
+) -> None:
+    proxy.block()
+    notifier = RunningNotifier(
+        proxied(rabbitmq_url, proxy), topology, SmtpTransport("127.0.0.1", smtp_sink.port)
+    )
+    notifier.thread.start()
+    try:
+        wait_until(lambda: notifier.consumer.stats.reconnects >= 2, 15, "failed connection attempts")
+        assert not notifier.consumer.consuming.is_set()
+        proxy.unblock()
+        assert notifier.consumer.consuming.wait(20)
+        with EmailPublisher(rabbitmq_url, topology) as publisher:
+            publisher.publish(event(1))
+        wait_until(lambda: smtp_sink.handler.count() == 1, 15, "the mail")
+    finally:
+        notifier.stop()
