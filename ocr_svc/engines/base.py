@@ -76,3 +76,24 @@ def bounding_quad(quads: tuple[Quad, ...] | list[Quad]) -> Quad:
     ys = [y for quad in quads for _, y in quad]
     left, top, right, bottom = min(xs), min(ys), max(xs), max(ys)
     return ((left, top), (right, top), (right, bottom), (left, bottom))
+
+
+def pad_bottom_right(image: RgbImage, min_height: int, min_width: int) -> RgbImage:
+    """`image` extended at the bottom and right to at least min_height x min_width, filled
+    with the median colour of its border (the page colour, usually). Pixel coordinates of
+    the original stay the same, so boxes found in the result map back unchanged."""
+    height, width = image.shape[:2]
+    if height >= min_height and width >= min_width:
+        return image
+    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    fill = np.median(border, axis=0).astype(np.uint8)
+    padded = np.empty((max(height, min_height), max(width, min_width), 3), dtype=np.uint8)
+    padded[...] = fill
+    padded[:height, :width] = image
+    return padded
+
+
+def clip_quad(quad: Quad, width: int, height: int) -> Quad:
+    """`quad` with its corners moved inside a width x height image."""
+    p = [(min(max(x, 0.0), float(width)), min(max(y, 0.0), float(height))) for x, y in quad]
+    return (p[0], p[1], p[2], p[3])

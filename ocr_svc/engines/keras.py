@@ -34,6 +34,8 @@ from ocr_svc.engines.base import (
     RgbImage,
     TextRegion,
     bounding_quad,
+    clip_quad,
+    pad_bottom_right,
     quad_from_array,
     quad_to_array,
 )
@@ -61,6 +63,7 @@ RECOGNIZER_FILE = PretrainedFile(
     sha256="a7d8086ac8f5c3d6a0a828f7d6fbabcaf815415dd125c32533013f85603be46d",
 )
 DOWNLOAD_TIMEOUT_S = 60.0
+MIN_DETECTION_SIDE = 32
 
 
 def default_cache_dir() -> Path:
@@ -282,13 +285,19 @@ class KerasOcrEngine:
         height, width = image.shape[:2]
         longest = max(height, width)
         scale = self.scale if longest * self.scale <= self.max_size else self.max_size / longest
-        resized = cv2.resize(image, dsize=(max(1, int(width * scale)), max(1, int(height * scale))))
+        size = (max(1, int(width * scale)), max(1, int(height * scale)))
+        resized = np.asarray(cv2.resize(image, dsize=size), dtype=np.uint8)
+        # CRAFT halves the image five times: a thinner strip would vanish inside the network.
+        resized = pad_bottom_right(resized, MIN_DETECTION_SIDE, MIN_DETECTION_SIDE)
         batch = detection.compute_input(resized)[np.newaxis]
         # A direct call instead of model.predict(): no per-call dataset machinery, and safe
         # to run from several worker threads.
         maps = self._detector.model(batch, training=False).numpy()
         boxes = detection.getBoxes(maps)[0]
-        words = [quad_from_array(np.asarray(box, dtype=np.float64) / scale) for box in boxes]
+        words = [
+            clip_quad(quad_from_array(np.asarray(box, dtype=np.float64) / scale), width, height)
+            for box in boxes
+        ]
         return [TextRegion(box=bounding_quad(line), parts=tuple(line)) for line in group_into_lines(words)]
 
     def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
@@ -300,9 +309,19 @@ class KerasOcrEngine:
         crops = []
         for part in region.parts or (region.box,):
             box = quad_to_array(part)
-            if min(np.ptp(box[:, 0]), np.ptp(box[:, 1])) < 1:
+            width, height = float(np.ptp(box[:, 0])), float(np.ptp(box[:, 1]))
+            scale = min(target_width / max(width, 1e-6), target_height / max(height, 1e-6))
+            # warpBox fits the box into the recogniser's input; a sliver that would shrink
+            # to nothing in either direction holds no readable character anyway.
+            if int(width * scale) < 2 or int(height * scale) < 2:
                 continue
-            crop = tools.warpBox(image=image, box=box, target_height=target_height, target_width=target_width)
+            try:
+                crop = tools.warpBox(
+                    image=image, box=box, target_height=target_height, target_width=target_width
+                )
+            except (ValueError, cv2.error):
+                # A rotated sliver can still collapse inside warpBox: nothing to read there.
+                continue
             crops.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
         if not crops:
             return None

@@ -20,6 +20,8 @@ from ocr_svc.engines.base import (
     RecognizedLine,
     RgbImage,
     TextRegion,
+    clip_quad,
+    pad_bottom_right,
     quad_from_array,
     quad_to_array,
 )
@@ -28,6 +30,31 @@ log = logging.getLogger(__name__)
 
 DETECTION_MODEL = "PP-OCRv6_det_small.onnx"
 RECOGNITION_MODEL = "PP-OCRv6_rec_small.onnx"
+
+
+def fit_for_detection(image: RgbImage, max_side: int, min_side: int) -> tuple[RgbImage, float, float]:
+    """`image` made safe for rapidocr's resizing, and the factors (height, width) that map
+    its coordinates back to the original.
+
+    rapidocr shrinks the long side to `max_side` and then stretches a short side under
+    `min_side`, rounding both to multiples of 32: an extreme strip (1 x 5000, 40 x 8000)
+    rounds to zero and fails. So shrink here first (the short side keeps at least a pixel),
+    and pad a strip that is still too thin instead of letting it be stretched.
+    """
+    import cv2
+
+    height, width = image.shape[:2]
+    longest = max(height, width)
+    if longest > max_side:
+        scale = max_side / longest
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        image = np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+    ratio_h, ratio_w = height / image.shape[0], width / image.shape[1]
+    short, long_ = min(image.shape[:2]), max(image.shape[:2])
+    # Stretching the short side to min_side would push the long side past max_side.
+    if short < min_side and long_ * min_side / short > max_side:
+        image = pad_bottom_right(image, min_side, min_side)
+    return image, ratio_h, ratio_w
 
 
 class RapidOcrEngine:
@@ -113,10 +140,11 @@ class RapidOcrEngine:
         from rapidocr.utils.process_img import apply_vertical_padding, map_boxes_to_original
 
         height, width = image.shape[:2]
-        # The same preparation rapidocr's own pipeline does: keep the image within its side
-        # bounds, pad very flat images so a single line is still detected.
-        work, record = self._ocr.preprocess_img(image)
         cfg = self._ocr.cfg.Global
+        prepared, ratio_h, ratio_w = fit_for_detection(image, cfg.max_side_len, cfg.min_side_len)
+        # Then the same preparation rapidocr's own pipeline does: keep the image within its
+        # side bounds, pad very flat images so a single line is still detected.
+        work, record = self._ocr.preprocess_img(prepared)
         if cfg.use_vertical_padding:
             work, record = apply_vertical_padding(work, record, cfg.width_height_ratio, cfg.min_height)
         else:
@@ -127,8 +155,12 @@ class RapidOcrEngine:
         if result.boxes is None or len(result.boxes) == 0:
             return []
         # The detector already sorts boxes top to bottom, then left to right within a row.
-        boxes = map_boxes_to_original(np.asarray(result.boxes, dtype=np.float32), record, height, width)
-        return [TextRegion(box=quad_from_array(box)) for box in boxes]
+        boxes = map_boxes_to_original(
+            np.asarray(result.boxes, dtype=np.float32), record, prepared.shape[0], prepared.shape[1]
+        )
+        boxes[..., 0] *= ratio_w
+        boxes[..., 1] *= ratio_h
+        return [TextRegion(box=clip_quad(quad_from_array(box), width, height)) for box in boxes]
 
     def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
         self._require_loaded()

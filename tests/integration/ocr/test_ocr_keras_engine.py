@@ -10,12 +10,13 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
+from PIL import Image
 
 from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.engines.keras import KerasOcrEngine
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import completed_of
-from tests.support.images import render_text_image
+from tests.support.images import encode, render_text_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.keras]
 
@@ -60,6 +61,10 @@ async def test_the_keras_engine_streams_lines_through_the_service(
     assert completed.line_count == len(lines)
     assert completed.full_text == "\n".join(line.text for line in lines)
     assert completed.timings.detect_ms > 0
+    # A strip thinner than the network's downsampling still goes through.
+    for width, height in [(3000, 1), (1, 3000)]:
+        events = await ocr.events(encode(Image.new("RGB", (width, height), "white"), "PNG"))
+        assert events[-1].WhichOneof("event") == "completed"
 
 
 async def test_a_weight_file_that_does_not_fit_the_model_stops_start_up(

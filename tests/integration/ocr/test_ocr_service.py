@@ -10,6 +10,7 @@ import threading
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
+from PIL import Image, ImageDraw
 
 from ocr_svc.engines.base import EngineUnavailable, RecognizedLine, RgbImage, TextRegion
 from ocr_svc.engines.rapid import RapidOcrEngine
@@ -20,6 +21,7 @@ from tests.support.images import (
     available_fonts,
     character_error_rate,
     encode,
+    load_font,
     render_text_image,
     render_text_pil,
     sample_multiline_png,
@@ -278,3 +280,22 @@ async def test_an_engine_that_fails_its_warm_up_never_reports_serving(start_ocr:
     with pytest.raises(EngineUnavailable, match="failed its warm-up"):
         await ocr.starting
     assert await ocr.health() == NOT_SERVING
+
+
+def _blank(width: int, height: int) -> bytes:
+    return encode(Image.new("RGB", (width, height), "white"), "PNG")
+
+
+async def test_extreme_shapes_are_handled_without_errors(
+    start_ocr: StartOcr, rapid_engine: RapidOcrEngine
+) -> None:
+    ocr = await start_ocr(rapid_engine)
+    for width, height in [(1, 1), (5000, 1), (1, 5000), (40000, 10), (10, 40000), (3, 2)]:
+        events = await ocr.events(_blank(width, height))
+        assert events[0].started.image_width == width
+        assert completed_of(events).line_count == 0
+    strip = Image.new("RGB", (3000, 40), "white")
+    ImageDraw.Draw(strip).text(
+        (1000, 6), "A long thin receipt strip 42", fill="black", font=load_font("pillow-default", 26)
+    )
+    assert lines_of(await ocr.events(encode(strip, "PNG"))) == ["A long thin receipt strip 42"]
