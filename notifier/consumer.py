@@ -19,6 +19,7 @@ import queue
 import random
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -100,8 +101,10 @@ class NotifierConsumer:
         self._connection: pika.BlockingConnection | None = None
         self._consume_channel: BlockingChannel | None = None
         self._publish_channel: BlockingChannel | None = None
-        # Messages the worker took and whose settlement has not run yet.
-        self._unsettled = 0
+        # Per connection generation: messages the worker took whose settlement has not run
+        # yet. Only the current generation counts: a settlement queued on a connection that
+        # then died never runs, and must not hold up a stop forever.
+        self._unsettled: Counter[int] = Counter()
         self._unsettled_lock = threading.Lock()
         self.stats = ConsumerStats()
         #: Set while consuming (tests wait on it).
@@ -144,7 +147,9 @@ class NotifierConsumer:
         connection = pika.BlockingConnection(self._params)
         # A new generation before the worker can see the new connection: deliveries of the
         # old one are then never settled on it.
-        self._generation += 1
+        with self._unsettled_lock:
+            self._generation += 1
+            self._unsettled.clear()
         self._connection = connection
         consume = connection.channel()
         self._topology.declare(consume)
@@ -195,7 +200,7 @@ class NotifierConsumer:
                 self._consume_channel.basic_nack(item.delivery_tag, requeue=True)
         finally:
             with self._unsettled_lock:
-                self._unsettled -= 1
+                self._unsettled[item.generation] -= 1
 
     def _republish(self, item: _Delivery, routing_key: str, headers: dict[str, str | int]) -> None:
         assert self._publish_channel is not None
@@ -252,7 +257,7 @@ class NotifierConsumer:
 
     def _pending(self) -> bool:
         with self._unsettled_lock:
-            return self._unsettled > 0
+            return self._unsettled[self._generation] > 0
 
     def _drop_connection(self) -> None:
         connection, self._connection = self._connection, None
@@ -287,7 +292,7 @@ class NotifierConsumer:
             with self._unsettled_lock:
                 if self._stopping.is_set() or item.generation != self._generation or connection is None:
                     continue  # left unacked: the broker gives it to the next consumer
-                self._unsettled += 1
+                self._unsettled[item.generation] += 1
             attempt = attempt_from_headers(item.properties.headers)
             decision: Decision
             try:
@@ -302,4 +307,4 @@ class NotifierConsumer:
                 connection.add_callback_threadsafe(functools.partial(self._settle, item, decision))
             except pika.exceptions.ConnectionWrongStateError:
                 with self._unsettled_lock:
-                    self._unsettled -= 1
+                    self._unsettled[item.generation] -= 1

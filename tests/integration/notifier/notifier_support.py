@@ -151,8 +151,16 @@ class RunningNotifier:
             retry_delays=topology.retry_delays,
             max_attempts=max_attempts,
         )
+        # A grace longer than stop()'s join: a stop waiting for a settlement that can never
+        # run (it was queued on a connection that died) fails the test instead of hiding.
         self.consumer = NotifierConsumer(
-            url, topology, self.delivery, prefetch=prefetch, heartbeat=heartbeat, connection_name=name
+            url,
+            topology,
+            self.delivery,
+            prefetch=prefetch,
+            heartbeat=heartbeat,
+            connection_name=name,
+            shutdown_grace=60,
         )
         self.thread = threading.Thread(target=self.consumer.run, name=name, daemon=True)
 
