@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import time
 from types import FrameType
 
 import pika
@@ -48,8 +49,10 @@ def main() -> None:
 
     def on_request(ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
         message = json.loads(body)
+        started = time.perf_counter()
         try:
             text = recognize(engine, base64.b64decode(message["file"]))
+            log.info("recognised in %.1f ms", (time.perf_counter() - started) * 1e3)
             response: dict[str, object] = {
                 "user_id": message["user_id"],
                 "user_name": message["user_name"],
