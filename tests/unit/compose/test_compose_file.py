@@ -13,7 +13,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from tests.unit.compose.deployment import (
+from tests.support.deployment import (
     APP_SERVICES,
     COMPOSE_FILE,
     SAMPLE_SECRETS,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.compose.deployment import (
+from tests.support.deployment import (
     ROOT,
     Instruction,
     compose_env,

@@ -21,7 +21,7 @@ from gateway.settings import GatewaySettings
 from notifier.settings import NotifierSettings
 from ocr_svc.settings import OcrSettings
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.compose.deployment import (
+from tests.support.deployment import (
     APP_SERVICES,
     ROOT,
     AppService,

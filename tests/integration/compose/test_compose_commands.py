@@ -21,7 +21,7 @@ from auth_svc.keys import load_private_key, load_signer
 from auth_svc.settings import AuthSettings
 from notifier.health import HealthFile
 from ocrmesh.grpc_server import create_server
-from tests.unit.compose.deployment import (
+from tests.support.deployment import (
     APP_SERVICES,
     compose_env,
     environment,
