@@ -580,7 +580,11 @@ def run(args: argparse.Namespace) -> list[Row]:
             baseline.start_ocr_worker()
             say("starting the mesh and the original design ...")
             with running_mesh(
-                workdir / "mesh", postgres_admin_url=postgres_admin_url, rabbitmq_url=rabbitmq_url
+                workdir / "mesh",
+                postgres_admin_url=postgres_admin_url,
+                rabbitmq_url=rabbitmq_url,
+                # Loopback only, like the gateway and the baseline.
+                extra_env={"AUTH_HOST": "127.0.0.1", "OCR_HOST": "127.0.0.1"},
             ) as mesh:
                 # The baseline reads the key file on its first request: it starts while the
                 # user signs up.
