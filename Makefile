@@ -76,8 +76,8 @@ up: install ## run the whole mesh here as processes (Ctrl-C stops it)
 demo: install ## walk through register, verify, login and streamed OCR against `make up`
 	$(PY) scripts/demo.py
 
-bench: install ## every benchmark, one summary table
-	$(PY) bench/run_all.py
+bench: install ## every benchmark, one summary table (BENCH_ARGS=--quick for a short run)
+	$(PY) bench/run_all.py $(BENCH_ARGS)
 
 clean: ## remove the environments and caches (not var/)
 	rm -rf $(VENV) $(TOOLS) node_modules .mypy_cache .ruff_cache .pytest_cache
