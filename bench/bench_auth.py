@@ -202,9 +202,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
 def _delete_queues(url: str, topology: EmailTopology) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(url))
     try:
-        channel = connection.channel()
-        for name in topology.queue_arguments():
-            channel.queue_delete(name)
+        topology.delete(connection.channel())
     finally:
         connection.close()
 

@@ -266,9 +266,7 @@ def _delete_queues(url: str, topology: EmailTopology) -> None:
     except pika.exceptions.AMQPError:
         return
     try:
-        channel = connection.channel()
-        for name in topology.queue_arguments():
-            channel.queue_delete(name)
+        topology.delete(connection.channel())
     finally:
         connection.close()
 

@@ -125,3 +125,9 @@ class EmailTopology:
                         "delete it or choose another EMAIL_QUEUE"
                     ) from exc
                 raise
+
+    def delete(self, channel: BlockingChannel) -> None:
+        """Delete every queue of the topology, messages included (tests, benchmarks, and an
+        operator retiring a queue name). Missing queues are fine."""
+        for name in self.queue_arguments():
+            channel.queue_delete(name)

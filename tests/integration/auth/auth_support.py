@@ -70,9 +70,7 @@ class Mailbox:
     def delete_queues(self) -> None:
         connection = pika.BlockingConnection(pika.URLParameters(self.url))
         try:
-            channel = connection.channel()
-            for name in self.topology.queue_arguments():
-                channel.queue_delete(name)
+            self.topology.delete(connection.channel())
         finally:
             connection.close()
 

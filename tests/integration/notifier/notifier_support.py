@@ -123,8 +123,7 @@ class Broker:
         self.channel.basic_publish("", queue, body, properties or pika.BasicProperties(delivery_mode=2))
 
     def delete_topology(self, topology: EmailTopology) -> None:
-        for name in topology.queue_arguments():
-            self.channel.queue_delete(name)
+        topology.delete(self.channel)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

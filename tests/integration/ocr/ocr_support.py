@@ -104,8 +104,7 @@ class Broker:
             events.append(event)
 
     def delete_queues(self) -> None:
-        for name in self.topology.queue_arguments():
-            self.channel.queue_delete(name)
+        self.topology.delete(self.channel)
 
     def close(self) -> None:
         if self.connection.is_open:
