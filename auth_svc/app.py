@@ -11,13 +11,14 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from auth_svc import domain
 from auth_svc.db import ensure_database, make_engine, make_session_factory, migrate
 from auth_svc.keys import TokenSigner, load_signer
 from auth_svc.outbox import OutboxRelay
@@ -100,8 +101,14 @@ def local_verifier(signer: TokenSigner, settings: AuthSettings) -> TokenVerifier
     )
 
 
-def create_app(settings: AuthSettings, *, database_wait_seconds: float = 30.0) -> tuple[AuthServer, int]:
-    """Build auth_svc: keys loaded, database migrated, server bound (not started)."""
+def create_app(
+    settings: AuthSettings,
+    *,
+    database_wait_seconds: float = 30.0,
+    new_code: Callable[[], str] = domain.new_code,
+) -> tuple[AuthServer, int]:
+    """Build auth_svc: keys loaded, database migrated, server bound (not started).
+    `new_code` makes verification codes (tests pin it; production uses `secrets`)."""
     signer = load_signer(
         signing_key_file=settings.auth_signing_key_file,
         extra_public_key_files=settings.auth_extra_public_key_files,
@@ -148,6 +155,7 @@ def create_app(settings: AuthSettings, *, database_wait_seconds: float = 30.0) -
         ),
         password_min_length=settings.password_min_length,
         on_email_queued=relay.nudge,
+        new_code=new_code,
     )
     executor = ThreadPoolExecutor(max_workers=settings.auth_workers, thread_name_prefix="auth-worker")
     servicer = AuthServicer(use_cases, signer, local_verifier(signer, settings), executor)

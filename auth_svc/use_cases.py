@@ -74,8 +74,10 @@ class AuthUseCases:
         password_min_length: int = 8,
         clock: Clock = utc_now,
         on_email_queued: Callable[[], None] = lambda: None,
+        new_code: Callable[[], str] = domain.new_code,
     ) -> None:
         self.sessions = sessions
+        self.new_code = new_code
         self.hasher = hasher
         self.signer = signer
         self.code_policy = code_policy
@@ -204,7 +206,7 @@ class AuthUseCases:
 
     def _issue_code(self, session: Session, users: Users, user: User) -> None:
         now = self.clock()
-        code = domain.new_code()
+        code = self.new_code()
         salt = domain.new_code_salt()
         users.replace_code(
             VerificationCode(

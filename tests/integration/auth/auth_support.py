@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 import pika
@@ -83,8 +84,8 @@ class RunningAuth:
     stub: auth_pb2_grpc.AuthServiceAsyncStub
 
     @classmethod
-    async def start(cls, settings: AuthSettings) -> RunningAuth:
-        server, port = create_app(settings, database_wait_seconds=0)
+    async def start(cls, settings: AuthSettings, **app_options: Any) -> RunningAuth:
+        server, port = create_app(settings, database_wait_seconds=0, **app_options)
         await server.start()
         channel = create_channel(f"127.0.0.1:{port}", unary_timeout=30.0)
         return cls(server, port, channel, auth_pb2_grpc.AuthServiceStub(channel))

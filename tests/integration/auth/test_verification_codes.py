@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from auth_svc import domain
 from auth_svc.orm import User, VerificationCode
 from auth_svc.servicer import RETRY_AFTER_KEY
+from auth_svc.settings import AuthSettings
 from ocrmesh.auth.v1 import auth_pb2
 from tests.integration.auth.auth_support import Mailbox, RunningAuth, rpc_error
 
@@ -107,11 +107,16 @@ async def test_resend_after_the_cooldown_sends_a_new_code_and_voids_the_old(
     assert (await verify(auth, email, second)).user.is_verified
 
 
-async def test_leading_zero_codes_work(
-    auth: RunningAuth, mailbox: Mailbox, email: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Pin the random source to a code that starts with zeros; everything else is real.
-    monkeypatch.setattr(domain, "new_code", lambda: "004217")
+async def test_leading_zero_codes_work(auth_settings: AuthSettings, mailbox: Mailbox, email: str) -> None:
+    # The service is wired with a code source that starts with zeros; everything else is real.
+    auth = await RunningAuth.start(auth_settings, new_code=lambda: "004217")
+    try:
+        await _leading_zeros_survive_the_round_trip(auth, mailbox, email)
+    finally:
+        await auth.stop()
+
+
+async def _leading_zeros_survive_the_round_trip(auth: RunningAuth, mailbox: Mailbox, email: str) -> None:
     await auth.register(email)
     assert await mailbox.code_for(email) == "004217"
 
