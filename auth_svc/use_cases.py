@@ -154,11 +154,7 @@ class AuthUseCases:
         email = domain.normalise_email(email)
         with self.sessions.begin() as session:
             users = Users(session)
-            user = users.by_email(email, for_update=True)
-            if user is None:
-                raise UserNotFound()
-            if user.is_verified:
-                raise AlreadyVerified()
+            user = _unverified_user(users, email)
             pending = users.pending_code(user.id)
             if pending is not None:
                 elapsed = (self.clock() - pending.created_at).total_seconds()
@@ -179,11 +175,7 @@ class AuthUseCases:
         failure: domain.AuthError | None = None
         with self.sessions.begin() as session:
             users = Users(session)
-            user = users.by_email(email, for_update=True)
-            if user is None:
-                raise UserNotFound()
-            if user.is_verified:
-                raise AlreadyVerified()
+            user = _unverified_user(users, email)
             pending = users.pending_code(user.id)
             if pending is None:
                 raise NoCodePending()
@@ -239,3 +231,13 @@ class AuthUseCases:
             if user is None:
                 raise UserGone()
             return view(user)
+
+
+def _unverified_user(users: Users, email: str) -> User:
+    """The user with `email`, row-locked for the code change; refuses unknown and verified users."""
+    user = users.by_email(email, for_update=True)
+    if user is None:
+        raise UserNotFound()
+    if user.is_verified:
+        raise AlreadyVerified()
+    return user
