@@ -143,7 +143,10 @@ class EmailPublisher:
         wait_for(self.submit(event, limit), limit + _CALLER_GRACE)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Finish the queued publishes (each within its deadline), then close. Idempotent."""
+        """Finish the queued publishes (each within its deadline) on the current connection,
+        then close. Idempotent. A closing publisher never opens a new connection (that would
+        declare the topology again, after its owner may have deleted it): what still needs
+        one fails with `PublishError`."""
         with self._lock:
             if self._closed.is_set():
                 return
@@ -336,6 +339,10 @@ class EmailPublisher:
         self._schedule_reconnect()
 
     def _schedule_reconnect(self) -> None:
+        if self._closing:
+            self._give_up("publisher closed before the event was confirmed")
+            self._finish_close_if_drained()
+            return
         if not (self._pending or self._waiters) or self._reconnect_timer is not None:
             return  # reconnect lazily, when there is something to send
         delay = self._backoff * (0.5 + random.random() / 2)
@@ -366,7 +373,19 @@ class EmailPublisher:
 
     def _begin_close(self) -> None:
         self._closing = True
+        # Events their callers cancelled must not keep the publisher (re)connecting.
+        self._pending = deque(job for job in self._pending if not job.future.cancelled())
+        if self._reconnect_timer is not None:
+            # Waiting to reconnect: no connection will come any more (with nothing pending,
+            # the timer, should it still fire, connects nothing).
+            self._give_up("publisher closed before the event was confirmed")
         self._finish_close_if_drained()
+
+    def _give_up(self, reason: str) -> None:
+        """Fail the events still waiting for a connection."""
+        for job in self._pending:
+            _fail(job, PublishError(reason))
+        self._pending.clear()
 
     def _finish_close_if_drained(self) -> None:
         if not self._closing or self._pending or self._inflight:

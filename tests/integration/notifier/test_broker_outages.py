@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pika
+import pika.exceptions
 import pytest
 
 from notifier.transports import SmtpTransport
@@ -274,3 +276,34 @@ def test_an_event_that_timed_out_before_it_was_sent_is_never_sent_later(
         sent = event(2)
         publisher.publish(sent, timeout=10)
     assert [props.message_id for props, _ in broker.drain(topology.queue)] == [sent.event_id]
+
+
+def test_a_publisher_closed_while_the_broker_is_unreachable_never_declares_its_queues_again(
+    rabbitmq_url: str, topology: EmailTopology, proxy: TcpProxy, broker: Broker
+) -> None:
+    publisher = EmailPublisher(proxied(rabbitmq_url, proxy), topology)
+    publisher.connect()
+    proxy.block()
+    waiting = publisher.submit(event(1), timeout=30)
+    time.sleep(0.5)  # it is between reconnect attempts now
+    # What a test's teardown does: the queues go, then the publisher is closed.
+    broker.delete_topology(topology)
+    started = time.monotonic()
+    publisher.close()
+    assert time.monotonic() - started < 5, "close() waited for a broker that is gone"
+    with pytest.raises(PublishError, match="closed"):
+        waiting.result(0)
+    connections = proxy.connections_made
+    proxy.unblock()
+    time.sleep(3.0)  # longer than the longest reconnect backoff
+    assert proxy.connections_made == connections
+    assert [name for name in topology.queue_arguments() if queue_exists(rabbitmq_url, name)] == []
+
+
+def queue_exists(url: str, name: str) -> bool:
+    with pika.BlockingConnection(pika.URLParameters(url)) as connection:
+        try:
+            connection.channel().queue_declare(name, passive=True)
+        except pika.exceptions.ChannelClosedByBroker:
+            return False
+        return True
