@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import socket
@@ -27,7 +26,7 @@ from auth_svc.servicer import AuthServicer
 from auth_svc.settings import AuthSettings
 from auth_svc.use_cases import AuthUseCases, CodePolicy
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.events import EmailPublisher, EmailTopology
+from ocrmesh.events import EmailPublisher
 from ocrmesh.grpc_server import HostedService, MeshServer, create_server
 from ocrmesh.tokens import PublicKeyLike, TokenVerifier
 
@@ -84,12 +83,6 @@ def prepare_database(settings: AuthSettings, engine: Engine, *, wait_seconds: fl
             time.sleep(1.0)
 
 
-def topology_for(settings: AuthSettings) -> EmailTopology:
-    # Retry delays come from the same EMAIL_RETRY_DELAYS the notifier reads, so both declare
-    # the queues with identical arguments.
-    return dataclasses.replace(EmailTopology.from_env(), queue=settings.email_queue)
-
-
 def local_verifier(signer: TokenSigner, settings: AuthSettings) -> TokenVerifier:
     """The shared verifier, fed from this process's own key list (no call to itself)."""
 
@@ -127,7 +120,7 @@ def create_app(
     sessions = make_session_factory(engine)
     publisher = EmailPublisher(
         settings.rabbitmq_url,
-        topology_for(settings),
+        settings.topology,
         confirm_timeout=settings.outbox_publish_timeout_seconds,
         connection_name=f"auth_svc-outbox-{socket.gethostname()}-{os.getpid()}",
     )

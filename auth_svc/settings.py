@@ -8,15 +8,14 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
-from ocrmesh.events import DEFAULT_EMAIL_QUEUE
-from ocrmesh.settings import DEFAULT_RABBITMQ_URL, ServiceSettings
+from ocrmesh.events.settings import EmailEventSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ocrmesh"
 
 
-class AuthSettings(ServiceSettings):
-    """DATABASE_URL, RABBITMQ_URL, EMAIL_QUEUE, AUTH_HOST, AUTH_PORT, ENVIRONMENT,
+class AuthSettings(EmailEventSettings):
+    """DATABASE_URL, RABBITMQ_URL, EMAIL_QUEUE, EMAIL_RETRY_DELAYS, AUTH_HOST, AUTH_PORT, ENVIRONMENT,
     AUTH_SIGNING_KEY_FILE, AUTH_EXTRA_PUBLIC_KEY_FILES (comma separated), AUTH_KEY_DIR,
     TOKEN_ISSUER, TOKEN_AUDIENCE, TOKEN_TTL_SECONDS, OTP_TTL_SECONDS,
     OTP_RESEND_COOLDOWN_SECONDS, OTP_MAX_ATTEMPTS, PASSWORD_MIN_LENGTH, ARGON2_MEMORY_KIB,
@@ -24,8 +23,6 @@ class AuthSettings(ServiceSettings):
     OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
-    email_queue: str = Field(default=DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
     auth_host: str = "[::]"
     auth_port: int = Field(default=50051, ge=0, le=65535)
     # "production" forbids what is only convenient on a laptop (a generated signing key,

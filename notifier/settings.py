@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import NoDecode
 
-from ocrmesh.events.topology import DEFAULT_EMAIL_QUEUE, DEFAULT_RETRY_DELAYS, EmailTopology, parse_delays
-from ocrmesh.settings import DEFAULT_RABBITMQ_URL, ServiceSettings
+from ocrmesh.events.settings import EmailEventSettings
 
 
-class NotifierSettings(ServiceSettings):
+class NotifierSettings(EmailEventSettings):
     """Env vars: RABBITMQ_URL, EMAIL_QUEUE, SMTP_*, MAIL_FROM, MAIL_DIR, NOTIFIER_* (see README)."""
 
-    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
     rabbitmq_heartbeat: int = Field(default=30, ge=1, le=600)
-    email_queue: str = Field(default=DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
-    # Seconds before each further attempt, comma-separated; the last one repeats.
-    email_retry_delays: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_DELAYS
     notifier_max_attempts: int = Field(default=5, ge=1, le=100)
     notifier_prefetch: int = Field(default=10, ge=1, le=1000)
     # How many delivered event ids are remembered to drop redeliveries.
@@ -38,11 +32,6 @@ class NotifierSettings(ServiceSettings):
     smtp_timeout: float = Field(default=30.0, gt=0, le=600)
     mail_from: str = "ocrmesh <no-reply@ocrmesh.local>"
     mail_dir: Path = Path("var/mail")
-
-    @field_validator("email_retry_delays", mode="before")
-    @classmethod
-    def _split_delays(cls, value: object) -> object:
-        return parse_delays(value) if isinstance(value, str) else value
 
     @field_validator("smtp_host", "smtp_username", mode="before")
     @classmethod
@@ -67,10 +56,6 @@ class NotifierSettings(ServiceSettings):
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together")
         return self
-
-    @property
-    def topology(self) -> EmailTopology:
-        return EmailTopology(queue=self.email_queue, retry_delays=self.email_retry_delays)
 
     @property
     def resolved_smtp_port(self) -> int:

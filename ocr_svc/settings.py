@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import NoDecode
 
-from ocrmesh.events.topology import DEFAULT_EMAIL_QUEUE, DEFAULT_RETRY_DELAYS, EmailTopology, parse_delays
-from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_RABBITMQ_URL, ServiceSettings
+from ocrmesh.events.settings import EmailEventSettings
+from ocrmesh.settings import DEFAULT_AUTH_ADDR
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 MiB = 1024 * 1024
@@ -20,7 +19,7 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-class OcrSettings(ServiceSettings):
+class OcrSettings(EmailEventSettings):
     """Environment variables of ocr_svc (names are the upper-cased field names)."""
 
     ocr_port: int = Field(default=50052, ge=0, le=65535)
@@ -40,10 +39,7 @@ class OcrSettings(ServiceSettings):
     token_issuer: str = Field(default=DEFAULT_TOKEN_ISSUER, min_length=1)
     token_audience: str = Field(default=DEFAULT_TOKEN_AUDIENCE, min_length=1)
 
-    rabbitmq_url: str = DEFAULT_RABBITMQ_URL
     # The queue topology must match the notifier's (same names, same retry delays).
-    email_queue: str = Field(default=DEFAULT_EMAIL_QUEUE, min_length=1, max_length=200)
-    email_retry_delays: Annotated[tuple[float, ...], NoDecode] = DEFAULT_RETRY_DELAYS
     # "OCR completed" mails waiting for the broker; beyond this, new ones are dropped
     # (counted and logged).
     ocr_email_buffer_size: int = Field(default=1000, ge=1, le=1_000_000)
@@ -70,16 +66,6 @@ class OcrSettings(ServiceSettings):
                     return value
                 return int(number) if number.is_integer() else value
         return value
-
-    @field_validator("email_retry_delays", mode="before")
-    @classmethod
-    def _split_delays(cls, value: object) -> object:
-        return parse_delays(value) if isinstance(value, str) else value
-
-    @property
-    def topology(self) -> EmailTopology:
-        """The email queues, as every producer and the notifier declare them."""
-        return EmailTopology(queue=self.email_queue, retry_delays=self.email_retry_delays)
 
     def engine_threads(self) -> int:
         """Inference threads per engine call."""
