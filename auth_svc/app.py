@@ -83,6 +83,19 @@ def prepare_database(settings: AuthSettings, engine: Engine, *, wait_seconds: fl
             time.sleep(1.0)
 
 
+def signer_for(settings: AuthSettings) -> TokenSigner:
+    """The token signer `settings` describe (key file, extra public keys, dev key generation)."""
+    return load_signer(
+        signing_key_file=settings.auth_signing_key_file,
+        extra_public_key_files=settings.auth_extra_public_key_files,
+        key_dir=settings.auth_key_dir,
+        may_generate=settings.may_generate_key,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+    )
+
+
 def local_verifier(signer: TokenSigner, settings: AuthSettings) -> TokenVerifier:
     """The shared verifier, fed from this process's own key list (no call to itself)."""
 
@@ -102,15 +115,7 @@ def create_app(
 ) -> tuple[AuthServer, int]:
     """Build auth_svc: keys loaded, database migrated, server bound (not started).
     `new_code` makes verification codes (tests pin it; production uses `secrets`)."""
-    signer = load_signer(
-        signing_key_file=settings.auth_signing_key_file,
-        extra_public_key_files=settings.auth_extra_public_key_files,
-        key_dir=settings.auth_key_dir,
-        may_generate=settings.may_generate_key,
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        ttl_seconds=settings.token_ttl_seconds,
-    )
+    signer = signer_for(settings)
     engine = make_engine(settings.database_url, pool_size=settings.auth_workers)
     try:
         prepare_database(settings, engine, wait_seconds=database_wait_seconds)

@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from auth_svc.keys import load_private_key, load_signer
+from auth_svc.app import signer_for
+from auth_svc.keys import load_private_key
 from auth_svc.settings import AuthSettings
 from notifier.health import HealthFile
 from ocrmesh.grpc_server import create_server
@@ -177,13 +178,5 @@ def test_key_init_writes_a_private_key_once_that_auth_svc_loads_in_production(
     )
     assert isinstance(settings, AuthSettings)
     assert not settings.may_generate_key
-    signer = load_signer(
-        signing_key_file=settings.auth_signing_key_file,
-        extra_public_key_files=settings.auth_extra_public_key_files,
-        key_dir=settings.auth_key_dir,
-        may_generate=settings.may_generate_key,
-        issuer=settings.token_issuer,
-        audience=settings.token_audience,
-        ttl_seconds=settings.token_ttl_seconds,
-    )
+    signer = signer_for(settings)
     assert len(signer.public_keys()) == 1
