@@ -5,6 +5,7 @@ Commands:
     python -m notifier healthcheck          exit 0 while the notifier's health file is fresh
     python -m notifier parked [--limit N]   print parked messages and why (they stay parked)
     python -m notifier parked --requeue     move parked messages back to the work queue
+    python -m notifier migrate-queues       redeclare queues of an older version (classic -> quorum)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pika
 from notifier.consumer import NotifierConsumer
 from notifier.delivery import MailDelivery
 from notifier.health import HealthFile, check
+from notifier.migration import MigrationError, migrate_topology
 from notifier.parking import list_parked, requeue_parked
 from notifier.settings import NotifierSettings
 from notifier.transports import FileTransport, MailTransport, SmtpTransport
@@ -46,6 +48,9 @@ def build_transport(settings: NotifierSettings) -> MailTransport:
         starttls=settings.smtp_starttls,
         implicit_tls=settings.smtp_tls,
         timeout=settings.smtp_timeout,
+        allow_plaintext_auth=settings.smtp_allow_plaintext_auth,
+        max_messages=settings.smtp_max_messages_per_connection,
+        idle_timeout=settings.smtp_idle_seconds,
         ssl_context=ssl.create_default_context(cafile=settings.smtp_ca_file)
         if settings.smtp_ca_file
         else None,
@@ -69,6 +74,7 @@ def build_consumer(settings: NotifierSettings) -> NotifierConsumer:
         heartbeat=settings.rabbitmq_heartbeat,
         health=HealthFile(settings.notifier_health_file),
         shutdown_grace=settings.shutdown_grace_seconds,
+        topology_recheck=settings.notifier_topology_recheck_seconds,
     )
 
 
@@ -81,12 +87,9 @@ def serve(settings: NotifierSettings) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        consumer.run()
-    except TopologyError as exc:
-        # A configuration problem, not a crash: say what to do, no stack trace.
-        log.error("cannot declare the email queues", extra={"error": str(exc)})
-        return 1
+    # A queue declared with other arguments does not end the process (that would be a
+    # restart loop): the consumer logs what to do and waits for it, not ready.
+    consumer.run()
     return 0
 
 
@@ -102,15 +105,41 @@ def run_parked(settings: NotifierSettings, limit: int, requeue: bool) -> int:
     connection = pika.BlockingConnection(params)
     try:
         channel = connection.channel()
-        settings.topology.declare(channel)
+        try:
+            settings.topology.declare(channel)
+        except TopologyError as exc:
+            sys.stderr.write(f"{exc}\n")
+            return 1
         if requeue:
-            moved = requeue_parked(channel, settings.topology, limit)
+            moved, why_stopped = requeue_parked(channel, settings.topology, limit)
             sys.stdout.write(f"moved {moved} parked message(s) back to {settings.topology.queue}\n")
+            if why_stopped:
+                sys.stderr.write(f"stopped early: {why_stopped}\n")
+                return 1
         else:
             for message in list_parked(channel, settings.topology, limit):
                 sys.stdout.write(json.dumps(asdict(message), ensure_ascii=False) + "\n")
     finally:
         connection.close()
+    return 0
+
+
+def run_migration(settings: NotifierSettings) -> int:
+    """Migrate the queues (see `notifier.migration`); prints what moved."""
+    params = connection_parameters(settings.rabbitmq_url, connection_name="ocrmesh-notifier-migrate")
+    connection = pika.BlockingConnection(params)
+    try:
+        migrated = migrate_topology(connection.channel, settings.topology)
+    except MigrationError as exc:
+        sys.stderr.write(f"not migrated: {exc}\n")
+        return 1
+    finally:
+        if connection.is_open:
+            connection.close()
+    for step in migrated:
+        sys.stdout.write(f"migrated {step.queue} ({step.moved} message(s) kept)\n")
+    if not migrated:
+        sys.stdout.write("nothing to migrate: every email queue is missing or already as declared\n")
     return 0
 
 
@@ -125,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     parked = commands.add_parser("parked", help="print parked messages and the reason they were parked")
     parked.add_argument("--limit", type=int, default=100)
     parked.add_argument("--requeue", action="store_true", help="move them back to the work queue instead")
+    commands.add_parser(
+        "migrate-queues",
+        help="redeclare email queues of an older version (classic -> quorum), keeping their messages",
+    )
     args = parser.parse_args(argv)
 
     settings = load_settings(NotifierSettings)
@@ -132,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return healthcheck(settings, args.max_age, args.require_connected)
     if args.command == "parked":
         return run_parked(settings, args.limit, args.requeue)
+    if args.command == "migrate-queues":
+        return run_migration(settings)
     return serve(settings)
 
 

@@ -42,11 +42,13 @@ from notifier.delivery import (
 )
 from notifier.health import HealthFile
 from ocrmesh.events.connection import CONNECTION_ERRORS, connection_parameters
+from ocrmesh.events.errors import TopologyError
 from ocrmesh.events.topology import EmailTopology
 
 log = logging.getLogger(__name__)
 
 _POLL = 0.5
+_IDLE_CHECK = 1.0
 _MAX_HEADER_CHARS = 1000
 
 
@@ -88,6 +90,7 @@ class NotifierConsumer:
         health: HealthFile | None = None,
         connection_name: str = "ocrmesh-notifier",
         shutdown_grace: float = 30.0,
+        topology_recheck: float = 30.0,
     ) -> None:
         self._params = connection_parameters(url, connection_name=connection_name, heartbeat=heartbeat)
         self._topology = topology
@@ -95,6 +98,9 @@ class NotifierConsumer:
         self._prefetch = prefetch
         self._health = health
         self._grace = shutdown_grace
+        self._topology_recheck = topology_recheck
+        #: Why the queues cannot be declared (None while they can).
+        self.topology_error: str | None = None
         self._stopping = threading.Event()
         self._work: queue.Queue[_Delivery | None] = queue.Queue()
         self._generation = 0
@@ -125,6 +131,20 @@ class NotifierConsumer:
                 try:
                     self._consume_once()
                     backoff = 0.5
+                except TopologyError as exc:
+                    # An operator has to act (migrate or delete a queue): exiting would only
+                    # make the orchestrator restart us in a loop. Say so, stay alive and not
+                    # ready, and look again now and then, so that the notifier starts
+                    # consuming by itself once the queue is fixed.
+                    self.consuming.clear()
+                    self._drop_connection()
+                    log.error(
+                        "cannot declare the email queues; not consuming until they are fixed",
+                        extra={"error": str(exc), "recheck_in_s": self._topology_recheck},
+                    )
+                    self.topology_error = str(exc)
+                    self._beat(connected=False)
+                    self._stopping.wait(self._topology_recheck)
                 except CONNECTION_ERRORS as exc:
                     self.consuming.clear()
                     self._drop_connection()
@@ -153,6 +173,7 @@ class NotifierConsumer:
         self._connection = connection
         consume = connection.channel()
         self._topology.declare(consume)
+        self.topology_error = None
         consume.basic_qos(prefetch_count=self._prefetch)
         publish = connection.channel()
         publish.confirm_delivery()
@@ -269,7 +290,7 @@ class NotifierConsumer:
     def _beat(self, *, connected: bool) -> None:
         if self._health is not None:
             try:
-                self._health.beat(connected=connected)
+                self._health.beat(connected=connected, error=self.topology_error)
             except OSError as exc:
                 log.warning("cannot write the health file", extra={"error": repr(exc)})
 
@@ -285,7 +306,15 @@ class NotifierConsumer:
 
     # -- worker thread --------------------------------------------------------------------
     def _work_loop(self) -> None:
-        while (item := self._work.get()) is not None:
+        while True:
+            try:
+                item = self._work.get(timeout=_IDLE_CHECK)
+            except queue.Empty:
+                # Between mails: let the transport drop a connection idle for too long.
+                self._delivery.transport.close_if_idle()
+                continue
+            if item is None:
+                break
             connection = self._connection
             # Checked and counted under the lock the stopping thread reads `_unsettled` with:
             # either it sees this mail in hand and waits for it, or this sees the stop.

@@ -18,7 +18,9 @@ from ocrmesh.events.email_events import EVENT_TYPE
 from ocrmesh.notify.v1 import email_pb2
 
 # event_id becomes part of a file name and of the Message-ID: keep it to safe characters.
-_EVENT_ID = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+# Always checked with fullmatch: `$` (and so `match`) accepts a trailing newline, which
+# would end the Message-ID header early.
+_EVENT_ID = re.compile(r"[A-Za-z0-9._\-]{1,128}")
 MAX_SUBJECT_CHARS = 998
 MAX_BODY_BYTES = 1 << 20
 # RFC 5322 lines end in CRLF, on the wire and in the .eml files alike.
@@ -42,7 +44,7 @@ def parse_event(body: bytes, message_type: str | None) -> email_pb2.EmailRequest
         event = email_pb2.EmailRequested.FromString(body)
     except (DecodeError, ValueError) as exc:
         raise MalformedEvent(f"not an {EVENT_TYPE} protobuf: {exc}") from None
-    if not _EVENT_ID.match(event.event_id):
+    if not _EVENT_ID.fullmatch(event.event_id):
         raise MalformedEvent("missing or invalid event_id")
     if not event.to:
         raise MalformedEvent("no recipient")
@@ -74,7 +76,7 @@ def build_message(event: email_pb2.EmailRequested, mail_from: str) -> Message:
     message["Date"] = format_datetime(created)
     message["Message-ID"] = f"<{event.event_id}@{_sender_domain(mail_from)}>"
     message["X-Ocrmesh-Kind"] = _kind_name(event.kind)
-    if event.correlation_id and _EVENT_ID.match(event.correlation_id):
+    if event.correlation_id and _EVENT_ID.fullmatch(event.correlation_id):
         message["X-Correlation-ID"] = event.correlation_id
     return message
 

@@ -20,6 +20,9 @@ class NotifierSettings(EmailEventSettings):
     # How many delivered event ids are remembered to drop redeliveries.
     notifier_dedup_size: int = Field(default=100_000, ge=1)
     notifier_health_file: Path = Path("var/notifier.health")
+    # While a queue exists with other arguments (a classic queue to migrate), how often the
+    # notifier looks again whether it was fixed.
+    notifier_topology_recheck_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     smtp_host: str | None = None
     smtp_port: int | None = Field(default=None, ge=1, le=65535)
@@ -27,9 +30,15 @@ class NotifierSettings(EmailEventSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_tls: bool = False
+    # Logging in over a connection that is neither STARTTLS nor TLS sends the password in
+    # clear text; refused unless an operator opts in (a relay on the same host, say).
+    smtp_allow_plaintext_auth: bool = False
     # Extra CA bundle to verify the SMTP server's certificate (a private relay); system CAs otherwise.
     smtp_ca_file: Path | None = None
     smtp_timeout: float = Field(default=30.0, gt=0, le=600)
+    # One connection carries many mails: reopened after this many, or after this idle time.
+    smtp_max_messages_per_connection: int = Field(default=100, ge=1, le=100_000)
+    smtp_idle_seconds: float = Field(default=30.0, gt=0, le=3600)
     mail_from: str = "ocrmesh <no-reply@ocrmesh.local>"
     mail_dir: Path = Path("var/mail")
 
@@ -55,6 +64,16 @@ class NotifierSettings(EmailEventSettings):
             raise ValueError("SMTP_STARTTLS and SMTP_TLS (implicit TLS) exclude each other")
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ValueError("SMTP_USERNAME and SMTP_PASSWORD go together")
+        if (
+            self.smtp_host is not None
+            and self.smtp_username is not None
+            and not (self.smtp_starttls or self.smtp_tls or self.smtp_allow_plaintext_auth)
+        ):
+            raise ValueError(
+                "SMTP_USERNAME is set but the SMTP connection is not encrypted, so the password "
+                "would cross the network in clear text: set SMTP_STARTTLS=true (port 587) or "
+                "SMTP_TLS=true (port 465), or SMTP_ALLOW_PLAINTEXT_AUTH=true to accept that"
+            )
         return self
 
     @property

@@ -11,6 +11,7 @@ import os
 import smtplib
 import ssl
 import tempfile
+import time
 from datetime import UTC, datetime
 from email.message import Message
 from pathlib import Path
@@ -39,6 +40,10 @@ class MailTransport(Protocol):
 
     def close(self) -> None:
         """Release connections; the transport may be used again afterwards."""
+
+    def close_if_idle(self) -> None:
+        """Release a connection unused for longer than the transport keeps one (called by the
+        worker between mails)."""
 
 
 class FileTransport:
@@ -70,12 +75,20 @@ class FileTransport:
     def close(self) -> None:
         return None
 
+    def close_if_idle(self) -> None:
+        return None
+
 
 class SmtpTransport:
-    """One SMTP connection reused across mails; reopened after any failure.
+    """One SMTP connection reused across mails: connect, EHLO, STARTTLS and login once, then
+    one MAIL/RCPT/DATA exchange per mail. The connection is closed (QUIT) after
+    `max_messages` mails, or when it was idle for `idle_timeout` seconds (servers drop idle
+    clients anyway, typically after a few minutes), and reopened after any failure. A reused
+    connection the server closed meanwhile is retried once on a fresh one.
 
     `starttls` upgrades a plain connection, `implicit_tls` speaks TLS from the first byte
     (port 465); both verify the server certificate against `ssl_context` (system CAs by default).
+    Logging in over a plaintext connection is refused unless `allow_plaintext_auth`.
     """
 
     def __init__(
@@ -89,17 +102,35 @@ class SmtpTransport:
         implicit_tls: bool = False,
         timeout: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        allow_plaintext_auth: bool = False,
+        max_messages: int = 100,
+        idle_timeout: float = 30.0,
     ) -> None:
+        if username is not None and not (starttls or implicit_tls or allow_plaintext_auth):
+            raise ValueError(
+                "refusing to send SMTP credentials over a plaintext connection: "
+                "use STARTTLS or implicit TLS, or allow plaintext auth explicitly"
+            )
+        if max_messages < 1 or idle_timeout <= 0:
+            raise ValueError("max_messages must be at least 1 and idle_timeout positive")
         self.host, self.port = host, port
         self._username, self._password = username, password
         self._starttls, self._implicit_tls = starttls, implicit_tls
         self._timeout = timeout
         self._ssl_context = ssl_context
+        self._max_messages, self._idle_timeout = max_messages, idle_timeout
         self._smtp: smtplib.SMTP | None = None
+        self._sent_on_connection = 0
+        self._last_used = 0.0
         #: Connections opened so far (tests read it to see the connection is reused).
         self.connections_opened = 0
 
     def send(self, message: Message, event_id: str) -> None:
+        if self._smtp is not None and (
+            self._sent_on_connection >= self._max_messages
+            or time.monotonic() - self._last_used > self._idle_timeout
+        ):
+            self.close()
         reused = self._smtp is not None
         try:
             self._send_once(message)
@@ -127,6 +158,8 @@ class SmtpTransport:
     def _send_once(self, message: Message) -> None:
         smtp = self._smtp or self._connect()
         refused = smtp.send_message(message)
+        self._sent_on_connection += 1
+        self._last_used = time.monotonic()
         if refused:
             # Only one recipient per mail, so a partial refusal cannot happen; be safe anyway.
             raise smtplib.SMTPRecipientsRefused(refused)
@@ -149,9 +182,15 @@ class SmtpTransport:
             smtp.close()
             raise
         self._smtp = smtp
+        self._sent_on_connection = 0
+        self._last_used = time.monotonic()
         self.connections_opened += 1
         log.info("smtp connected", extra={"smtp_host": self.host, "smtp_port": self.port})
         return smtp
+
+    def close_if_idle(self) -> None:
+        if self._smtp is not None and time.monotonic() - self._last_used > self._idle_timeout:
+            self.close()
 
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None

@@ -11,13 +11,19 @@ from ocrmesh.events.email_events import (
     event_properties,
     new_email_event,
 )
-from ocrmesh.events.errors import EventsError, PublishError, TopologyError
+from ocrmesh.events.errors import EventsError, PublishError, PublishRejected, TopologyError
 from ocrmesh.events.publisher import AsyncEmailPublisher, EmailPublisher
-from ocrmesh.events.topology import DEFAULT_EMAIL_QUEUE, DEFAULT_RETRY_DELAYS, EmailTopology
+from ocrmesh.events.topology import (
+    DEFAULT_EMAIL_QUEUE,
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_RETRY_DELAYS,
+    EmailTopology,
+)
 
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_EMAIL_QUEUE",
+    "DEFAULT_MAX_LENGTH",
     "DEFAULT_RETRY_DELAYS",
     "EVENT_TYPE",
     "AsyncEmailPublisher",
@@ -25,6 +31,7 @@ __all__ = [
     "EmailTopology",
     "EventsError",
     "PublishError",
+    "PublishRejected",
     "TopologyError",
     "event_properties",
     "new_email_event",

@@ -15,5 +15,14 @@ class PublishError(EventsError):
     """
 
 
+class PublishRejected(PublishError):
+    """The broker refused the event (a nack): the work queue is at its length limit
+    (`x-max-length` with `reject-publish`) or, on a cluster, has no quorum.
+
+    The event is certainly not queued. It is overload, not a fault of the event: keep it and
+    publish it again after a backoff (the auth_svc outbox and ocr_svc's buffer both do).
+    """
+
+
 class TopologyError(EventsError):
     """The broker already has a queue of ours declared with other arguments."""

@@ -32,8 +32,8 @@ from pika.spec import Basic
 
 from ocrmesh.events.connection import connection_parameters
 from ocrmesh.events.email_events import event_properties
-from ocrmesh.events.errors import PublishError, TopologyError
-from ocrmesh.events.topology import EmailTopology
+from ocrmesh.events.errors import PublishError, PublishRejected
+from ocrmesh.events.topology import EmailTopology, topology_mismatch
 from ocrmesh.notify.v1 import email_pb2
 
 log = logging.getLogger(__name__)
@@ -290,7 +290,14 @@ class EmailPublisher:
                 continue
             message_id = job.properties.message_id or ""
             if isinstance(method, Basic.Nack):
-                _fail(job, PublishError("nacked by the broker"))
+                _fail(
+                    job,
+                    PublishRejected(
+                        f"nacked by the broker: the queue {self._topology.queue!r} is full "
+                        f"(EMAIL_QUEUE_MAX_LENGTH {self._topology.max_length}) or has no quorum; "
+                        "publish it again later"
+                    ),
+                )
             elif message_id in self._returned:
                 self._returned.discard(message_id)
                 _fail(job, PublishError(f"unroutable: no queue {self._topology.queue!r}"))
@@ -305,10 +312,7 @@ class EmailPublisher:
             and error.reply_code == _PRECONDITION_FAILED
         ):
             # Declaring failed: retrying cannot help, so fail everyone waiting now.
-            problem = TopologyError(
-                f"a queue of {self._topology.queue!r} exists with other arguments ({error.reply_text}); "
-                "delete it or choose another EMAIL_QUEUE"
-            )
+            problem = topology_mismatch(self._topology.queue, str(error.reply_text))
             log.error("email topology mismatch", extra={"error": str(problem)})
             for waiter in self._waiters:
                 _fail(waiter, problem)

@@ -174,6 +174,25 @@ class RunningNotifier:
         assert not self.thread.is_alive(), "notifier did not stop"
 
 
+def process_env(
+    rabbitmq_url: str, topology: EmailTopology, sink: SmtpSink, tmp_path: Path, *, prefetch: int = 20
+) -> dict[str, str]:
+    """The environment of a `python -m notifier` process on `topology` mailing into `sink`."""
+    return {
+        "RABBITMQ_URL": rabbitmq_url,
+        "EMAIL_QUEUE": topology.queue,
+        "EMAIL_RETRY_DELAYS": ",".join(str(d) for d in topology.retry_delays),
+        "EMAIL_QUEUE_MAX_LENGTH": str(topology.max_length),
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(sink.port),
+        "MAIL_FROM": "ocrmesh <no-reply@ocrmesh.test>",
+        "NOTIFIER_PREFETCH": str(prefetch),
+        "NOTIFIER_HEALTH_FILE": str(tmp_path / "notifier.health"),
+        "SHUTDOWN_GRACE_SECONDS": "15",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 @contextlib.contextmanager
 def notifier_process(env: dict[str, str], log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     """`python -m notifier` as a real subprocess with `env` added to ours; killed at the end."""

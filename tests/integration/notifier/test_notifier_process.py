@@ -14,7 +14,14 @@ import pytest
 
 from ocrmesh.events import EmailPublisher, EmailTopology, new_email_event
 from ocrmesh.notify.v1 import email_pb2
-from tests.integration.notifier.notifier_support import REPO, Broker, SmtpSink, notifier_process, wait_until
+from tests.integration.notifier.notifier_support import (
+    REPO,
+    Broker,
+    SmtpSink,
+    notifier_process,
+    process_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -24,18 +31,7 @@ PREFETCH = 20
 def notifier_env(
     rabbitmq_url: str, topology: EmailTopology, sink: SmtpSink, tmp_path: Path
 ) -> dict[str, str]:
-    return {
-        "RABBITMQ_URL": rabbitmq_url,
-        "EMAIL_QUEUE": topology.queue,
-        "EMAIL_RETRY_DELAYS": ",".join(str(d) for d in topology.retry_delays),
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(sink.port),
-        "MAIL_FROM": "ocrmesh <no-reply@ocrmesh.test>",
-        "NOTIFIER_PREFETCH": str(PREFETCH),
-        "NOTIFIER_HEALTH_FILE": str(tmp_path / "notifier.health"),
-        "SHUTDOWN_GRACE_SECONDS": "15",
-        "LOG_LEVEL": "WARNING",
-    }
+    return process_env(rabbitmq_url, topology, sink, tmp_path, prefetch=PREFETCH)
 
 
 def publish_many(url: str, topology: EmailTopology, n: int) -> list[email_pb2.EmailRequested]:

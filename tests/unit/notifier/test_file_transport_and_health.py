@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from notifier.health import HealthFile, check
-from notifier.transports import FileTransport, PermanentDeliveryError, TransientDeliveryError, _classify
+from notifier.transports import (
+    FileTransport,
+    PermanentDeliveryError,
+    SmtpTransport,
+    TransientDeliveryError,
+    _classify,
+)
 
 
 def test_each_mail_becomes_one_eml_file_and_no_temporary_is_left(tmp_path: Path) -> None:
@@ -58,3 +64,19 @@ def test_the_health_file_is_fresh_while_beating_and_stale_after(tmp_path: Path) 
     state = json.loads(path.read_text())
     path.write_text(json.dumps({**state, "ts": time.time() - 60, "connected": True}))
     assert check(path, max_age=30, require_connected=False) == (False, "stale: last beat 60s ago")
+
+
+def test_a_notifier_waiting_for_a_queue_fix_is_alive_but_not_ready(tmp_path: Path) -> None:
+    path = tmp_path / "health"
+    HealthFile(path).beat(connected=False, error="queue 'q' exists with other arguments")
+    alive, why = check(path, max_age=30, require_connected=False)
+    assert alive is True  # restarting it would not help: no restart loop
+    assert "not consuming: queue 'q' exists" in why
+    assert check(path, max_age=30, require_connected=True)[0] is False
+
+
+def test_the_smtp_transport_refuses_credentials_without_tls() -> None:
+    with pytest.raises(ValueError, match="plaintext"):
+        SmtpTransport("127.0.0.1", 25, username="u", password="p")
+    SmtpTransport("127.0.0.1", 25, username="u", password="p", starttls=True)
+    SmtpTransport("127.0.0.1", 25, username="u", password="p", allow_plaintext_auth=True)

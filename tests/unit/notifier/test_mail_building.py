@@ -39,6 +39,9 @@ def test_a_valid_event_parses() -> None:
         (event(to="a@example.com\nBcc: b@example.com").SerializeToString(), None, "invalid recipient"),
         (event(event_id="").SerializeToString(), None, "event_id"),
         (event(event_id="../../etc/passwd").SerializeToString(), None, "event_id"),
+        # `re.match` with `$` accepted this one, and the newline ended the Message-ID header.
+        (event(event_id="abc-123\n").SerializeToString(), None, "event_id"),
+        (event(event_id="abc\nBcc: x@example.com").SerializeToString(), None, "event_id"),
         (event(body="x" * (2 << 20)).SerializeToString(), None, "large"),
     ],
 )
@@ -100,3 +103,8 @@ def test_line_breaks_in_a_subject_do_not_become_headers() -> None:
 def test_an_unknown_kind_from_a_newer_producer_still_makes_a_mail() -> None:
     mail = as_received(event(kind=99), "no-reply@example.com")
     assert mail["X-Ocrmesh-Kind"] == "99"
+
+
+def test_a_correlation_id_with_a_trailing_newline_is_left_out_of_the_headers() -> None:
+    mail = as_received(event(correlation_id="req-1\n"), "no-reply@example.com")
+    assert mail["X-Correlation-ID"] is None

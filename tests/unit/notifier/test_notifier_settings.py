@@ -23,6 +23,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "SMTP_PASSWORD",
         "MAIL_FROM",
         "MAIL_DIR",
+        "SMTP_ALLOW_PLAINTEXT_AUTH",
+        "EMAIL_QUEUE_MAX_LENGTH",
     ):
         monkeypatch.delenv(name, raising=False)
 
@@ -70,5 +72,25 @@ def test_inconsistent_configuration_fails_at_start(
 ) -> None:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        NotifierSettings()
+
+
+def test_a_login_over_plaintext_smtp_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"SMTP_HOST": "mail.example.com", "SMTP_USERNAME": "u", "SMTP_PASSWORD": "p"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match="clear text"):
+        NotifierSettings()
+    monkeypatch.setenv("SMTP_STARTTLS", "true")
+    assert NotifierSettings().smtp_username == "u"
+    monkeypatch.setenv("SMTP_STARTTLS", "false")
+    monkeypatch.setenv("SMTP_ALLOW_PLAINTEXT_AUTH", "true")  # an operator's explicit choice
+    assert NotifierSettings().smtp_allow_plaintext_auth is True
+
+
+def test_the_queue_length_limit_is_part_of_the_topology(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMAIL_QUEUE_MAX_LENGTH", "500")
+    assert NotifierSettings().topology.max_length == 500
+    monkeypatch.setenv("EMAIL_QUEUE_MAX_LENGTH", "0")
     with pytest.raises(ValidationError):
         NotifierSettings()
