@@ -13,17 +13,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import signal
 import ssl
 import sys
+import threading
 from dataclasses import asdict
 from types import FrameType
 
 import pika
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from notifier.consumer import NotifierConsumer
+from notifier.db import make_engine, prepare_database
 from notifier.delivery import MailDelivery
 from notifier.health import HealthFile, check
+from notifier.ledger import DeliveryLedger
 from notifier.migration import MigrationError, migrate_topology
 from notifier.parking import list_parked, requeue_parked
 from notifier.settings import NotifierSettings
@@ -34,6 +40,9 @@ from ocrmesh.logs import configure_logging
 from ocrmesh.settings import load_settings
 
 log = logging.getLogger(__name__)
+
+# Seconds between purges of expired dedup rows (randomised +-50% so instances spread out).
+_PURGE_EVERY = 600.0
 
 
 def build_transport(settings: NotifierSettings) -> MailTransport:
@@ -57,19 +66,25 @@ def build_transport(settings: NotifierSettings) -> MailTransport:
     )
 
 
-def build_consumer(settings: NotifierSettings) -> NotifierConsumer:
-    """Wire the real adapters (the one place that does)."""
-    delivery = MailDelivery(
+def build_consumer(settings: NotifierSettings, ledger: DeliveryLedger | None) -> NotifierConsumer:
+    """Wire the real adapters (the one place that does): one MailDelivery per sender thread,
+    each with its own transport, all sharing the ledger."""
+    first = MailDelivery(
         build_transport(settings),
         mail_from=settings.mail_from,
         retry_delays=settings.email_retry_delays,
         max_attempts=settings.notifier_max_attempts,
         dedup_size=settings.notifier_dedup_size,
+        ledger=ledger,
     )
+    deliveries = [
+        first,
+        *(first.sibling(build_transport(settings)) for _ in range(settings.notifier_senders - 1)),
+    ]
     return NotifierConsumer(
         settings.rabbitmq_url,
         settings.topology,
-        delivery,
+        deliveries,
         prefetch=settings.notifier_prefetch,
         heartbeat=settings.rabbitmq_heartbeat,
         health=HealthFile(settings.notifier_health_file),
@@ -78,18 +93,57 @@ def build_consumer(settings: NotifierSettings) -> NotifierConsumer:
     )
 
 
+def open_ledger(settings: NotifierSettings) -> tuple[Engine, DeliveryLedger]:
+    """The shared dedup ledger, its table migrated; waits a while for a starting PostgreSQL."""
+    engine = make_engine(settings.database_url, pool_size=settings.notifier_senders + 1)
+    prepare_database(settings.database_url, engine, create=settings.notifier_create_database)
+    ledger = DeliveryLedger(
+        engine,
+        lease=settings.notifier_claim_lease_seconds,
+        retention=settings.notifier_dedup_retention_seconds,
+    )
+    return engine, ledger
+
+
+def purge_periodically(ledger: DeliveryLedger, stop: threading.Event, every: float = _PURGE_EVERY) -> None:
+    """Delete expired ledger rows now and then (any instance may; they only delete expired rows)."""
+    while not stop.wait(every * (0.5 + random.random())):
+        try:
+            purged = ledger.purge_expired()
+        except SQLAlchemyError as exc:
+            log.warning("could not purge the dedup ledger", extra={"error": str(exc)[:200]})
+            continue
+        if purged:
+            log.info("dedup ledger purged", extra={"rows": purged})
+
+
 def serve(settings: NotifierSettings) -> int:
     configure_logging("notifier", settings.log_level)
-    consumer = build_consumer(settings)
+    try:
+        engine, ledger = open_ledger(settings)
+    except SQLAlchemyError as exc:
+        log.error(
+            "cannot start: the dedup ledger's database is unreachable or misconfigured (DATABASE_URL)",
+            extra={"error": str(exc)[:500]},
+        )
+        return 1
+    consumer = build_consumer(settings, ledger)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         consumer.stop()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    stop_purging = threading.Event()
+    purger = threading.Thread(target=purge_periodically, args=(ledger, stop_purging), daemon=True)
+    purger.start()
     # A queue declared with other arguments does not end the process (that would be a
     # restart loop): the consumer logs what to do and waits for it, not ready.
-    consumer.run()
+    try:
+        consumer.run()
+    finally:
+        stop_purging.set()
+        engine.dispose()
     return 0
 
 

@@ -20,6 +20,7 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,6 +36,7 @@ from notifier.delivery import (
     PARKED_AT_HEADER,
     Ack,
     Decision,
+    Defer,
     MailDelivery,
     Park,
     Retry,
@@ -67,6 +69,7 @@ class ConsumerStats:
     delivered: int = 0
     duplicates: int = 0
     retried: int = 0
+    deferred: int = 0
     parked: int = 0
     reconnects: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -83,7 +86,7 @@ class NotifierConsumer:
         self,
         url: str,
         topology: EmailTopology,
-        delivery: MailDelivery,
+        delivery: MailDelivery | Sequence[MailDelivery],
         *,
         prefetch: int = 10,
         heartbeat: int = 30,
@@ -94,7 +97,12 @@ class NotifierConsumer:
     ) -> None:
         self._params = connection_parameters(url, connection_name=connection_name, heartbeat=heartbeat)
         self._topology = topology
-        self._delivery = delivery
+        # One sender thread per MailDelivery (each with its own transport, so its own SMTP
+        # connection): sending is mostly waiting for the server, so a few in parallel keep
+        # the prefetched messages moving.
+        self._deliveries = [delivery] if isinstance(delivery, MailDelivery) else list(delivery)
+        if not self._deliveries:
+            raise ValueError("at least one MailDelivery is needed")
         self._prefetch = prefetch
         self._health = health
         self._grace = shutdown_grace
@@ -123,8 +131,12 @@ class NotifierConsumer:
     # -- connection thread ----------------------------------------------------------------
     def run(self) -> None:
         """Consume until `stop()`, reconnecting with backoff whenever the connection is lost."""
-        worker = threading.Thread(target=self._work_loop, name="notifier-worker", daemon=True)
-        worker.start()
+        workers = [
+            threading.Thread(target=self._work_loop, args=(d,), name=f"notifier-sender-{i}", daemon=True)
+            for i, d in enumerate(self._deliveries)
+        ]
+        for worker in workers:
+            worker.start()
         backoff = 0.5
         try:
             while not self._stopping.is_set():
@@ -155,10 +167,14 @@ class NotifierConsumer:
                     backoff = min(backoff * 2, 10.0)
         finally:
             self.consuming.clear()
-            self._work.put(None)
-            worker.join(self._grace)
+            for _ in workers:
+                self._work.put(None)
+            deadline = time.monotonic() + self._grace
+            for worker in workers:
+                worker.join(max(0.0, deadline - time.monotonic()))
             self._drop_connection()
-            self._delivery.transport.close()
+            for delivery in self._deliveries:
+                delivery.transport.close()
             if self._health is not None:
                 self._health.remove()
             log.info("notifier stopped", extra=self._stats_fields())
@@ -209,6 +225,15 @@ class NotifierConsumer:
             if isinstance(decision, Retry):
                 self._republish(
                     item, self._topology.retry_queue(decision.delay), self._retry_headers(item, decision)
+                )
+            elif isinstance(decision, Defer):
+                self._republish(
+                    item,
+                    self._topology.retry_queue(decision.delay),
+                    {
+                        ATTEMPT_HEADER: decision.attempt,
+                        LAST_ERROR_HEADER: decision.reason[:_MAX_HEADER_CHARS],
+                    },
                 )
             elif isinstance(decision, Park):
                 self._republish(item, self._topology.dead, self._park_headers(item, decision))
@@ -270,6 +295,9 @@ class NotifierConsumer:
                     "reason": decision.reason,
                 },
             )
+        elif isinstance(decision, Defer):
+            self.stats.count("deferred")
+            log.info("mail deferred", extra={**fields, "delay": decision.delay, "reason": decision.reason})
         else:
             self.stats.count("parked")
             log.error(
@@ -300,18 +328,19 @@ class NotifierConsumer:
             "delivered": s.delivered,
             "duplicates": s.duplicates,
             "retried": s.retried,
+            "deferred": s.deferred,
             "parked": s.parked,
             "reconnects": s.reconnects,
         }
 
     # -- worker thread --------------------------------------------------------------------
-    def _work_loop(self) -> None:
+    def _work_loop(self, delivery: MailDelivery) -> None:
         while True:
             try:
                 item = self._work.get(timeout=_IDLE_CHECK)
             except queue.Empty:
                 # Between mails: let the transport drop a connection idle for too long.
-                self._delivery.transport.close_if_idle()
+                delivery.transport.close_if_idle()
                 continue
             if item is None:
                 break
@@ -325,9 +354,7 @@ class NotifierConsumer:
             attempt = attempt_from_headers(item.properties.headers)
             decision: Decision
             try:
-                decision = self._delivery.handle(
-                    item.body, message_type=item.properties.type, attempt=attempt
-                )
+                decision = delivery.handle(item.body, message_type=item.properties.type, attempt=attempt)
             except Exception as exc:
                 # handle() is meant never to raise; if it does, this worker must survive it.
                 log.exception("unexpected error handling a message")

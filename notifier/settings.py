@@ -8,11 +8,25 @@ from typing import Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
+from notifier.db import DEFAULT_DATABASE_URL
 from ocrmesh.events.settings import EmailEventSettings
 
 
 class NotifierSettings(EmailEventSettings):
-    """Env vars: RABBITMQ_URL, EMAIL_QUEUE, SMTP_*, MAIL_FROM, MAIL_DIR, NOTIFIER_* (see README)."""
+    """Env vars: DATABASE_URL, RABBITMQ_URL, EMAIL_QUEUE, SMTP_*, MAIL_FROM, MAIL_DIR, NOTIFIER_*
+    (see docs/notifications.md)."""
+
+    # The dedup ledger every notifier instance shares: the mesh's database (auth_svc's).
+    database_url: str = DEFAULT_DATABASE_URL
+    # Create the database named by DATABASE_URL when missing (a laptop; never needed in compose).
+    notifier_create_database: bool = True
+    # A claim older than this is taken to be a dead instance's and may be claimed again. Far
+    # longer than any one send can take (SMTP_TIMEOUT per SMTP command).
+    notifier_claim_lease_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # How long a sent event id is remembered (redeliveries and producer retries come sooner).
+    notifier_dedup_retention_seconds: float = Field(default=7 * 86_400.0, gt=0, le=365 * 86_400)
+    # Mails sent in parallel by one process, each sender with its own SMTP connection.
+    notifier_senders: int = Field(default=4, ge=1, le=64)
 
     rabbitmq_heartbeat: int = Field(default=30, ge=1, le=600)
     notifier_max_attempts: int = Field(default=5, ge=1, le=100)
@@ -60,6 +74,10 @@ class NotifierSettings(EmailEventSettings):
 
     @model_validator(mode="after")
     def _consistent_smtp(self) -> Self:
+        if self.notifier_dedup_retention_seconds <= self.notifier_claim_lease_seconds:
+            raise ValueError(
+                "NOTIFIER_DEDUP_RETENTION_SECONDS must be longer than NOTIFIER_CLAIM_LEASE_SECONDS"
+            )
         if self.smtp_starttls and self.smtp_tls:
             raise ValueError("SMTP_STARTTLS and SMTP_TLS (implicit TLS) exclude each other")
         if (self.smtp_username is None) != (self.smtp_password is None):

@@ -6,7 +6,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
 
+from notifier.db import ensure_database, make_engine, migrate
+from notifier.ledger import DeliveryLedger
 from ocrmesh.events import EmailTopology
 from tests.integration.notifier.notifier_support import Broker, SmtpSink
 
@@ -31,3 +35,30 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink().start()
     yield sink
     sink.stop()
+
+
+@pytest.fixture(scope="session")
+def notifier_database_url(postgres_admin_url: str, run_id: str) -> Iterator[str]:
+    """A database of this run's own for the dedup ledger, dropped at the end."""
+    url = make_url(postgres_admin_url).set(database=f"ocrmesh_test_{run_id}_notifier")
+    rendered = url.render_as_string(hide_password=False)
+    ensure_database(rendered)
+    yield rendered
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def notifier_engine(notifier_database_url: str) -> Iterator[Engine]:
+    engine = make_engine(notifier_database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def ledger(notifier_engine: Engine) -> DeliveryLedger:
+    """The shared ledger (event ids are unique per test, so tests do not see each other's rows)."""
+    return DeliveryLedger(notifier_engine, lease=2.0, retention=3600.0)

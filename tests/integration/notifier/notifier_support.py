@@ -23,6 +23,7 @@ from aiosmtpd.controller import Controller
 
 from notifier.consumer import NotifierConsumer
 from notifier.delivery import MailDelivery
+from notifier.ledger import DeliveryLedger
 from notifier.transports import MailTransport
 from ocrmesh.events import EmailTopology
 
@@ -143,12 +144,14 @@ class RunningNotifier:
         prefetch: int = 10,
         heartbeat: int = 30,
         name: str = "test-notifier",
+        ledger: DeliveryLedger | None = None,
     ) -> None:
         self.delivery = MailDelivery(
             transport,
             mail_from="ocrmesh <no-reply@ocrmesh.test>",
             retry_delays=topology.retry_delays,
             max_attempts=max_attempts,
+            ledger=ledger,
         )
         # A grace longer than stop()'s join: a stop waiting for a settlement that can never
         # run (it was queued on a connection that died) fails the test instead of hiding.
@@ -175,11 +178,18 @@ class RunningNotifier:
 
 
 def process_env(
-    rabbitmq_url: str, topology: EmailTopology, sink: SmtpSink, tmp_path: Path, *, prefetch: int = 20
+    rabbitmq_url: str,
+    database_url: str,
+    topology: EmailTopology,
+    sink: SmtpSink,
+    tmp_path: Path,
+    *,
+    prefetch: int = 20,
 ) -> dict[str, str]:
     """The environment of a `python -m notifier` process on `topology` mailing into `sink`."""
     return {
         "RABBITMQ_URL": rabbitmq_url,
+        "DATABASE_URL": database_url,
         "EMAIL_QUEUE": topology.queue,
         "EMAIL_RETRY_DELAYS": ",".join(str(d) for d in topology.retry_delays),
         "EMAIL_QUEUE_MAX_LENGTH": str(topology.max_length),
@@ -187,6 +197,8 @@ def process_env(
         "SMTP_PORT": str(sink.port),
         "MAIL_FROM": "ocrmesh <no-reply@ocrmesh.test>",
         "NOTIFIER_PREFETCH": str(prefetch),
+        # A killed notifier's claims are taken over after this (production: minutes).
+        "NOTIFIER_CLAIM_LEASE_SECONDS": "3",
         "NOTIFIER_HEALTH_FILE": str(tmp_path / "notifier.health"),
         "SHUTDOWN_GRACE_SECONDS": "15",
         "LOG_LEVEL": "WARNING",

@@ -170,7 +170,12 @@ def classic_arguments(topology: EmailTopology) -> dict[str, dict[str, Any]]:
 
 
 def test_classic_queues_of_an_older_version_are_migrated_without_losing_a_message(
-    rabbitmq_url: str, topology: EmailTopology, smtp_sink: SmtpSink, broker: Broker, tmp_path: Path
+    rabbitmq_url: str,
+    notifier_database_url: str,
+    topology: EmailTopology,
+    smtp_sink: SmtpSink,
+    broker: Broker,
+    tmp_path: Path,
 ) -> None:
     for name, arguments in classic_arguments(topology).items():
         broker.channel.queue_declare(name, durable=True, arguments=arguments)
@@ -181,7 +186,7 @@ def test_classic_queues_of_an_older_version_are_migrated_without_losing_a_messag
     broker.channel.basic_publish("", topology.dead, parked.SerializeToString(), event_properties(parked))
 
     env = {
-        **process_env(rabbitmq_url, topology, smtp_sink, tmp_path),
+        **process_env(rabbitmq_url, notifier_database_url, topology, smtp_sink, tmp_path),
         "NOTIFIER_TOPOLOGY_RECHECK_SECONDS": "0.5",
     }
     health = Path(env["NOTIFIER_HEALTH_FILE"])
@@ -272,6 +277,7 @@ def plaintext_auth_server() -> Iterator[tuple[SinkHandler, LoginRecorder, int]]:
 
 def test_an_smtp_login_over_plaintext_is_refused_at_start_unless_allowed(
     rabbitmq_url: str,
+    notifier_database_url: str,
     topology: EmailTopology,
     plaintext_auth_server: tuple[SinkHandler, LoginRecorder, int],
     tmp_path: Path,
@@ -279,7 +285,7 @@ def test_an_smtp_login_over_plaintext_is_refused_at_start_unless_allowed(
     handler, recorder, port = plaintext_auth_server
     sink = SmtpSink(port)  # only its port: the server above is already listening on it
     env = {
-        **process_env(rabbitmq_url, topology, sink, tmp_path),
+        **process_env(rabbitmq_url, notifier_database_url, topology, sink, tmp_path),
         "SMTP_USERNAME": "mailer",
         "SMTP_PASSWORD": "s3cret",
     }

@@ -1,0 +1,169 @@
+"""The delivery ledger: which email events were sent, shared by every notifier instance.
+
+One row per event id, in PostgreSQL. Before sending, an instance *claims* the event (insert,
+or take over a claim older than the lease); after the SMTP server accepted the mail it
+*marks it sent*. So:
+
+- an event already marked sent is never sent again, by any instance (a redelivery after a
+  crash, a producer's second publish, a copy on another instance);
+- an event claimed by an instance that died before marking it is claimed again once the
+  lease is over, and sent: retried, never lost. Only a mail handed to SMTP at the very
+  moment of the crash (sent, not yet marked) can go out twice;
+- an event claimed by a live instance (the lease is running) is left to it: the copy is
+  deferred and looked at again later.
+
+Rows expire `retention` after they were written and are purged now and then.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, text
+from sqlalchemy.exc import SQLAlchemyError
+
+log = logging.getLogger(__name__)
+
+metadata = MetaData()
+
+deliveries = Table(
+    "notifier_deliveries",
+    metadata,
+    Column("event_id", String(128), primary_key=True),
+    Column("claimed_by", String(200), nullable=False),
+    Column("claimed_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+_CLAIM = text(
+    """
+    INSERT INTO notifier_deliveries AS d (event_id, claimed_by, claimed_at, expires_at)
+    VALUES (:event_id, :me, now(), now() + :retention)
+    ON CONFLICT (event_id) DO UPDATE
+        SET claimed_by = excluded.claimed_by, claimed_at = excluded.claimed_at,
+            expires_at = excluded.expires_at
+        WHERE d.sent_at IS NULL AND d.claimed_at < now() - :lease
+    RETURNING 1
+    """
+)
+_STATE = text(
+    """
+    SELECT sent_at IS NOT NULL AS sent,
+           GREATEST(EXTRACT(EPOCH FROM claimed_at + :lease - now()), 0) AS lease_left
+    FROM notifier_deliveries WHERE event_id = :event_id
+    """
+)
+_MARK_SENT = text(
+    "UPDATE notifier_deliveries SET sent_at = now(), expires_at = now() + :retention "
+    "WHERE event_id = :event_id"
+)
+_RELEASE = text(
+    "DELETE FROM notifier_deliveries WHERE event_id = :event_id AND sent_at IS NULL AND claimed_by = :me"
+)
+_PURGE = text(
+    """
+    DELETE FROM notifier_deliveries WHERE event_id IN (
+        SELECT event_id FROM notifier_deliveries WHERE expires_at < now() LIMIT :batch
+    )
+    """
+)
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not be read or written (PostgreSQL unreachable, timeout)."""
+
+
+class ClaimState(enum.Enum):
+    CLAIMED = "claimed"  # ours: send it, then mark it sent
+    SENT = "sent"  # sent before (by anyone): do not send again
+    BUSY = "busy"  # another live claim: leave it to its holder, look again later
+
+
+@dataclass(frozen=True)
+class Claim:
+    state: ClaimState
+    # For BUSY: seconds until the holder's lease is over.
+    lease_left: float = 0.0
+
+
+def instance_id() -> str:
+    """Who holds a claim: host, process and a random part (a restarted process is another)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"[:200]
+
+
+class DeliveryLedger:
+    """Claims and marks in PostgreSQL; thread-safe (each call takes a pooled connection)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        lease: float = 300.0,
+        retention: float = 7 * 86_400.0,
+        owner: str | None = None,
+    ) -> None:
+        if lease <= 0 or retention <= lease:
+            raise ValueError("the lease must be positive and shorter than the retention")
+        self._engine = engine
+        self._lease = timedelta(seconds=lease)
+        self._retention = timedelta(seconds=retention)
+        self.owner = owner or instance_id()
+
+    def claim(self, event_id: str) -> Claim:
+        """Claim `event_id` for sending, unless it was sent or another live instance holds it."""
+        try:
+            with self._engine.begin() as connection:
+                won = connection.execute(
+                    _CLAIM,
+                    {
+                        "event_id": event_id,
+                        "me": self.owner,
+                        "retention": self._retention,
+                        "lease": self._lease,
+                    },
+                ).first()
+                if won is not None:
+                    return Claim(ClaimState.CLAIMED)
+                row = connection.execute(_STATE, {"event_id": event_id, "lease": self._lease}).first()
+        except SQLAlchemyError as exc:
+            raise LedgerUnavailable(f"dedup ledger unavailable: {_short(exc)}") from exc
+        if row is None:
+            # Purged between the two statements: treat as a live claim, looked at again soon.
+            return Claim(ClaimState.BUSY)
+        if row.sent:
+            return Claim(ClaimState.SENT)
+        return Claim(ClaimState.BUSY, lease_left=float(row.lease_left))
+
+    def mark_sent(self, event_id: str) -> None:
+        """Record that the mail for `event_id` was handed over."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(_MARK_SENT, {"event_id": event_id, "retention": self._retention})
+        except SQLAlchemyError as exc:
+            raise LedgerUnavailable(f"dedup ledger unavailable: {_short(exc)}") from exc
+
+    def release(self, event_id: str) -> None:
+        """Give up our unsent claim (the send failed), so that a retry can claim it at once."""
+        try:
+            with self._engine.begin() as connection:
+                connection.execute(_RELEASE, {"event_id": event_id, "me": self.owner})
+        except SQLAlchemyError as exc:
+            # The claim then simply runs out with its lease.
+            log.warning("could not release a claim", extra={"event_id": event_id, "error": _short(exc)})
+
+    def purge_expired(self, batch: int = 10_000) -> int:
+        """Delete up to `batch` expired rows; how many went."""
+        with self._engine.begin() as connection:
+            result = connection.execute(_PURGE, {"batch": batch})
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _short(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0][:200] if str(exc) else repr(exc)
