@@ -44,7 +44,7 @@ class AuthServer(MeshServer):
     relay: OutboxRelay | None = None
     publisher: EmailPublisher | None = None
     executor: ThreadPoolExecutor | None = None
-    engine: Engine | None = None
+    engines: tuple[Engine, ...] = ()
 
     async def start(self, *, serving: bool = True) -> None:
         await super().start(serving=serving)
@@ -62,8 +62,8 @@ class AuthServer(MeshServer):
             self.publisher.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
-        if self.engine is not None:
-            self.engine.dispose()
+        for engine in self.engines:
+            engine.dispose()
 
 
 def prepare_database(settings: AuthSettings, engine: Engine, *, wait_seconds: float = 30.0) -> None:
@@ -123,6 +123,7 @@ def create_app(
         engine.dispose()
         raise
     sessions = make_session_factory(engine)
+    reads = make_engine(settings.database_url, pool_size=settings.auth_workers, autocommit=True)
     publisher = EmailPublisher(
         settings.rabbitmq_url,
         settings.topology,
@@ -154,6 +155,7 @@ def create_app(
         password_min_length=settings.password_min_length,
         on_email_queued=relay.nudge,
         new_code=new_code,
+        reads=reads,
     )
     executor = ThreadPoolExecutor(max_workers=settings.auth_workers, thread_name_prefix="auth-worker")
     servicer = AuthServicer(use_cases, signer, local_verifier(signer, settings), executor)
@@ -170,6 +172,6 @@ def create_app(
         relay=relay,
         publisher=publisher,
         executor=executor,
-        engine=engine,
+        engines=(engine, reads),
     )
     return server, port

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 log = logging.getLogger(__name__)
@@ -16,16 +19,35 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every auth_svc instance.
 _MIGRATION_LOCK_ID = 0x0C12_A17E
+# Connections older than this are replaced on checkout (firewalls and proxies drop idle ones).
+POOL_RECYCLE_S = 1800
+
+T = TypeVar("T")
+# SQLSTATEs of CREATE DATABASE losing a race: duplicate_database, or unique_violation on
+# pg_database's name index when both got past the existence check at the same moment.
+_DATABASE_EXISTS = frozenset({"42P04", "23505"})
 
 
-def make_engine(url: str, *, pool_size: int = 8) -> Engine:
-    """An engine for `url` whose connections fail fast and never hang a request forever."""
+def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> Engine:
+    """An engine for `url` whose connections fail fast and never hang a request forever.
+
+    `autocommit`: for reads outside a transaction (`read`): a SELECT is one round trip, with
+    no BEGIN before it and no ROLLBACK after it. (A separate engine rather than a
+    per-connection option, which costs a round trip to reset on every check-in.)
+
+    No ping on checkout: it was a round trip on every call (a tenth of a GetCurrentUser).
+    A connection the server dropped (a restart) fails its statement instead, which makes
+    SQLAlchemy replace every connection of the pool; `read` then runs the query again on a
+    new one, and a write answers "unavailable, retry" once.
+    """
     return create_engine(
         url,
         pool_size=pool_size,
         max_overflow=4,
-        pool_pre_ping=True,
+        pool_pre_ping=False,
+        pool_recycle=POOL_RECYCLE_S,
         pool_timeout=10,
+        isolation_level="AUTOCOMMIT" if autocommit else "READ COMMITTED",
         connect_args={
             "connect_timeout": 5,
             "application_name": "auth_svc",
@@ -37,6 +59,21 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read(engine: Engine, query: Callable[[Connection], T]) -> T:
+    """`query(connection)` on a pooled connection of `engine`; when that connection turns
+    out to be dead (the database restarted since it was opened), once more on a new one.
+    Only for statements that are safe to repeat."""
+    try:
+        with engine.connect() as connection:
+            return query(connection)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        log.warning("database connection lost; retrying on a new one")
+    with engine.connect() as connection:
+        return query(connection)
 
 
 def ensure_database(url: str) -> bool:
@@ -59,7 +96,13 @@ def ensure_database(url: str) -> bool:
                 return False
             # Identifiers cannot be bound parameters; quote it the server's way.
             quoted = admin.dialect.identifier_preparer.quote(name)
-            connection.execute(text(f"CREATE DATABASE {quoted}"))
+            try:
+                connection.execute(text(f"CREATE DATABASE {quoted}"))
+            except DBAPIError as exc:
+                # Another instance (AUTH_PROCESSES, a replica) created it since the check.
+                if getattr(exc.orig, "pgcode", None) in _DATABASE_EXISTS:
+                    return False
+                raise
             log.info("database created", extra={"database": name})
             return True
     finally:

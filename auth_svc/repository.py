@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from auth_svc.domain import UserView, email_key
@@ -21,9 +21,6 @@ class Users:
             # Serialises code requests and checks for one user across instances.
             query = query.with_for_update()
         return self.session.scalars(query).one_or_none()
-
-    def by_id(self, user_id: uuid.UUID) -> User | None:
-        return self.session.get(User, user_id)
 
     def exists(self, email: str) -> bool:
         query = select(User.id).where(func.lower(User.email) == email_key(email))
@@ -56,4 +53,20 @@ def view(user: User) -> UserView:
         email=user.email,
         is_verified=user.is_verified,
         created_at=user.created_at,
+    )
+
+
+# The hot read (every GetCurrentUser): a Core statement, compiled once and cached, whose
+# row becomes the view directly, without an ORM session, identity map or instance.
+_USER_VIEW_BY_ID = select(User.id, User.name, User.email, User.is_verified, User.created_at).where(
+    User.id == bindparam("user_id")
+)
+
+
+def user_view_by_id(connection: Connection, user_id: uuid.UUID) -> UserView | None:
+    row = connection.execute(_USER_VIEW_BY_ID, {"user_id": user_id}).first()
+    if row is None:
+        return None
+    return UserView(
+        id=row.id, name=row.name, email=row.email, is_verified=row.is_verified, created_at=row.created_at
     )

@@ -9,6 +9,7 @@ import functools
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
+from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -59,11 +60,23 @@ def status_for(exc: Exception) -> grpc.StatusCode | None:
     return None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp_of(moment: datetime) -> Timestamp:
+    """`moment` (timezone-aware) as a protobuf Timestamp, by integer arithmetic
+    (`Timestamp.FromDatetime` cost a few percent of a GetCurrentUser)."""
+    since = moment - _EPOCH
+    return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
+
+
 def user_message(user: UserView) -> auth_pb2.User:
-    created = Timestamp()
-    created.FromDatetime(user.created_at)
     return auth_pb2.User(
-        id=str(user.id), name=user.name, email=user.email, is_verified=user.is_verified, created_at=created
+        id=str(user.id),
+        name=user.name,
+        email=user.email,
+        is_verified=user.is_verified,
+        created_at=timestamp_of(user.created_at),
     )
 
 

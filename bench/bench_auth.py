@@ -134,8 +134,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
             emails = [f"bench-{i}-{run_id}@example.com" for i in range(args.concurrency)]
             for email in emails:
                 await stub.Register(auth_pb2.RegisterRequest(name="Bench", email=email, password=PASSWORD))
-            assert server.engine is not None
-            with Session(server.engine) as session, session.begin():
+            with Session(server.engines[0]) as session, session.begin():
                 session.execute(
                     update(User).where(func.lower(User.email).in_(emails)).values(is_verified=True)
                 )

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from contextvars import ContextVar
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -14,8 +14,9 @@ _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 def new_request_id() -> str:
-    """A fresh request id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh request id (32 hex characters). Unique, not secret: a PRNG draw instead of
+    uuid4's system call for 16 random bytes, on every request without an id."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def accept_request_id(candidate: str | None) -> str:

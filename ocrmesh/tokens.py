@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -130,7 +131,11 @@ class TokenVerifier:
     or a `grpc.aio.Channel` to auth_svc. Keys are cached by `kid`; an unknown `kid` causes
     a refetch at most once per `min_refetch_interval` seconds, and the whole set is
     refreshed when older than `max_key_age` (so a key auth_svc has retired stops being
-    accepted). Safe to share between all tasks of one event loop.
+    accepted). Tokens that passed every check are remembered by their exact text until
+    they expire (at most `cache_size` of them, least recently used out), so a client
+    that sends the same token on every request pays the signature check once; a
+    remembered token is accepted only while its key is cached and fresh. Safe to share
+    between all tasks of one event loop.
     """
 
     def __init__(
@@ -143,6 +148,7 @@ class TokenVerifier:
         max_key_age: float = 300.0,
         leeway_seconds: float = 5.0,
         fetch_timeout: float = 3.0,
+        cache_size: int = 4096,
     ) -> None:
         if isinstance(fetch_keys, aio.Channel):
             fetch_keys = auth_pb2_grpc.AuthServiceStub(fetch_keys)
@@ -162,6 +168,7 @@ class TokenVerifier:
         # monotonic time of the last failed fetch, while no fetch has succeeded since.
         self._failed_at: float | None = None
         self._lock = asyncio.Lock()
+        self._verified = VerifiedTokens(cache_size)
 
     @classmethod
     def from_channel(
@@ -241,6 +248,11 @@ class TokenVerifier:
         """
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("malformed token")
+        fetched_at = self._fetched_at
+        if fetched_at is not None and time.monotonic() - fetched_at <= self.max_key_age:
+            remembered = self._verified.get(token, time.time())
+            if remembered is not None and remembered.key_id in self._keys:
+                return remembered
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
@@ -273,7 +285,9 @@ class TokenVerifier:
             raise InvalidToken(f"token lacks the {exc.claim!r} claim") from None
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
-        return _claims(payload, kid)
+        claims = _claims(payload, kid)
+        self._verified.put(token, claims)
+        return claims
 
     async def authenticate(self, context: aio.ServicerContext[Any, Any]) -> TokenClaims:
         """The claims of the bearer token in the call's metadata.
@@ -288,6 +302,42 @@ class TokenVerifier:
             await _abort(context, grpc.StatusCode.UNAUTHENTICATED, exc.reason)
         except KeysUnavailable:
             await _abort(context, grpc.StatusCode.UNAVAILABLE, "cannot verify tokens right now, retry")
+
+
+class VerifiedTokens:
+    """Tokens that passed every check, by their exact text, each until its `exp`.
+
+    Bounded: beyond `max_entries` the least recently used one goes, so a flood of distinct
+    (valid) tokens costs their signature checks but never grows memory. Only verified
+    tokens enter; a bad token is checked in full every time it is sent.
+    """
+
+    def __init__(self, max_entries: int) -> None:
+        self.max_entries = max_entries
+        # token -> (exp as epoch seconds, claims)
+        self._entries: OrderedDict[str, tuple[float, TokenClaims]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str, now: float) -> TokenClaims | None:
+        """The claims of `token` if it was verified and has not expired at `now` (epoch s)."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if now >= entry[0]:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return entry[1]
+
+    def put(self, token: str, claims: TokenClaims) -> None:
+        if self.max_entries <= 0:
+            return
+        self._entries[token] = (claims.expires_at.timestamp(), claims)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
 
 
 async def _abort(context: aio.ServicerContext[Any, Any], code: grpc.StatusCode, message: str) -> NoReturn:
@@ -351,6 +401,7 @@ __all__ = [
     "TokenClaims",
     "TokenError",
     "TokenVerifier",
+    "VerifiedTokens",
     "bearer_token_from_metadata",
     "parse_public_keys",
 ]

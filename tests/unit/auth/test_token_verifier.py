@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import jwt
 import pytest
 
 from ocrmesh.auth.v1 import auth_pb2
@@ -14,7 +17,9 @@ from ocrmesh.tokens import (
     InvalidToken,
     KeysUnavailable,
     PublicKeyLike,
+    TokenClaims,
     TokenVerifier,
+    VerifiedTokens,
     bearer_token_from_metadata,
 )
 from tests.support.tokens import TokenIssuerForTests
@@ -265,3 +270,99 @@ async def test_authenticate_returns_claims_for_a_good_token(
 
     assert claims.user_id == "u-7"
     assert context.aborted is None
+
+
+async def test_a_verified_token_is_remembered_and_not_checked_again(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = make_verifier(channel, issuer)
+    token = issuer.mint()
+    first = await verifier.verify(token)
+    decodes = 0
+    real_decode = jwt.decode
+
+    def counting_decode(*args: Any, **kwargs: Any) -> Any:
+        nonlocal decodes
+        decodes += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+
+    assert await verifier.verify(token) is first
+    assert decodes == 0
+    # A different token (even for the same user) is checked in full.
+    await verifier.verify(issuer.mint())
+    assert decodes == 1
+
+
+async def test_a_remembered_token_is_refused_once_it_expires(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = make_verifier(channel, issuer, leeway_seconds=0)
+    token = issuer.mint()
+    claims = await verifier.verify(token)
+    later = claims.expires_at.timestamp() + 1
+    monkeypatch.setattr("ocrmesh.tokens.time.time", lambda: later)
+    monkeypatch.setattr("jwt.api_jwt.datetime", _FrozenDatetime(later))
+
+    with pytest.raises(InvalidToken, match="expired"):
+        await verifier.verify(token)
+
+
+async def test_a_remembered_token_of_a_retired_key_is_refused(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel
+) -> None:
+    verifier = make_verifier(channel, issuer, max_key_age=0)
+    old_kid = issuer.current_key_id
+    token = issuer.mint()
+    await verifier.verify(token)
+
+    issuer.rotate()
+    issuer.retire(old_kid)
+
+    with pytest.raises(InvalidToken, match="unknown key"):
+        await verifier.verify(token)
+
+
+def test_the_remembered_tokens_stay_bounded() -> None:
+    remembered = VerifiedTokens(max_entries=3)
+    far = datetime.now(UTC) + timedelta(hours=1)
+    for n in range(10):
+        remembered.put(f"token-{n}", _claims_until(far, f"user-{n}"))
+
+    assert len(remembered) == 3
+    assert remembered.get("token-0", time.time()) is None
+    assert remembered.get("token-9", time.time()) is not None
+
+
+def test_a_cache_of_size_zero_remembers_nothing() -> None:
+    remembered = VerifiedTokens(max_entries=0)
+    remembered.put("t", _claims_until(datetime.now(UTC) + timedelta(hours=1), "u"))
+    assert remembered.get("t", time.time()) is None
+
+
+def _claims_until(expires_at: datetime, user_id: str) -> TokenClaims:
+    return TokenClaims(
+        user_id=user_id,
+        email="a@example.com",
+        name="A",
+        issued_at=expires_at - timedelta(hours=1),
+        expires_at=expires_at,
+        token_id="j",
+        issuer="i",
+        audience="a",
+        key_id="k",
+    )
+
+
+class _FrozenDatetime:
+    """Stands in for `datetime` inside PyJWT so its `exp` check sees `now` (epoch seconds)."""
+
+    def __init__(self, now: float) -> None:
+        self._now = now
+
+    def now(self, tz: Any = None) -> datetime:
+        return datetime.fromtimestamp(self._now, tz or UTC)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(datetime, name)
