@@ -13,6 +13,7 @@ from auth_svc.settings import AuthSettings
 from ocrmesh.events import TopologyError
 from ocrmesh.grpc_server import run_until_signalled
 from ocrmesh.logs import configure_logging
+from ocrmesh.processes import process_count, serve_in_processes
 from ocrmesh.settings import load_settings
 
 log = logging.getLogger("auth_svc")
@@ -25,20 +26,33 @@ async def serve(settings: AuthSettings) -> None:
     await run_until_signalled(server, settings.shutdown_grace_seconds)
 
 
-def main() -> None:
-    settings = load_settings(AuthSettings)
-    configure_logging("auth_svc", settings.log_level)
+def serve_on(settings: AuthSettings, port: int) -> int:
+    """One auth_svc process on `port`, until signalled: its exit code."""
     try:
-        asyncio.run(serve(settings))
+        asyncio.run(serve(settings.model_copy(update={"auth_port": port})))
     except KeyConfigError as exc:
         log.error("signing key configuration is wrong", extra={"error": str(exc)})
-        raise SystemExit(2) from None
+        return 2
     except (OperationalError, TopologyError) as exc:
         log.error(
             "cannot start: a dependency is unreachable or misconfigured", extra={"error": str(exc)[:500]}
         )
-        raise SystemExit(1) from None
+        return 1
+    return 0
+
+
+def main() -> int:
+    settings = load_settings(AuthSettings)
+    configure_logging("auth_svc", settings.log_level)
+    return serve_in_processes(
+        process_count(settings.auth_processes),
+        lambda port: serve_on(settings, port),
+        host=settings.auth_host,
+        port=settings.auth_port,
+        name="auth_svc",
+        stop_timeout=settings.shutdown_grace_seconds + 10,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

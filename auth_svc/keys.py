@@ -12,6 +12,7 @@ import base64
 import hashlib
 import logging
 import os
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -98,10 +99,16 @@ def generate_key_file(path: Path) -> Ed25519PrivateKey:
     """Write a new Ed25519 private key to `path`, readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True)
     key = Ed25519PrivateKey.generate()
-    # O_EXCL: two instances starting at once must not overwrite each other's key.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(private_pem(key))
+    # Written whole under a private name, then linked into place: link() fails when the
+    # name exists (two processes starting at once must not overwrite each other's key),
+    # and nobody ever reads a half-written key (FileExistsError: load the winner's).
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(private_pem(key))
+        os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
     return key
 
 
@@ -171,12 +178,12 @@ def load_signer(
         else:
             try:
                 key = generate_key_file(path)
+                log.warning(
+                    "no AUTH_SIGNING_KEY_FILE: generated a signing key for local use",
+                    extra={"path": str(path)},
+                )
             except FileExistsError:
                 key = load_private_key(path)
-            log.warning(
-                "no AUTH_SIGNING_KEY_FILE: generated a signing key for local use",
-                extra={"path": str(path)},
-            )
     extras = tuple(load_public_key(p) for p in extra_public_key_files)
     signer = TokenSigner(
         key, issuer=issuer, audience=audience, ttl_seconds=ttl_seconds, extra_public_keys=extras

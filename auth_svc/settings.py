@@ -20,7 +20,7 @@ class AuthSettings(EmailEventSettings):
     TOKEN_ISSUER, TOKEN_AUDIENCE, TOKEN_TTL_SECONDS, OTP_TTL_SECONDS,
     OTP_RESEND_COOLDOWN_SECONDS, OTP_MAX_ATTEMPTS, PASSWORD_MIN_LENGTH, ARGON2_MEMORY_KIB,
     ARGON2_TIME_COST, ARGON2_PARALLELISM, AUTH_WORKERS, OUTBOX_POLL_SECONDS,
-    OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE."""
+    OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE, AUTH_PROCESSES."""
 
     database_url: str = DEFAULT_DATABASE_URL
     auth_host: str = "[::]"
@@ -49,8 +49,11 @@ class AuthSettings(EmailEventSettings):
     argon2_time_cost: int = Field(default=2, ge=1, le=10)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
 
+    # Processes serving AUTH_PORT together (SO_REUSEPORT); 0 = one per core. Everything
+    # below is per process: threads, connection pools (x2: transactions and reads), relays.
+    auth_processes: int = Field(default=1, ge=0, le=64)
     # Threads that run database work and password hashing off the event loop; also the size
-    # of the connection pool they draw from.
+    # of each of the two connection pools they draw from.
     auth_workers: int = Field(default=8, ge=1, le=64)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)

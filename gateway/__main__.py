@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
+from fastapi import FastAPI
+from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ocrmesh.logs import configure_logging
+from ocrmesh.processes import process_count
 from ocrmesh.settings import load_settings
 
 
@@ -17,11 +21,32 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
+def create_worker_app() -> FastAPI:
+    """The app of one of several uvicorn worker processes (GATEWAY_WORKERS > 1): each is a
+    fresh interpreter, so it reads the settings and sets up logging itself."""
+    settings = load_settings(GatewaySettings)
+    configure_logging("gateway", settings.log_level)
+    return create_app(settings)
+
+
+def _tcp_listener(config: uvicorn.Config) -> socket.socket:
+    """uvicorn's listening socket, marked IPPROTO_TCP. `Config.bind_socket` leaves proto at
+    0, and asyncio sets TCP_NODELAY only on accepted sockets that say IPPROTO_TCP, so every
+    keep-alive response would wait ~40 ms for a delayed ACK (Kludex/uvicorn#3149)."""
+    bound = config.bind_socket()
+    return socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
+
+
 def main() -> None:
     settings = load_settings(GatewaySettings)
     configure_logging("gateway", settings.log_level)
+    workers = process_count(settings.gateway_workers)
     config = uvicorn.Config(
-        create_app(settings),
+        # Several workers: uvicorn's supervisor starts each with this factory, restarts one
+        # that dies, and on SIGTERM stops them all gracefully.
+        "gateway.__main__:create_worker_app" if workers > 1 else create_app(settings),
+        factory=workers > 1,
+        workers=workers,
         host=settings.gateway_host,
         port=settings.gateway_port,
         # Our JSON logging and our access log (with the request id), not uvicorn's.
@@ -39,7 +64,10 @@ def main() -> None:
     # KeyboardInterrupt traceback, like the gRPC services after their graceful stop.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
-    uvicorn.Server(config).run()
+    if workers > 1:
+        Multiprocess(config, sockets=[_tcp_listener(config)]).run()
+    else:
+        uvicorn.Server(config).run()
 
 
 if __name__ == "__main__":

@@ -16,10 +16,13 @@ MiB = 1024 * 1024
 class GatewaySettings(ServiceSettings):
     """GATEWAY_HOST, GATEWAY_PORT, AUTH_ADDR, OCR_ADDR, TOKEN_ISSUER, TOKEN_AUDIENCE,
     GATEWAY_MAX_UPLOAD_BYTES, GRPC_TIMEOUT_SECONDS, OCR_TIMEOUT_SECONDS,
-    READINESS_TIMEOUT_SECONDS, GATEWAY_CORS_ORIGINS (comma separated)."""
+    READINESS_TIMEOUT_SECONDS, GATEWAY_CORS_ORIGINS (comma separated), GATEWAY_WORKERS."""
 
     gateway_host: str = "0.0.0.0"  # noqa: S104 - the edge is meant to be reachable
     gateway_port: int = Field(default=8000, ge=1, le=65535)
+    # uvicorn worker processes on GATEWAY_PORT; 0 = one per core. Each has its own channels
+    # and token verifier (its key cache and verified-token cache are per process).
+    gateway_workers: int = Field(default=1, ge=0, le=64)
     auth_addr: str = DEFAULT_AUTH_ADDR
     ocr_addr: str = DEFAULT_OCR_ADDR
     # Must match what auth_svc signs with; the verifier rejects tokens for anything else.

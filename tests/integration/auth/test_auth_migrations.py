@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from alembic import command
@@ -50,3 +51,17 @@ def test_migrations_apply_twice_and_revert(empty_engine: Engine) -> None:
         command.downgrade(config, "base")
 
     assert set(inspect(empty_engine).get_table_names()) == {"alembic_version"}
+
+
+def test_instances_creating_the_database_at_once_all_start(postgres_admin_url: str, run_id: str) -> None:
+    url = (
+        make_url(postgres_admin_url)
+        .set(database=f"ocrmesh_test_{run_id}_auth_race")
+        .render_as_string(hide_password=False)
+    )
+    try:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            created = list(pool.map(lambda _: ensure_database(url), range(4)))
+        assert created.count(True) == 1
+    finally:
+        drop_database(url)

@@ -3,6 +3,7 @@ stops cleanly on SIGTERM, refuses to start when misconfigured."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -11,11 +12,14 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import grpc
 import pytest
 from sqlalchemy.engine import make_url
 
 from auth_svc.db import drop_database
+from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.events import EmailTopology
 from ocrmesh.health_probe import check
 
@@ -109,3 +113,107 @@ def test_unreadable_signing_key_file_refuses_to_start(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "cannot read key file" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _public_key_ids(port: int, calls: int) -> set[tuple[str, ...]]:
+    """The published key ids, each call on a new connection (SO_REUSEPORT spreads
+    connections, not calls); the access log says which process answered each."""
+    seen = set()
+    for _ in range(calls):
+        # A local subchannel pool: a new channel must mean a new connection, not gRPC's shared one.
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.use_local_subchannel_pool", 1)])
+        try:
+            stub = auth_pb2_grpc.AuthServiceStub(channel)
+            reply = stub.GetPublicKeys(auth_pb2.GetPublicKeysRequest(), timeout=10)
+        finally:
+            channel.close()
+        seen.add(tuple(key.key_id for key in reply.keys))
+    return seen
+
+
+def _log_entries(log_text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+
+
+def _access_pids(log_text: str) -> list[int]:
+    return [
+        entry["pid"]
+        for entry in _log_entries(log_text)
+        if entry.get("method") == "/ocrmesh.auth.v1.AuthService/GetPublicKeys"
+    ]
+
+
+def test_several_processes_share_the_port_survive_a_killed_worker_and_stop_together(
+    fresh_database_url: str, rabbitmq_url: str, email_topology: EmailTopology, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = auth_env(
+        tmp_path,
+        DATABASE_URL=fresh_database_url,
+        RABBITMQ_URL=rabbitmq_url,
+        EMAIL_QUEUE=email_topology.queue,
+        AUTH_PORT=str(port),
+        AUTH_HOST="127.0.0.1",
+        AUTH_PROCESSES="2",
+        AUTH_WORKERS="2",
+    )
+    log_path = tmp_path / "auth.log"
+    log = log_path.open("w+")
+    process = subprocess.Popen([sys.executable, "-m", "auth_svc"], cwd=REPO, env=env, stdout=log, stderr=log)
+    try:
+        workers = _wait_for_workers(process, 2, log_path)
+        _wait_serving(port, process, log_path)
+        # Every worker serves, and all of them publish the one key the first one generated.
+        assert len(_public_key_ids(port, 40)) == 1
+        assert set(_access_pids(log_path.read_text())) == set(workers)
+
+        # A worker that dies is replaced; the service keeps answering meanwhile.
+        os.kill(workers[0], signal.SIGKILL)
+        replaced = _wait_for_workers(process, 3, log_path)
+        assert replaced[2] not in workers
+        _wait_serving(port, process, log_path)
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+    entries = _log_entries(log_path.read_text())
+    for pid in (e["worker_pid"] for e in entries if e.get("msg") == "worker started"):
+        assert not _alive(pid), f"worker {pid} outlived its supervisor"
+
+
+def _worker_pids(log_text: str) -> list[int]:
+    return [entry["worker_pid"] for entry in _log_entries(log_text) if entry.get("msg") == "worker started"]
+
+
+def _wait_for_workers(process: subprocess.Popen[bytes], count: int, log_path: Path) -> list[int]:
+    """The pids of the first `count` workers started, once each of them serves."""
+    deadline = time.monotonic() + 60
+    while True:
+        entries = _log_entries(log_path.read_text())
+        started = [e["worker_pid"] for e in entries if e.get("msg") == "worker started"][:count]
+        serving = {e["pid"] for e in entries if e.get("msg") == "auth_svc serving"}
+        if len(started) == count and serving >= set(started) - {p for p in started if not _alive(p)}:
+            return started
+        assert process.poll() is None or count == 0, log_path.read_text()[-4000:]
+        assert time.monotonic() < deadline, log_path.read_text()[-4000:]
+        time.sleep(0.1)
+
+
+def _wait_serving(port: int, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not check(f"127.0.0.1:{port}", timeout=1.0):
+        assert process.poll() is None, log_path.read_text()[-4000:]
+        assert time.monotonic() < deadline, "auth_svc did not become SERVING"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

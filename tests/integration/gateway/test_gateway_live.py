@@ -186,7 +186,9 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def gateway_process(mesh, log_path: Path) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
+async def gateway_process(
+    mesh, log_path: Path, **extra_env: str
+) -> AsyncIterator[tuple[subprocess.Popen[bytes], str]]:
     """`python -m gateway` against the test servicers; yields it once it answers."""
     port = free_port()
     env = {
@@ -199,6 +201,7 @@ async def gateway_process(mesh, log_path: Path) -> AsyncIterator[tuple[subproces
         "TOKEN_AUDIENCE": mesh.issuer.audience,
         "SHUTDOWN_GRACE_SECONDS": "10",
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
     url = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
@@ -261,6 +264,28 @@ async def test_a_stream_in_flight_finishes_when_the_gateway_is_told_to_stop(mesh
         returncode = await asyncio.to_thread(process.wait, 20)
     assert [event["type"] for event in received] == ["started", "line", "line", "completed"]
     assert returncode == 0
+
+
+async def test_several_gateway_workers_share_the_port_and_stop_together(mesh, tmp_path: Path) -> None:
+    log_path = tmp_path / "gateway.log"
+    async with gateway_process(mesh, log_path, GATEWAY_WORKERS="2") as (process, url):
+        deadline = time.monotonic() + 60
+        while True:  # both workers up (each opens its own channels)
+            lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+            if sum(line["msg"] == "gRPC channels open" for line in lines) == 2:
+                break
+            assert time.monotonic() < deadline, log_path.read_text()
+            await asyncio.sleep(0.2)
+        for _ in range(40):  # a new connection each: the kernel spreads connections
+            async with httpx.AsyncClient(base_url=url, timeout=5) as client:
+                assert (await client.get("/docs")).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        returncode = await asyncio.to_thread(process.wait, 30)
+    assert returncode == 0
+    lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+    serving = {line["pid"] for line in lines if line.get("path") == "/docs"}
+    assert len(serving) == 2
+    assert {line["pid"] for line in lines if line["msg"] == "gRPC channels closed"} >= serving
 
 
 def test_python_m_gateway_refuses_a_bad_setting_with_exit_code_2() -> None:

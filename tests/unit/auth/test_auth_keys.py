@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import stat
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
@@ -45,6 +46,16 @@ def test_local_start_generates_a_private_key_once_and_reuses_it(tmp_path: Path) 
     path = tmp_path / "keys" / GENERATED_KEY_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert first.key_id == second.key_id
+
+
+def test_processes_starting_together_all_get_the_one_generated_key(tmp_path: Path) -> None:
+    # AUTH_PROCESSES > 1: every worker loads or generates the key at the same moment. Each
+    # must end up with the same key, and none may read a half-written file.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        key_ids = set(pool.map(lambda _: signer_from(tmp_path).key_id, range(32)))
+
+    assert len(key_ids) == 1
+    assert [p.name for p in (tmp_path / "keys").iterdir()] == [GENERATED_KEY_NAME]
 
 
 def test_generating_is_refused_where_not_allowed(tmp_path: Path) -> None:
