@@ -103,6 +103,7 @@ class TokenOut(BaseModel):
 
 class LineOut(BaseModel):
     index: int
+    block: int = Field(description="Layout block (heading, column) of the line, 0-based in reading order.")
     text: str
     confidence: float
     box: list[tuple[float, float]] = Field(description="Four corners, clockwise from top-left, in pixels.")
@@ -111,6 +112,7 @@ class LineOut(BaseModel):
     def from_proto(cls, line: ocr_pb2.Line) -> LineOut:
         return cls(
             index=line.index,
+            block=line.block,
             text=line.text,
             confidence=round(line.confidence, 4),
             box=[(point.x, point.y) for point in line.box],
@@ -161,6 +163,7 @@ class LineEvent(BaseModel):
     # The fields of LineOut, after `type` (subclassing would put `type` last on the wire).
     type: Literal["line"] = "line"
     index: int
+    block: int
     text: str
     confidence: float
     box: list[tuple[float, float]]

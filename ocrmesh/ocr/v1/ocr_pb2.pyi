@@ -43,16 +43,18 @@ class Point(_message.Message):
     def __init__(self, x: _Optional[float] = ..., y: _Optional[float] = ...) -> None: ...
 
 class Line(_message.Message):
-    __slots__ = ("index", "text", "confidence", "box")
+    __slots__ = ("index", "text", "confidence", "box", "block")
     INDEX_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     BOX_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
     index: int
     text: str
     confidence: float
     box: _containers.RepeatedCompositeFieldContainer[Point]
-    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., box: _Optional[_Iterable[_Union[Point, _Mapping]]] = ...) -> None: ...
+    block: int
+    def __init__(self, index: _Optional[int] = ..., text: _Optional[str] = ..., confidence: _Optional[float] = ..., box: _Optional[_Iterable[_Union[Point, _Mapping]]] = ..., block: _Optional[int] = ...) -> None: ...
 
 class Completed(_message.Message):
     __slots__ = ("full_text", "line_count", "timings")

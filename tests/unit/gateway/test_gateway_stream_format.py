@@ -55,6 +55,7 @@ def test_a_line_event_has_the_documented_fields() -> None:
     assert json.loads(encode_ndjson(event)) == {
         "type": "line",
         "index": 2,
+        "block": 0,
         "text": "a line\nwith a newline",
         "confidence": 0.8765,
         "box": [[1, 2], [3, 2], [3, 4], [1, 4]],
