@@ -103,6 +103,7 @@ def create_app(
         ImageLimits(max_bytes=settings.ocr_max_image_bytes, max_pixels=settings.ocr_max_pixels),
         workers=settings.ocr_workers,
         queue_size=settings.ocr_queue_size,
+        cores=settings.engine_calls(),
     )
     mailer = CompletionMailer(
         publisher,

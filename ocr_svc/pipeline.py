@@ -1,5 +1,13 @@
 """The Recognize use case: admission (bounded queue), a worker pool for the engine, and
-the stream of events (started, one per line as soon as it is read, completed)."""
+the stream of events (started, one per line as soon as it is read, completed).
+
+After detection the lines are put in reading order (`ocr_svc.layout`) and recognised in
+that order in windows that grow (the first line alone, so the first event comes early,
+then 2, 4, ... up to `MAX_WINDOW` lines), each window's lines streamed, in reading order,
+as soon as the window is read. For an engine that reads batches (`BatchReader`) a window
+is dealt into one share per core this image may use (its own, plus the cores no other
+image is using right now, see `OcrPipeline`), shares of about equal work, read at once.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +15,23 @@ import asyncio
 import contextvars
 import functools
 import logging
+import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ocr_svc.engines.base import OcrEngine, RecognizedLine
+from ocr_svc.engines.base import BatchReader, OcrEngine, RecognizedLine, RgbImage, TextRegion
 from ocr_svc.images import DecodedImage, ImageLimits, decode_image
+from ocr_svc.layout import OrderedLine, reading_order
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The largest window of lines recognised before any of them is sent.
+MAX_WINDOW = 32
 
 
 class Overloaded(Exception):
@@ -36,10 +49,12 @@ class Started:
 
 @dataclass(frozen=True)
 class LineRecognized:
-    """One line, `index` 0-based in reading order."""
+    """One line, `index` 0-based in reading order; `block` 0-based, the layout block (a
+    heading, a column, a part of a column) the line belongs to, in reading order."""
 
     index: int
     line: RecognizedLine
+    block: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,23 +87,39 @@ class OcrPipeline:
     """Runs `engine` for callers, at most `workers` images at a time, with at most
     `queue_size` more callers waiting; anyone beyond that gets `Overloaded` immediately.
 
-    Engine calls run in a thread pool of `workers` threads, off the event loop. A caller
-    that goes away (its task is cancelled) stops its image at the next line: the step
-    running in a thread finishes, nothing after it starts. Memory stays bounded: at most
-    `workers + queue_size` uploads are held, and only `workers` of them decoded.
+    Engine calls run in a thread pool of `cores` threads (default `workers`), off the
+    event loop, so never more than `cores` engine calls run at once. Each running image
+    has one of them; a batching engine's image also borrows, for one window at a time,
+    the ones no other image holds: one image alone on the machine uses every core, and
+    under full load each image gets its own. (`cores` counts engine calls: with several
+    inference threads per call, `cores` x threads is what should match the CPU.)
+
+    A caller that goes away (its task is cancelled) stops its image at the next window:
+    the steps running in threads finish, nothing after them starts. Memory stays bounded:
+    at most `workers + queue_size` uploads are held, and only `workers` of them decoded.
     """
 
-    def __init__(self, engine: OcrEngine, limits: ImageLimits, *, workers: int, queue_size: int) -> None:
+    def __init__(
+        self,
+        engine: OcrEngine,
+        limits: ImageLimits,
+        *,
+        workers: int,
+        queue_size: int,
+        cores: int | None = None,
+    ) -> None:
         if workers < 1 or queue_size < 0:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
         self.engine = engine
         self.limits = limits
         self.workers = workers
+        self.cores = max(workers, cores or workers)
         self.capacity = workers + queue_size
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr-worker")
+        self._executor = ThreadPoolExecutor(max_workers=self.cores, thread_name_prefix="ocr-worker")
         self._slots = asyncio.Semaphore(workers)
         self._admitted = 0
         self._running = 0
+        self._borrowed = 0
 
     @property
     def admitted(self) -> int:
@@ -129,16 +160,21 @@ class OcrPipeline:
         regions = await self._in_worker(self.engine.detect, decoded.pixels)
         detect_s = time.perf_counter() - t0
 
+        order = reading_order([region.box for region in regions])
         lines: list[RecognizedLine] = []
+        blocks: dict[int, int] = {}
         recognize_s = 0.0
-        for region in regions:
+        for window in self._windows(order):
             t0 = time.perf_counter()
-            line = await self._in_worker(self.engine.read, decoded.pixels, region)
+            read = await self._read_window(decoded.pixels, [regions[item.index] for item in window])
             recognize_s += time.perf_counter() - t0
-            if line is None:
-                continue
-            lines.append(line)
-            yield LineRecognized(index=len(lines) - 1, line=line)
+            for item, line in zip(window, read, strict=True):
+                if line is None:
+                    continue
+                lines.append(line)
+                # Blocks numbered by the lines sent: a block of noise only is not counted.
+                block = blocks.setdefault(item.block, len(blocks))
+                yield LineRecognized(index=len(lines) - 1, line=line, block=block)
 
         timings = Timings(
             decode_ms=_ms(decode_s),
@@ -166,6 +202,40 @@ class OcrPipeline:
             timings=timings,
         )
 
+    def _windows(self, order: list[OrderedLine]) -> list[list[OrderedLine]]:
+        """`order` cut into windows of growing size: 1, 2, 4, ... `MAX_WINDOW` lines (one
+        line at a time for an engine that does not batch)."""
+        if not isinstance(self.engine, BatchReader):
+            return [[item] for item in order]
+        windows: list[list[OrderedLine]] = []
+        start, size = 0, 1
+        while start < len(order):
+            windows.append(order[start : start + size])
+            start += size
+            size = min(size * 2, MAX_WINDOW)
+        return windows
+
+    async def _read_window(self, pixels: RgbImage, regions: list[TextRegion]) -> list[RecognizedLine | None]:
+        engine = self.engine
+        if not isinstance(engine, BatchReader):
+            return [await self._in_worker(engine.read, pixels, region) for region in regions]
+        # This image's own core, plus the ones no running image holds: one share each.
+        wanted = min(len(regions), self.cores) - 1
+        extra = max(0, min(wanted, self.cores - self._running - self._borrowed))
+        self._borrowed += extra
+        try:
+            shares = _balanced_shares(regions, extra + 1)
+            results = await asyncio.gather(
+                *(self._in_worker(engine.read_batch, pixels, [regions[k] for k in share]) for share in shares)
+            )
+        finally:
+            self._borrowed -= extra
+        lines: list[RecognizedLine | None] = [None] * len(regions)
+        for share, read in zip(shares, results, strict=True):
+            for k, line in zip(share, read, strict=True):
+                lines[k] = line
+        return lines
+
     async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
         # The worker thread sees this call's context (request id in its log lines).
@@ -183,6 +253,25 @@ class OcrPipeline:
     def close(self) -> None:
         """Stop the worker threads (queued steps are dropped, running ones finish)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _aspect(region: TextRegion) -> float:
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = region.box
+    width = max(math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x3, y2 - y3))
+    height = max(math.hypot(x3 - x0, y3 - y0), math.hypot(x2 - x1, y2 - y1))
+    return width / max(height, 1.0)
+
+
+def _balanced_shares(regions: Sequence[TextRegion], parts: int) -> list[list[int]]:
+    """The positions of `regions` dealt into `parts` shares of about equal work (a line
+    costs about its width / height ratio): widest first, each to the lightest share."""
+    shares: list[list[int]] = [[] for _ in range(parts)]
+    loads = [0.0] * parts
+    for k in sorted(range(len(regions)), key=lambda k: -_aspect(regions[k])):
+        lightest = loads.index(min(loads))
+        shares[lightest].append(k)
+        loads[lightest] += _aspect(regions[k])
+    return [sorted(share) for share in shares if share]
 
 
 def _discard_result(future: asyncio.Future[Any]) -> None:

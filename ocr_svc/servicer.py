@@ -43,6 +43,7 @@ def to_response(event: OcrEvent) -> ocr_pb2.RecognizeResponse:
         return ocr_pb2.RecognizeResponse(
             line=ocr_pb2.Line(
                 index=event.index,
+                block=event.block,
                 text=line.text,
                 confidence=line.confidence,
                 box=[ocr_pb2.Point(x=x, y=y) for x, y in line.box],

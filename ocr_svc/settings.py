@@ -25,6 +25,9 @@ class OcrSettings(EmailEventSettings):
     ocr_port: int = Field(default=50052, ge=0, le=65535)
     ocr_host: str = "[::]"
     ocr_engine: Literal["rapidocr", "keras"] = "rapidocr"
+    # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its
+    # own engine, and every limit below (workers, queue, engine threads) is per process.
+    ocr_processes: int = Field(default=1, ge=0, le=64)
     # Images recognised at the same time (engine calls run in this many threads).
     ocr_workers: int = Field(default_factory=_cpu_count, ge=1, le=64)
     # Calls allowed to wait for a worker; beyond workers + queue, RESOURCE_EXHAUSTED at once.
@@ -32,7 +35,8 @@ class OcrSettings(EmailEventSettings):
     ocr_max_image_bytes: int = Field(default=10 * MiB, ge=1, le=256 * MiB)
     ocr_max_pixels: int = Field(default=40_000_000, ge=1, le=1_000_000_000)
     # Inference threads per engine call; 0 = cores / workers (at least 1), so that the
-    # workers together do not oversubscribe the CPU.
+    # workers together do not oversubscribe the CPU. Engine calls run in cores / threads
+    # threads (at least OCR_WORKERS): an image alone uses the cores the others leave idle.
     ocr_engine_threads: int = Field(default=0, ge=0, le=256)
 
     auth_addr: str = DEFAULT_AUTH_ADDR
@@ -72,6 +76,11 @@ class OcrSettings(EmailEventSettings):
         if self.ocr_engine_threads > 0:
             return self.ocr_engine_threads
         return max(1, _cpu_count() // self.ocr_workers)
+
+    def engine_calls(self) -> int:
+        """Engine calls that may run at once: as many as fill the cores with
+        `engine_threads()` threads each, and at least one per worker."""
+        return max(self.ocr_workers, _cpu_count() // self.engine_threads())
 
     def max_receive_message_bytes(self) -> int:
         """The gRPC receive limit: an image of the maximum size plus room for the rest of

@@ -1,10 +1,12 @@
-"""The small interface every OCR engine implements: find the lines, then read them one by
-one, so the pipeline can stream each line as soon as it is read."""
+"""The small interface every OCR engine implements: find the lines, then read them, one by
+one or (engines that can) a batch at a time, so the pipeline can stream each line as soon
+as it is read."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -51,11 +53,22 @@ class OcrEngine(Protocol):
         """Load the models. Raises `EngineUnavailable`."""
 
     def detect(self, image: RgbImage) -> list[TextRegion]:
-        """The text lines of `image` in reading order (top to bottom, left to right)."""
+        """The text lines of `image`, in any order (the pipeline puts them in reading
+        order, `ocr_svc.layout`)."""
         ...
 
     def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
         """The text in `region`, or None when nothing legible is there."""
+        ...
+
+
+@runtime_checkable
+class BatchReader(Protocol):
+    """An engine that also reads several regions in one call, faster per line than one by
+    one. Thread-safe like `read`: the pipeline may run batches of one image in parallel."""
+
+    def read_batch(self, image: RgbImage, regions: Sequence[TextRegion]) -> list[RecognizedLine | None]:
+        """`read` of each region, in the order given."""
         ...
 
 
