@@ -344,23 +344,29 @@ class NotifierConsumer:
                 continue
             if item is None:
                 break
-            connection = self._connection
-            # Checked and counted under the lock the stopping thread reads `_unsettled` with:
-            # either it sees this mail in hand and waits for it, or this sees the stop.
+            self._handle_one(delivery, item)
+        if delivery.ledger is not None:
+            delivery.ledger.close()  # this thread's connection back to the pool
+
+    def _handle_one(self, delivery: MailDelivery, item: _Delivery) -> None:
+        """Send one delivery and hand its settlement to the connection thread."""
+        connection = self._connection
+        # Checked and counted under the lock the stopping thread reads `_unsettled` with:
+        # either it sees this mail in hand and waits for it, or this sees the stop.
+        with self._unsettled_lock:
+            if self._stopping.is_set() or item.generation != self._generation or connection is None:
+                return  # left unacked: the broker gives it to the next consumer
+            self._unsettled[item.generation] += 1
+        attempt = attempt_from_headers(item.properties.headers)
+        decision: Decision
+        try:
+            decision = delivery.handle(item.body, message_type=item.properties.type, attempt=attempt)
+        except Exception as exc:
+            # handle() is meant never to raise; if it does, this worker must survive it.
+            log.exception("unexpected error handling a message")
+            decision = Park(reason=f"unexpected: {exc!r}", attempts=attempt)
+        try:
+            connection.add_callback_threadsafe(functools.partial(self._settle, item, decision))
+        except pika.exceptions.ConnectionWrongStateError:
             with self._unsettled_lock:
-                if self._stopping.is_set() or item.generation != self._generation or connection is None:
-                    continue  # left unacked: the broker gives it to the next consumer
-                self._unsettled[item.generation] += 1
-            attempt = attempt_from_headers(item.properties.headers)
-            decision: Decision
-            try:
-                decision = delivery.handle(item.body, message_type=item.properties.type, attempt=attempt)
-            except Exception as exc:
-                # handle() is meant never to raise; if it does, this worker must survive it.
-                log.exception("unexpected error handling a message")
-                decision = Park(reason=f"unexpected: {exc!r}", attempts=attempt)
-            try:
-                connection.add_callback_threadsafe(functools.partial(self._settle, item, decision))
-            except pika.exceptions.ConnectionWrongStateError:
-                with self._unsettled_lock:
-                    self._unsettled[item.generation] -= 1
+                self._unsettled[item.generation] -= 1

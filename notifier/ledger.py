@@ -17,15 +17,29 @@ Rows expire `retention` after they were written and are purged now and then.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import os
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Column, DateTime, Engine, MetaData, String, Table, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    CursorResult,
+    DateTime,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    TextClause,
+    text,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 log = logging.getLogger(__name__)
@@ -99,7 +113,10 @@ def instance_id() -> str:
 
 
 class DeliveryLedger:
-    """Claims and marks in PostgreSQL; thread-safe (each call takes a pooled connection)."""
+    """Claims and marks in PostgreSQL. Thread-safe: each thread keeps one connection of its own
+    (in autocommit: every statement is atomic alone), so a mail costs two statements and no
+    pool checkout or ping; a connection that failed is dropped and the next call opens another.
+    """
 
     def __init__(
         self,
@@ -114,24 +131,33 @@ class DeliveryLedger:
         self._engine = engine
         self._lease = timedelta(seconds=lease)
         self._retention = timedelta(seconds=retention)
+        self._local = threading.local()
         self.owner = owner or instance_id()
+
+    def _run(self, statement: TextClause, params: dict[str, Any]) -> CursorResult[Any]:
+        connection: Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._local.connection = connection
+        try:
+            return connection.execute(statement, params)
+        except SQLAlchemyError:
+            self._local.connection = None
+            with contextlib.suppress(SQLAlchemyError):
+                connection.invalidate()
+                connection.close()
+            raise
 
     def claim(self, event_id: str) -> Claim:
         """Claim `event_id` for sending, unless it was sent or another live instance holds it."""
         try:
-            with self._engine.begin() as connection:
-                won = connection.execute(
-                    _CLAIM,
-                    {
-                        "event_id": event_id,
-                        "me": self.owner,
-                        "retention": self._retention,
-                        "lease": self._lease,
-                    },
-                ).first()
-                if won is not None:
-                    return Claim(ClaimState.CLAIMED)
-                row = connection.execute(_STATE, {"event_id": event_id, "lease": self._lease}).first()
+            won = self._run(
+                _CLAIM,
+                {"event_id": event_id, "me": self.owner, "retention": self._retention, "lease": self._lease},
+            ).first()
+            if won is not None:
+                return Claim(ClaimState.CLAIMED)
+            row = self._run(_STATE, {"event_id": event_id, "lease": self._lease}).first()
         except SQLAlchemyError as exc:
             raise LedgerUnavailable(f"dedup ledger unavailable: {_short(exc)}") from exc
         if row is None:
@@ -144,25 +170,30 @@ class DeliveryLedger:
     def mark_sent(self, event_id: str) -> None:
         """Record that the mail for `event_id` was handed over."""
         try:
-            with self._engine.begin() as connection:
-                connection.execute(_MARK_SENT, {"event_id": event_id, "retention": self._retention})
+            self._run(_MARK_SENT, {"event_id": event_id, "retention": self._retention})
         except SQLAlchemyError as exc:
             raise LedgerUnavailable(f"dedup ledger unavailable: {_short(exc)}") from exc
 
     def release(self, event_id: str) -> None:
         """Give up our unsent claim (the send failed), so that a retry can claim it at once."""
         try:
-            with self._engine.begin() as connection:
-                connection.execute(_RELEASE, {"event_id": event_id, "me": self.owner})
+            self._run(_RELEASE, {"event_id": event_id, "me": self.owner})
         except SQLAlchemyError as exc:
             # The claim then simply runs out with its lease.
             log.warning("could not release a claim", extra={"event_id": event_id, "error": _short(exc)})
 
     def purge_expired(self, batch: int = 10_000) -> int:
         """Delete up to `batch` expired rows; how many went."""
-        with self._engine.begin() as connection:
-            result = connection.execute(_PURGE, {"batch": batch})
+        result = self._run(_PURGE, {"batch": batch})
         return int(getattr(result, "rowcount", 0) or 0)
+
+    def close(self) -> None:
+        """Close this thread's connection (the others close with the engine)."""
+        connection = getattr(self._local, "connection", None)
+        self._local.connection = None
+        if connection is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                connection.close()
 
 
 def _short(exc: BaseException) -> str:

@@ -164,17 +164,24 @@ class SmtpTransport:
             # Only one recipient per mail, so a partial refusal cannot happen; be safe anyway.
             raise smtplib.SMTPRecipientsRefused(refused)
 
+    def _tls_context(self) -> ssl.SSLContext:
+        # Made once: loading the system CAs costs tens of milliseconds, and the connection
+        # is reopened every `max_messages` mails.
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
+
     def _connect(self) -> smtplib.SMTP:
-        context = self._ssl_context or ssl.create_default_context()
         smtp: smtplib.SMTP
         if self._implicit_tls:
+            context = self._tls_context()
             smtp = smtplib.SMTP_SSL(self.host, self.port, timeout=self._timeout, context=context)
         else:
             smtp = smtplib.SMTP(self.host, self.port, timeout=self._timeout)
         try:
             smtp.ehlo()
             if self._starttls:
-                smtp.starttls(context=context)
+                smtp.starttls(context=self._tls_context())
                 smtp.ehlo()
             if self._username is not None and self._password is not None:
                 smtp.login(self._username, self._password)

@@ -3,7 +3,7 @@ inspector and a real SMTP sink."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
@@ -59,6 +59,22 @@ def notifier_engine(notifier_database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def ledger(notifier_engine: Engine) -> DeliveryLedger:
+def ledger(notifier_engine: Engine) -> Iterator[DeliveryLedger]:
     """The shared ledger (event ids are unique per test, so tests do not see each other's rows)."""
-    return DeliveryLedger(notifier_engine, lease=2.0, retention=3600.0)
+    shared = DeliveryLedger(notifier_engine, lease=2.0, retention=3600.0)
+    yield shared
+    shared.close()
+
+
+@pytest.fixture
+def make_ledger(notifier_engine: Engine) -> Iterator[Callable[..., DeliveryLedger]]:
+    """Ledgers as separate notifier instances would hold them (closed at the end)."""
+    made: list[DeliveryLedger] = []
+
+    def make(*, lease: float, retention: float) -> DeliveryLedger:
+        made.append(DeliveryLedger(notifier_engine, lease=lease, retention=retention))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()

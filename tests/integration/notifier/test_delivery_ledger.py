@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from email.message import Message
 from pathlib import Path
 
@@ -29,9 +29,11 @@ def an_event() -> email_pb2.EmailRequested:
     return new_email_event(to="a@example.com", subject="s", body="b", kind=email_pb2.EMAIL_KIND_OCR_COMPLETED)
 
 
-def test_a_claim_is_exclusive_until_sent_or_its_lease_runs_out(notifier_engine: Engine) -> None:
-    first = DeliveryLedger(notifier_engine, lease=0.5, retention=60)
-    second = DeliveryLedger(notifier_engine, lease=0.5, retention=60)
+def test_a_claim_is_exclusive_until_sent_or_its_lease_runs_out(
+    make_ledger: Callable[..., DeliveryLedger],
+) -> None:
+    first = make_ledger(lease=0.5, retention=60)
+    second = make_ledger(lease=0.5, retention=60)
     event_id = str(uuid.uuid4())
     assert first.claim(event_id).state is ClaimState.CLAIMED
     busy = second.claim(event_id)
@@ -44,9 +46,9 @@ def test_a_claim_is_exclusive_until_sent_or_its_lease_runs_out(notifier_engine: 
     assert first.claim(event_id).state is ClaimState.SENT  # sent is final, lease or not
 
 
-def test_a_released_claim_can_be_claimed_at_once(notifier_engine: Engine) -> None:
-    first = DeliveryLedger(notifier_engine, lease=60, retention=120)
-    second = DeliveryLedger(notifier_engine, lease=60, retention=120)
+def test_a_released_claim_can_be_claimed_at_once(make_ledger: Callable[..., DeliveryLedger]) -> None:
+    first = make_ledger(lease=60, retention=120)
+    second = make_ledger(lease=60, retention=120)
     event_id = str(uuid.uuid4())
     assert first.claim(event_id).state is ClaimState.CLAIMED
     second.release(event_id)  # not its claim: nothing happens
@@ -55,8 +57,8 @@ def test_a_released_claim_can_be_claimed_at_once(notifier_engine: Engine) -> Non
     assert second.claim(event_id).state is ClaimState.CLAIMED
 
 
-def test_expired_rows_are_purged(notifier_engine: Engine) -> None:
-    ledger = DeliveryLedger(notifier_engine, lease=0.1, retention=0.2)
+def test_expired_rows_are_purged(make_ledger: Callable[..., DeliveryLedger], notifier_engine: Engine) -> None:
+    ledger = make_ledger(lease=0.1, retention=0.2)
     event_id = str(uuid.uuid4())
     ledger.claim(event_id)
     ledger.mark_sent(event_id)
@@ -91,15 +93,15 @@ def delivery(transport: object, ledger: DeliveryLedger) -> MailDelivery:
 
 
 def test_a_failed_send_gives_its_claim_back_and_a_busy_event_is_deferred_not_acked(
-    notifier_engine: Engine,
+    make_ledger: Callable[..., DeliveryLedger],
 ) -> None:
-    ledger = DeliveryLedger(notifier_engine, lease=4.0, retention=60)
+    ledger = make_ledger(lease=4.0, retention=60)
     event = an_event()
     body = event.SerializeToString()
     failed = delivery(FailingTransport(), ledger).handle(body, message_type=None, attempt=1)
     assert isinstance(failed, Retry)
     # The retry (here: another instance) can claim it straight away.
-    other = DeliveryLedger(notifier_engine, lease=4.0, retention=60)
+    other = make_ledger(lease=4.0, retention=60)
     assert other.claim(event.event_id).state is ClaimState.CLAIMED
     # While that claim is live, a copy is neither sent nor acked: deferred past the lease.
     decision = delivery(FailingTransport(), ledger).handle(body, message_type=None, attempt=2)

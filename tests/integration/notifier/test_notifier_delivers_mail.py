@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from email import message_from_bytes
+from email.message import EmailMessage
 from email.policy import default as default_policy
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -96,3 +98,36 @@ def test_the_smtp_connection_is_reused_across_mails(
     finally:
         notifier.stop()
     assert transport.connections_opened == 1
+
+
+def plain_mail(i: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "no-reply@ocrmesh.test"
+    message["To"] = f"u{i}@example.com"
+    message["Subject"] = f"#{i}"
+    message.set_content("b")
+    return message
+
+
+def test_the_smtp_connection_is_renewed_after_a_message_count_and_after_idling(smtp_sink: SmtpSink) -> None:
+    transport = SmtpTransport("127.0.0.1", smtp_sink.port, max_messages=3, idle_timeout=0.3)
+    for i in range(7):
+        transport.send(plain_mail(i), f"ev-{i}")
+    assert transport.connections_opened == 3  # 3 + 3 + 1 mails
+    time.sleep(0.5)
+    transport.close_if_idle()  # what the idle sender thread calls: QUIT, not a dropped socket
+    transport.send(plain_mail(7), "ev-7")
+    assert transport.connections_opened == 4
+    transport.close()
+    assert smtp_sink.handler.count() == 8
+
+
+def test_a_connection_the_server_closed_is_reopened_without_losing_the_mail(smtp_sink: SmtpSink) -> None:
+    transport = SmtpTransport("127.0.0.1", smtp_sink.port)
+    transport.send(plain_mail(1), "ev-1")
+    smtp_sink.stop()  # the server goes away (and closes our connection) and comes back
+    smtp_sink.start()
+    transport.send(plain_mail(2), "ev-2")
+    transport.close()
+    assert transport.connections_opened == 2
+    assert smtp_sink.handler.count() == 2
