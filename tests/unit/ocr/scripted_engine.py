@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
+from typing import Any
 
 from ocr_svc.engines.base import RecognizedLine, RgbImage, TextRegion
 
@@ -64,3 +66,17 @@ class ScriptedEngine:
             with self._lock:
                 self._active -= 1
                 self.reads_finished.append(index)
+
+
+class BatchingScriptedEngine(ScriptedEngine):
+    """A `ScriptedEngine` that also reads batches (`BatchReader`): each call's size is
+    recorded, and its lines are read one after the other inside the call."""
+
+    def __init__(self, lines: list[str | None], **kwargs: Any) -> None:
+        super().__init__(lines, **kwargs)
+        self.batch_sizes: list[int] = []
+
+    def read_batch(self, image: RgbImage, regions: Sequence[TextRegion]) -> list[RecognizedLine | None]:
+        with self._lock:
+            self.batch_sizes.append(len(regions))
+        return [self.read(image, region) for region in regions]

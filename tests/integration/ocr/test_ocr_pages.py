@@ -1,0 +1,81 @@
+"""Scanned multi-column pages through ocr_svc with the real engine: reading order across
+columns, character error rate, and a stream whose order is the completed text's.
+
+The pages (tests/support/pages.py) are 300 dpi, binarised, with a full-width heading over
+2, 3 or 4 columns, as a G4 TIFF and as a noisy, slightly skewed JPEG; Letter width, a
+third of its height and 9 lines per column, so the six of them take seconds, not minutes,
+on two cores. The engine runs as ocr_svc runs it by default on two cores: two workers,
+one inference thread per call.
+"""
+
+from __future__ import annotations
+
+import difflib
+from functools import cache
+
+import pytest
+
+from ocr_svc.engines import warm_up
+from ocr_svc.engines.rapid import RapidOcrEngine
+from ocrmesh.ocr.v1 import ocr_pb2
+from tests.integration.ocr.conftest import StartOcr
+from tests.integration.ocr.ocr_support import completed_of
+from tests.support.pages import GeneratedPage, PageSpec, page_error_rate, render_page
+
+pytestmark = pytest.mark.integration
+
+MAX_PAGE_CER = 0.05
+
+
+@cache
+def short_page(columns: int) -> GeneratedPage:
+    return render_page(PageSpec(columns=columns, seed=columns, height=1100, lines_per_column=9))
+
+
+@pytest.fixture(scope="module")
+def engine() -> RapidOcrEngine:
+    engine = RapidOcrEngine(threads=1)
+    warm_up(engine)
+    return engine
+
+
+def truth_positions(page: GeneratedPage, texts: list[str]) -> list[int]:
+    """For each recognised line, the truth line it reads most like."""
+    positions = []
+    for text in texts:
+        scores = [difflib.SequenceMatcher(None, text, truth).ratio() for truth in page.truth_lines]
+        positions.append(max(range(len(scores)), key=scores.__getitem__))
+    return positions
+
+
+@pytest.mark.parametrize("image_format", ["tiff", "jpeg"])
+@pytest.mark.parametrize("columns", [2, 3, 4])
+async def test_a_scanned_page_is_read_column_after_column_with_few_errors(
+    start_ocr: StartOcr, engine: RapidOcrEngine, columns: int, image_format: str
+) -> None:
+    page = short_page(columns)
+    ocr = await start_ocr(engine, ocr_workers=2, ocr_engine_threads=1)
+    events = await ocr.events(page.tiff if image_format == "tiff" else page.jpeg)
+    lines: list[ocr_pb2.Line] = [event.line for event in events if event.WhichOneof("event") == "line"]
+    completed = completed_of(events)
+
+    # The stream is the completed text, line for line, in the same order.
+    assert [line.index for line in lines] == list(range(len(lines)))
+    assert completed.full_text == "\n".join(line.text for line in lines)
+    assert completed.line_count == len(lines)
+
+    cer = page_error_rate(page.truth_text, completed.full_text)
+    assert cer <= MAX_PAGE_CER, f"{page.spec.name} {image_format}: CER {cer:.3f}"
+
+    # Reading order: heading, then column 1 top to bottom, column 2, ...
+    positions = truth_positions(page, [line.text for line in lines])
+    assert positions == sorted(positions), positions
+    # Blocks: one for the heading, then one per column, numbered in reading order.
+    truth_block = [page.truth_blocks[p] for p in positions]
+    blocks = [line.block for line in lines]
+    assert blocks == sorted(blocks)
+    assert len(set(blocks)) == columns + 1
+    assert all(
+        (a == b) == (ta == tb)
+        for a, b, ta, tb in zip(blocks, blocks[1:], truth_block, truth_block[1:], strict=False)
+    )

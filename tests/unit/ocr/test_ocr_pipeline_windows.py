@@ -1,0 +1,73 @@
+"""Recognition in growing windows spread over the idle cores, with a batching scripted
+engine: window sizes, order of the stream, and the bound on engine calls at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from ocr_svc.pipeline import MAX_WINDOW, Completed, LineRecognized, OcrEvent, OcrPipeline
+from tests.unit.ocr.scripted_engine import BatchingScriptedEngine, ScriptedEngine
+from tests.unit.ocr.test_ocr_pipeline import IMAGE, LIMITS
+
+
+@pytest.fixture
+def pipelines() -> Iterator[list[OcrPipeline]]:
+    made: list[OcrPipeline] = []
+    yield made
+    for pipeline in made:
+        pipeline.close()
+
+
+def make(made: list[OcrPipeline], engine: ScriptedEngine, *, workers: int, cores: int) -> OcrPipeline:
+    pipeline = OcrPipeline(engine, LIMITS, workers=workers, queue_size=2, cores=cores)
+    made.append(pipeline)
+    return pipeline
+
+
+async def collect(pipeline: OcrPipeline) -> list[OcrEvent]:
+    return [event async for event in pipeline.recognize(IMAGE)]
+
+
+async def test_the_first_line_is_read_alone_then_windows_double(pipelines: list[OcrPipeline]) -> None:
+    texts: list[str | None] = [f"line {i}" for i in range(70)]
+    texts[5] = None
+    engine = BatchingScriptedEngine(texts)
+    events = await collect(make(pipelines, engine, workers=1, cores=1))
+    assert engine.batch_sizes == [1, 2, 4, 8, 16, MAX_WINDOW, 70 - 63]
+    lines = [event for event in events if isinstance(event, LineRecognized)]
+    # Streamed in reading order, indexed densely, exactly the completed text.
+    assert [line.index for line in lines] == list(range(69))
+    completed = events[-1]
+    assert isinstance(completed, Completed)
+    assert completed.full_text == "\n".join(line.line.text for line in lines)
+    assert completed.full_text == "\n".join(text for text in texts if text is not None)
+
+
+async def test_an_image_alone_reads_on_every_core(pipelines: list[OcrPipeline]) -> None:
+    engine = BatchingScriptedEngine([f"line {i}" for i in range(40)], read_delay=0.01)
+    await collect(make(pipelines, engine, workers=2, cores=2))
+    assert engine.max_active == 2
+    # Windows from 2 lines on are split in two shares of about equal work.
+    assert engine.batch_sizes[:3] == [1, 1, 1]
+
+
+async def test_under_full_load_never_more_engine_calls_than_cores(pipelines: list[OcrPipeline]) -> None:
+    engine = BatchingScriptedEngine([f"line {i}" for i in range(30)], read_delay=0.005)
+    pipeline = make(pipelines, engine, workers=2, cores=2)
+    results = await asyncio.gather(*(collect(pipeline) for _ in range(4)))
+    assert engine.max_active <= 2
+    for events in results:
+        completed = events[-1]
+        assert isinstance(completed, Completed)
+        assert completed.line_count == 30
+
+
+async def test_an_engine_without_batches_reads_one_line_per_call(pipelines: list[OcrPipeline]) -> None:
+    engine = ScriptedEngine([f"line {i}" for i in range(10)], read_delay=0.005)
+    events = await collect(make(pipelines, engine, workers=1, cores=2))
+    assert engine.reads_started == list(range(10))
+    assert engine.max_active == 1
+    assert sum(isinstance(event, LineRecognized) for event in events) == 10
