@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 
 from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.orm import Session
@@ -57,16 +58,18 @@ def view(user: User) -> UserView:
 
 
 # The hot read (every GetCurrentUser): a Core statement, compiled once and cached, whose
-# row becomes the view directly, without an ORM session, identity map or instance.
-_USER_VIEW_BY_ID = select(User.id, User.name, User.email, User.is_verified, User.created_at).where(
-    User.id == bindparam("user_id")
+# rows become views directly, without an ORM session, identity map or instance. Several
+# ids at once: concurrent lookups are answered by one query (`UserLookups`).
+_USER_VIEWS_BY_IDS = select(User.id, User.name, User.email, User.is_verified, User.created_at).where(
+    User.id.in_(bindparam("user_ids", expanding=True))
 )
 
 
-def user_view_by_id(connection: Connection, user_id: uuid.UUID) -> UserView | None:
-    row = connection.execute(_USER_VIEW_BY_ID, {"user_id": user_id}).first()
-    if row is None:
-        return None
-    return UserView(
-        id=row.id, name=row.name, email=row.email, is_verified=row.is_verified, created_at=row.created_at
-    )
+def user_views_by_ids(connection: Connection, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, UserView]:
+    rows = connection.execute(_USER_VIEWS_BY_IDS, {"user_ids": list(user_ids)})
+    return {
+        row.id: UserView(
+            id=row.id, name=row.name, email=row.email, is_verified=row.is_verified, created_at=row.created_at
+        )
+        for row in rows
+    }

@@ -7,7 +7,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
@@ -20,7 +20,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from auth_svc import domain
 from auth_svc.domain import UserView
 from auth_svc.keys import TokenSigner
-from auth_svc.use_cases import AuthUseCases
+from auth_svc.lookups import UserLookups
+from auth_svc.use_cases import AuthUseCases, user_key
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.tokens import TokenVerifier
 
@@ -88,12 +89,17 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self.signer = signer
         self.verifier = verifier
         self.executor = executor
+        self.lookups = UserLookups(use_cases.get_users, executor)
 
     async def _run(self, context: Context, fn: Callable[..., T], /, **kwargs: Any) -> T:
         # copy_context: the request id (logs, the mail's correlation id) follows into the thread.
         call = functools.partial(contextvars.copy_context().run, functools.partial(fn, **kwargs))
+        return await self._answer(context, asyncio.get_running_loop().run_in_executor(self.executor, call))
+
+    async def _answer(self, context: Context, outcome: Awaitable[T]) -> T:
+        """`outcome`'s result, or the call aborted with the status its exception maps to."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self.executor, call)
+            return await outcome
         except Exception as exc:
             code = status_for(exc)
             if code is None:
@@ -148,8 +154,14 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.GetCurrentUserRequest, context: Context
     ) -> auth_pb2.GetCurrentUserResponse:
         claims = await self.verifier.authenticate(context)
-        user = await self._run(context, self.use_cases.get_user, user_id=claims.user_id)
+        user = await self._answer(context, self._current_user(claims.user_id))
         return auth_pb2.GetCurrentUserResponse(user=user_message(user))
+
+    async def _current_user(self, user_id: str) -> UserView:
+        user = await self.lookups.user(user_key(user_id))
+        if user is None:
+            raise domain.UserGone()
+        return user
 
     async def GetPublicKeys(
         self, request: auth_pb2.GetPublicKeysRequest, context: Context

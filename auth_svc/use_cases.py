@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -41,7 +41,7 @@ from auth_svc.keys import TokenSigner
 from auth_svc.orm import User, VerificationCode
 from auth_svc.outbox import enqueue_email
 from auth_svc.passwords import PasswordHasher
-from auth_svc.repository import Users, user_view_by_id, view
+from auth_svc.repository import Users, user_views_by_ids, view
 from ocrmesh.events import new_email_event
 from ocrmesh.notify.v1 import email_pb2
 
@@ -228,14 +228,24 @@ class AuthUseCases:
     # -- users ---------------------------------------------------------------------------
     def get_user(self, user_id: str) -> UserView:
         """The user a verified token names."""
-        try:
-            key = uuid.UUID(user_id)
-        except ValueError:
-            raise UserGone() from None
-        user = read(self.reads, lambda connection: user_view_by_id(connection, key))
+        key = user_key(user_id)
+        user = self.get_users([key]).get(key)
         if user is None:
             raise UserGone()
         return user
+
+    def get_users(self, user_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, UserView]:
+        """The users of `user_ids` that exist, in one query (concurrent GetCurrentUser calls
+        are answered together: `UserLookups`)."""
+        return read(self.reads, lambda connection: user_views_by_ids(connection, user_ids))
+
+
+def user_key(user_id: str) -> uuid.UUID:
+    """The id a token's `sub` names; anything else names no user."""
+    try:
+        return uuid.UUID(user_id)
+    except ValueError:
+        raise UserGone() from None
 
 
 def _unverified_user(users: Users, email: str) -> User:
