@@ -9,6 +9,8 @@ UV := $(TOOLS)/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 BUF := node_modules/.bin/buf
+# `make up` runs auth_svc and the gateway with a process per core (see README: sizing).
+CORES := $(shell nproc 2>/dev/null || echo 1)
 # buf breaking compares the protos with main's (on main itself it compares with itself).
 BUF_AGAINST ?= .git\#branch=main
 
@@ -69,8 +71,10 @@ up: install ## run the whole mesh here as processes (Ctrl-C stops it)
 	@echo "    auth_svc (gRPC)   127.0.0.1:$${AUTH_PORT:-50051}   grpcurl -plaintext 127.0.0.1:$${AUTH_PORT:-50051} list"
 	@echo "    ocr_svc  (gRPC)   127.0.0.1:$${OCR_PORT:-50052}   grpcurl -plaintext 127.0.0.1:$${OCR_PORT:-50052} list"
 	@echo "    mail (no SMTP)    $${MAIL_DIR:-var/mail}/*.eml"
+	@echo "    processes         auth_svc $${AUTH_PROCESSES:-$(CORES)}, gateway $${GATEWAY_WORKERS:-$(CORES)}, ocr_svc $${OCR_PROCESSES:-1} (AUTH_PROCESSES, GATEWAY_WORKERS, OCR_PROCESSES)"
 	@echo "    walkthrough       make demo   (in another terminal)"
 	@echo ""
+	AUTH_PROCESSES=$${AUTH_PROCESSES:-$(CORES)} GATEWAY_WORKERS=$${GATEWAY_WORKERS:-$(CORES)} \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
 demo: install ## walk through register, verify, login and streamed OCR against `make up`

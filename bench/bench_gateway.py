@@ -5,16 +5,20 @@ tutorial design (`bench/baseline/`: FastAPI gateway -> blocking HTTP -> FastAPI 
 service; OCR as a RabbitMQ request/reply with a new connection per request). Then, in one
 run, against the same user, token, database and image:
 
-  1. `GET /auth/me` through the gateway vs `AuthService.GetCurrentUser` called directly
-     over gRPC, at 1 and at 32 concurrent clients: requests/s, p50, p99 (the gateway's
-     overhead);
-  2. the same `GET /auth/me` on the original design (its gateway blocks its event loop on
-     an HTTP call to its auth service);
-  3. `POST /ocr` and `/ocr/stream` vs `OcrService.Recognize` directly, and vs the original
-     design's `/ocr`: time to the whole result and to the first recognised line.
+  1. capacity, with real load generators (`bench/loadgen.py`: h2load for gRPC, wrk for
+     HTTP) at 1 and 32 connections, each figure against a floor measured in the same run:
+     `AuthService.GetCurrentUser` against `grpc.health.v1.Health/Check` on the same
+     auth_svc, `GET /auth/me` against `GET /healthz` on the same gateway and against the
+     original design's `GET /auth/me` (its gateway blocks its event loop on an HTTP call
+     to its auth service), and `/auth/me`'s p50 at one connection over GetCurrentUser's;
+  2. `POST /ocr` and `/ocr/stream` vs `OcrService.Recognize` directly, and vs the original
+     design's `/ocr`: time to the whole result and to the first recognised line (one
+     image at a time from this process: OCR costs seconds, the client nothing).
 
-Load comes from `httpx.AsyncClient` (and grpc.aio) in this process: each phase stops after
-N requests or T seconds, whichever comes first. Everything runs on 127.0.0.1.
+The load phases take turns in rounds, so that changes in the load of this shared machine
+fall on every path alike; each ratio is the median of the rounds' ratios. Everything
+runs on 127.0.0.1. `--processes N` runs auth_svc and the gateway with N processes each
+(AUTH_PROCESSES, GATEWAY_WORKERS), as `make up` does with one per core.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,17 +47,20 @@ from typing import Any
 import httpx
 import jwt
 import pika
+from google.protobuf.message import Message
 from pika.exceptions import ChannelClosedByBroker
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from grpc_health.v1 import health_pb2  # noqa: E402
+
+from bench.loadgen import LoadResult, ensure_tools, h2load_grpc, median_result, wrk_get  # noqa: E402
 from bench.report import (  # noqa: E402
     Row,
     add_json_argument,
     emit,
     percentile,
-    ratio_higher_is_better,
     ratio_lower_is_better,
 )
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
@@ -73,68 +81,6 @@ _T0 = time.perf_counter()
 
 def say(message: str) -> None:
     print(f"[{time.perf_counter() - _T0:6.1f}s] {message}", flush=True)
-
-
-# -- load generation ---------------------------------------------------------------------
-@dataclass(frozen=True)
-class Load:
-    """What one phase measured: completed requests/s and each request's seconds."""
-
-    samples: list[float]
-    elapsed: float
-    errors: int = 0
-    first_error: str = ""
-
-    @property
-    def rate(self) -> float:
-        return len(self.samples) / self.elapsed if self.elapsed else 0.0
-
-    def p(self, q: float) -> float:
-        return percentile(self.samples, q)
-
-    def __add__(self, other: Load) -> Load:
-        return Load(
-            self.samples + other.samples,
-            self.elapsed + other.elapsed,
-            self.errors + other.errors,
-            self.first_error or other.first_error,
-        )
-
-
-async def drive(
-    name: str,
-    call: Callable[[], Awaitable[object]],
-    *,
-    concurrency: int,
-    max_requests: int,
-    seconds: float,
-) -> Load:
-    """Run `call` from `concurrency` clients until `max_requests` were started or `seconds`
-    passed, whichever comes first."""
-    deadline = time.perf_counter() + seconds
-    samples: list[float] = []
-    errors: list[str] = []
-    started = 0
-
-    async def client() -> None:
-        nonlocal started
-        while started < max_requests and time.perf_counter() < deadline:
-            started += 1
-            t0 = time.perf_counter()
-            try:
-                await call()
-            except Exception as exc:
-                errors.append(f"{type(exc).__name__}: {exc}")
-                continue
-            samples.append(time.perf_counter() - t0)
-
-    t_start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - t_start
-    load = Load(samples, elapsed, len(errors), errors[0] if errors else "")
-    if load.errors > MAX_ERROR_SHARE * max(started, 1):
-        raise SystemExit(f"{name}: {load.errors} of {started} requests failed, e.g. {load.first_error}")
-    return load
 
 
 # -- the original design as processes ------------------------------------------------------
@@ -308,11 +254,11 @@ async def public_key_of(token: str, auth_addr: str) -> str:
 @dataclass(frozen=True)
 class Settings:
     seconds: float
-    max_requests: int
     rounds: int
     concurrency: tuple[int, ...]
     ocr_rounds: int
     ocr_seconds: float
+    processes: int
 
 
 @dataclass(frozen=True)
@@ -365,7 +311,7 @@ class Targets:
     async def original_me(self) -> object:
         return self._ok(await self.original.get("/auth/me", headers=self.headers))
 
-    async def direct_me(self) -> object:
+    async def direct_me(self) -> Message:
         return await self.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=self.metadata)
 
     # -- OCR
@@ -426,57 +372,86 @@ def _ms(seconds: float) -> float:
     return seconds * 1e3
 
 
-async def measure_me(targets: Targets, settings: Settings) -> list[Row]:
+def median_ratio(ours: list[LoadResult], floors: list[LoadResult]) -> float:
+    """The median over rounds of each round's requests/s ratio (a round's runs are close in
+    time, so they share the machine's state of the moment)."""
+    return statistics.median(a.rps / b.rps for a, b in zip(ours, floors, strict=True))
+
+
+def measure_capacity(
+    mesh: Mesh, baseline: Baseline, token: str, expected_user: Message, settings: Settings
+) -> list[Row]:
+    """GetCurrentUser vs Health/Check, /auth/me vs /healthz and vs the original design,
+    with h2load and wrk."""
+    bearer = {"authorization": f"Bearer {token}"}
+    paths: dict[str, Callable[[int], LoadResult]] = {
+        "Health/Check": lambda c: h2load_grpc(
+            mesh.auth_addr,
+            "/grpc.health.v1.Health/Check",
+            health_pb2.HealthCheckRequest(),
+            expected_response=health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING),
+            connections=c,
+            seconds=settings.seconds,
+        ),
+        "GetCurrentUser": lambda c: h2load_grpc(
+            mesh.auth_addr,
+            "/ocrmesh.auth.v1.AuthService/GetCurrentUser",
+            auth_pb2.GetCurrentUserRequest(),
+            expected_response=expected_user,
+            metadata=bearer,
+            connections=c,
+            seconds=settings.seconds,
+        ),
+        "/healthz": lambda c: wrk_get(f"{mesh.gateway_url}/healthz", connections=c, seconds=settings.seconds),
+        "/auth/me": lambda c: wrk_get(
+            f"{mesh.gateway_url}/auth/me", headers=bearer, connections=c, seconds=settings.seconds
+        ),
+        "original /auth/me": lambda c: wrk_get(
+            f"{baseline.gateway_url}/auth/me", headers=bearer, connections=c, seconds=settings.seconds
+        ),
+    }
+    for call in paths.values():  # connections, key caches, the baseline's pool
+        call(1)
     rows: list[Row] = []
-    for call in (targets.gateway_me, targets.direct_me, targets.original_me):
-        for _ in range(20):  # connections, the verifier's keys, the baseline's pool
-            await call()
-    for concurrency in settings.concurrency:
-        clients = "client" if concurrency == 1 else "clients"
-        calls = {"gateway": targets.gateway_me, "direct": targets.direct_me, "original": targets.original_me}
-        loads = {name: Load([], 0.0) for name in calls}
-        say(
-            f"GET /auth/me, {concurrency} {clients}: {settings.rounds} rounds of {', '.join(calls)}, "
-            f"{settings.seconds / settings.rounds:.2g}s each ..."
-        )
-        # Short phases in turn rather than one long phase each, so that changes in the load
-        # of this shared machine fall on every path alike.
+    processes = f"{settings.processes} process{'es' if settings.processes > 1 else ''} per service"
+    for connections in settings.concurrency:
+        conns = f"{connections} conn{'s' if connections > 1 else ''}"
+        say(f"capacity, {conns}: {settings.rounds} rounds of {', '.join(paths)}, {settings.seconds:g}s each")
+        runs: dict[str, list[LoadResult]] = {name: [] for name in paths}
         for _ in range(settings.rounds):
-            for name, call in calls.items():
-                loads[name] += await drive(
-                    f"GET /auth/me {name}, {concurrency} {clients}",
-                    call,
-                    concurrency=concurrency,
-                    max_requests=settings.max_requests // settings.rounds,
-                    seconds=settings.seconds / settings.rounds,
-                )
-        gw, direct, original = loads["gateway"], loads["direct"], loads["original"]
-        for benchmark, base, note in (
-            ("gateway overhead", direct, "baseline: GetCurrentUser over gRPC directly"),
-            ("gateway vs original", original, "baseline: async route, blocking HTTP to auth"),
+            for name, call in paths.items():
+                runs[name].append(call(connections))
+        m = {name: median_result(results) for name, results in runs.items()}
+
+        for benchmark, ours, floor, target in (
+            ("grpc vs its floor", "GetCurrentUser", "Health/Check", ">= 0.50x at 32 conns"),
+            ("gateway vs its floor", "/auth/me", "/healthz", ">= 0.30x at 32 conns"),
+            ("gateway vs original", "/auth/me", "original /auth/me", ">= 4x at 32 conns"),
         ):
             rows.append(
                 Row(
                     benchmark,
-                    f"GET /auth/me req/s, {concurrency} {clients}",
-                    gw.rate,
-                    base.rate,
+                    f"{ours} req/s vs {floor}, {conns}",
+                    m[ours].rps,
+                    m[floor].rps,
                     "req/s",
-                    ratio_higher_is_better(gw.rate, base.rate),
-                    f"{note}; n={len(gw.samples)}/{len(base.samples)}",
+                    median_ratio(runs[ours], runs[floor]),
+                    f"target {target}; {processes}; p50 {m[ours].p50_ms:.2f} vs {m[floor].p50_ms:.2f} ms",
                 )
             )
-            for q in (50, 99):
-                rows.append(
-                    Row(
-                        benchmark,
-                        f"GET /auth/me p{q}, {concurrency} {clients}",
-                        _ms(gw.p(q)),
-                        _ms(base.p(q)),
-                        "ms",
-                        ratio_lower_is_better(gw.p(q), base.p(q)),
-                    )
+        if connections == 1:
+            over = m["/auth/me"].p50_ms - m["GetCurrentUser"].p50_ms
+            rows.append(
+                Row(
+                    "gateway overhead",
+                    "/auth/me p50 over GetCurrentUser p50, 1 conn",
+                    m["/auth/me"].p50_ms,
+                    m["GetCurrentUser"].p50_ms,
+                    "ms",
+                    ratio_lower_is_better(m["/auth/me"].p50_ms, m["GetCurrentUser"].p50_ms),
+                    f"{over:+.2f} ms over (target <= +2 ms); {processes}",
                 )
+            )
     return rows
 
 
@@ -555,19 +530,25 @@ async def measure_ocr(targets: Targets, settings: Settings) -> list[Row]:
 async def measure(mesh: Mesh, baseline: Baseline, token: str, settings: Settings) -> list[Row]:
     targets = Targets(mesh, baseline, token)
     try:
-        return [*await measure_me(targets, settings), *await measure_ocr(targets, settings)]
+        # Warm-up, and the reply every GetCurrentUser under load must match.
+        for call in (targets.gateway_me, targets.original_me):
+            await call()
+        expected_user = await targets.direct_me()
+        rows = await asyncio.to_thread(measure_capacity, mesh, baseline, token, expected_user, settings)
+        return [*rows, *await measure_ocr(targets, settings)]
     finally:
         await targets.aclose()
 
 
 def run(args: argparse.Namespace) -> list[Row]:
+    ensure_tools()
     settings = Settings(
         seconds=args.seconds,
-        max_requests=args.max_requests,
         rounds=args.rounds,
         concurrency=tuple(args.concurrency),
         ocr_rounds=args.ocr_rounds,
         ocr_seconds=args.ocr_seconds,
+        processes=args.processes,
     )
     rabbitmq_url = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
     postgres_admin_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
@@ -584,7 +565,12 @@ def run(args: argparse.Namespace) -> list[Row]:
                 postgres_admin_url=postgres_admin_url,
                 rabbitmq_url=rabbitmq_url,
                 # Loopback only, like the gateway and the baseline.
-                extra_env={"AUTH_HOST": "127.0.0.1", "OCR_HOST": "127.0.0.1"},
+                extra_env={
+                    "AUTH_HOST": "127.0.0.1",
+                    "OCR_HOST": "127.0.0.1",
+                    "AUTH_PROCESSES": str(settings.processes),
+                    "GATEWAY_WORKERS": str(settings.processes),
+                },
             ) as mesh:
                 # The baseline reads the key file on its first request: it starts while the
                 # user signs up.
@@ -603,13 +589,11 @@ def main() -> int:
         description="gateway overhead vs direct gRPC, and ocrmesh vs the original tutorial design"
     )
     parser.add_argument("--quick", action="store_true", help="shorter phases (under a minute in all)")
+    parser.add_argument("--seconds", type=float, default=None, help="length of each load run")
+    parser.add_argument("--rounds", type=int, default=None, help="load runs of each path, taking turns")
     parser.add_argument(
-        "--seconds", type=float, default=None, help="longest time of each /auth/me path, all rounds together"
+        "--processes", type=int, default=1, help="AUTH_PROCESSES and GATEWAY_WORKERS of the mesh measured"
     )
-    parser.add_argument(
-        "--max-requests", type=int, default=None, help="most requests of each /auth/me path, all rounds"
-    )
-    parser.add_argument("--rounds", type=int, default=3, help="/auth/me paths take turns this many times")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--ocr-rounds", type=int, default=None, help="most images per OCR path")
     parser.add_argument(
@@ -618,9 +602,9 @@ def main() -> int:
     add_json_argument(parser)
     args = parser.parse_args()
     if args.seconds is None:
-        args.seconds = 1.5 if args.quick else 6.0
-    if args.max_requests is None:
-        args.max_requests = 2_000 if args.quick else 20_000
+        args.seconds = 2.0 if args.quick else 5.0
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 5
     if args.ocr_rounds is None:
         args.ocr_rounds = 3 if args.quick else 15
     if args.ocr_seconds is None:

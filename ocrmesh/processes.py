@@ -41,9 +41,17 @@ _MAX_EARLY_DEATHS = 5
 _PR_SET_PDEATHSIG = 1
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (a container's CPU set), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def process_count(configured: int) -> int:
-    """`configured`, where 0 means one process per core."""
-    return configured if configured > 0 else (os.cpu_count() or 1)
+    """`configured`, where 0 means one process per usable core."""
+    return configured if configured > 0 else usable_cores()
 
 
 def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
@@ -182,4 +190,4 @@ def serve_in_processes(
         reserved.close()
 
 
-__all__ = ["START_FAILURE_CODES", "process_count", "reserve_port", "serve_in_processes"]
+__all__ = ["START_FAILURE_CODES", "process_count", "reserve_port", "serve_in_processes", "usable_cores"]
