@@ -20,6 +20,7 @@ import asyncio
 import multiprocessing
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -336,6 +337,7 @@ def bench_ocrmesh(
     finally:
         stop_notifiers(processes)
         sink.stop()
+        shutil.rmtree(health_dir, ignore_errors=True)
         connection = pika.BlockingConnection(pika.URLParameters(url))
         channel = connection.channel()
         for queue in topology.queue_arguments():
