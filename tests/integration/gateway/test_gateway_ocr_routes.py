@@ -262,6 +262,7 @@ async def test_stream_events_are_ndjson_by_default(client: httpx.AsyncClient, me
     assert events[1] == {
         "type": "line",
         "index": 0,
+        "block": 0,
         "text": "Hello",
         "confidence": 0.9375,
         "box": [[0, 0], [100, 0], [100, 20], [0, 20]],
