@@ -197,4 +197,6 @@ class DeliveryLedger:
 
 
 def _short(exc: BaseException) -> str:
-    return str(getattr(exc, "orig", exc) or exc).strip().splitlines()[0][:200] if str(exc) else repr(exc)
+    """The first line of the database's own message (no SQL, no parameters)."""
+    text_ = str(getattr(exc, "orig", None) or exc).strip()
+    return text_.splitlines()[0][:200] if text_ else repr(exc)

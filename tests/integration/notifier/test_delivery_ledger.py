@@ -175,3 +175,18 @@ def test_without_a_ledger_the_use_case_still_dedups_in_memory(tmp_path: Path) ->
     assert use_case.handle(body, message_type=None, attempt=1) == Ack(event.event_id)
     assert use_case.handle(body, message_type=None, attempt=1) == Ack(event.event_id, duplicate=True)
     assert len(list(mail_dir.glob("*.eml"))) == 1
+
+
+def test_an_unreachable_ledger_means_retry_later_and_no_mail(tmp_path: Path) -> None:
+    engine = make_engine("postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")
+    try:
+        unreachable = DeliveryLedger(engine, lease=5, retention=60)
+        mail_dir = tmp_path / "mail"
+        decision = delivery(FileTransport(mail_dir), unreachable).handle(
+            an_event().SerializeToString(), message_type=None, attempt=1
+        )
+    finally:
+        engine.dispose()
+    assert isinstance(decision, Retry)
+    assert "dedup ledger unavailable" in decision.reason
+    assert not mail_dir.exists()  # not sent without a claim: it could be a duplicate
