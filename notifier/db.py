@@ -14,7 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,15 @@ def ensure_database(url: str) -> bool:
             if exists:
                 return False
             quoted = admin.dialect.identifier_preparer.quote(name)
-            connection.execute(text(f"CREATE DATABASE {quoted}"))
+            try:
+                connection.execute(text(f"CREATE DATABASE {quoted}"))
+            except (ProgrammingError, IntegrityError):
+                # Another instance (or auth_svc) created it at the same moment.
+                if connection.execute(
+                    text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
+                ).scalar():
+                    return False
+                raise
             log.info("database created", extra={"database": name})
             return True
     finally:

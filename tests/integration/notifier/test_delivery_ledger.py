@@ -3,6 +3,7 @@ marks, releases, expiry, and its migrations living next to auth_svc's in one dat
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -190,3 +191,30 @@ def test_an_unreachable_ledger_means_retry_later_and_no_mail(tmp_path: Path) -> 
     assert isinstance(decision, Retry)
     assert "dedup ledger unavailable" in decision.reason
     assert not mail_dir.exists()  # not sent without a claim: it could be a duplicate
+
+
+def test_instances_starting_together_on_a_missing_database_all_start(
+    postgres_admin_url: str, run_id: str
+) -> None:
+    url = make_url(postgres_admin_url).set(database=f"ocrmesh_test_{run_id}_race_{uuid.uuid4().hex[:6]}")
+    rendered = url.render_as_string(hide_password=False)
+    results: list[bool | BaseException] = []
+
+    def start() -> None:
+        try:
+            results.append(ensure_database(rendered))
+        except BaseException as exc:  # collected and asserted below
+            results.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
+        admin.dispose()
+    assert sorted(results, key=str) == [False, False, False, True]
