@@ -1,9 +1,10 @@
 """The queue entrypoint: consume email events, deliver them off the I/O thread, settle on the broker.
 
 Threads: the thread calling `run()` owns the pika connection and does all AMQP work; one
-worker thread owns the mail transport and does the (possibly slow) sends. The worker hands
-each decision back with `add_callback_threadsafe`, so the connection keeps servicing
-heartbeats however long an SMTP server takes.
+sender thread per `MailDelivery` owns that delivery's transport (its SMTP connection) and
+does the (possibly slow) sends, taking deliveries from one shared queue. A sender hands each
+decision back with `add_callback_threadsafe`, so the connection keeps servicing heartbeats
+however long an SMTP server takes.
 
 Settling a decision: ack; or republish to a delay queue / the parking queue on a confirmed
 channel and only then ack the original, so a crash between the two duplicates a message
