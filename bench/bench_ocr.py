@@ -9,6 +9,14 @@ In one run on this machine, with the same engine instance (RapidOCR, the default
 At 1 caller and at OCR_WORKERS callers. The overhead ratio is service/in-process: how much
 of the engine's own speed survives the service around it. Peak memory is the process's
 peak RSS (engine, service and clients together).
+
+Then scanned pages (tests/support/pages.py: 300 dpi, a heading over 3 or 4 columns, about
+120 lines, as G4 TIFF and noisy JPEG; and a single-column paragraph) against what a user
+would pick instead, in the same run, alternating: ocr_svc (one caller), RapidOCR's own
+batched pipeline on the same models in-process (`RapidOCR()(image)`, its default threads
+and batches), and Tesseract (Debian's `tesseract-ocr`, its CLI; installed with apt-get
+when missing). Seconds per page (decode included), character error rate against the
+text in reading order, time to first line.
 """
 
 from __future__ import annotations
@@ -17,12 +25,16 @@ import argparse
 import asyncio
 import os
 import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -35,7 +47,7 @@ from PIL import Image, ImageDraw, ImageFont
 from bench.report import Row, add_json_argument, emit, median, ratio_higher_is_better, ratio_lower_is_better
 from ocr_svc.app import create_app
 from ocr_svc.engines import warm_up
-from ocr_svc.engines.rapid import RapidOcrEngine
+from ocr_svc.engines.rapid import DETECTION_MODEL, RECOGNITION_MODEL, RapidOcrEngine
 from ocr_svc.images import ImageLimits, decode_image
 from ocr_svc.settings import OcrSettings
 from ocrmesh.auth.v1 import auth_pb2
@@ -44,6 +56,7 @@ from ocrmesh.grpc_client import bearer_metadata, create_channel
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.settings import DEFAULT_RABBITMQ_URL
 from ocrmesh.tokens import TOKEN_ALGORITHM, TokenVerifier
+from tests.support.pages import PageSpec, page_error_rate, render_page
 
 SLICE_SECONDS = 3.0
 LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
@@ -129,6 +142,172 @@ async def through_service(
     return len(firsts), time.perf_counter() - started, firsts
 
 
+def ensure_tesseract() -> str | None:
+    """The tesseract CLI, installed with apt-get (Debian's `tesseract-ocr`) when missing."""
+    found = shutil.which("tesseract")
+    if found:
+        return found
+    apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print("tesseract not found: installing Debian's tesseract-ocr with apt-get ...", flush=True)
+    subprocess.run([*apt, "update", "-q"], check=False, env=env)
+    subprocess.run([*apt, "install", "-y", "-q", "tesseract-ocr"], check=False, env=env)
+    return shutil.which("tesseract")
+
+
+def rapidocr_own_pipeline() -> Any:
+    """RapidOCR as its users call it, on the models and detection settings ocr_svc uses,
+    with rapidocr's own threads (all cores) and batches (6 crops)."""
+    import rapidocr
+    from rapidocr import RapidOCR
+
+    models = Path(rapidocr.__file__).resolve().parent / "models"
+    return RapidOCR(
+        params={
+            "Det.limit_type": "max",
+            "Det.limit_side_len": 960,
+            "Global.use_cls": False,
+            "Global.log_level": "warning",
+            "Det.model_path": str(models / DETECTION_MODEL),
+            "Rec.model_path": str(models / RECOGNITION_MODEL),
+        }
+    )
+
+
+def bench_pages(quick: bool) -> list[tuple[str, bytes, str, str]]:
+    """(name, image bytes, file suffix, truth text) of the pages measured."""
+    pages = []
+    four = render_page(PageSpec(columns=4, seed=11, lines_per_column=30))
+    pages.append(("4-column page, G4 TIFF", four.tiff, ".tif", four.truth_text))
+    if not quick:
+        three = render_page(PageSpec(columns=3, seed=12, lines_per_column=40))
+        pages.append(("3-column page, G4 TIFF", three.tiff, ".tif", three.truth_text))
+        pages.append(("3-column page, noisy JPEG", three.jpeg, ".jpg", three.truth_text))
+    paragraph = [line for lines in PARAGRAPHS for line in lines]
+    pages.append(("single-column paragraph, PNG", render(paragraph), ".png", "\n".join(paragraph)))
+    return pages
+
+
+async def page_rows(
+    stub: ocr_pb2_grpc.OcrServiceAsyncStub, token: str, quick: bool, repeats: int
+) -> list[Row]:
+    tesseract = ensure_tesseract()
+    rapid: Any = None
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data, suffix, truth in bench_pages(quick):
+            path = Path(tmp) / f"page{suffix}"
+            path.write_bytes(data)
+            ours: list[tuple[float, float, str]] = []
+            theirs: list[tuple[float, str]] = []
+            tess: list[tuple[float, str]] = []
+            print(f"{name}: {repeats} alternating runs of ocr_svc, RapidOCR, Tesseract ...", flush=True)
+            for _ in range(repeats):
+                if rapid is None:
+                    # ocr_svc's own peak on a dense page, before RapidOCR's sessions exist here.
+                    reset_peak_rss()
+                    ours.append(await recognize_page(stub, token, data))
+                    rows.append(
+                        Row(
+                            "ocr pages",
+                            f"peak RSS during one page: {name}",
+                            peak_rss_now_mib(),
+                            None,
+                            "MiB",
+                            None,
+                            "whole process (service, engine, client); docs/ocr.md: 350-420 MiB under load",
+                        )
+                    )
+                    rapid = rapidocr_own_pipeline()
+                else:
+                    ours.append(await recognize_page(stub, token, data))
+                theirs.append(await asyncio.to_thread(rapid_page, rapid, data))
+                if tesseract:
+                    tess.append(await asyncio.to_thread(tesseract_page, tesseract, path))
+            seconds = median([t for t, _, _ in ours])
+            first = median([f for _, f, _ in ours])
+            cer = page_error_rate(truth, ours[-1][2])
+            rapid_s, rapid_cer = median([t for t, _ in theirs]), page_error_rate(truth, theirs[-1][1])
+            rows.append(
+                Row(
+                    "ocr pages",
+                    f"s/page vs RapidOCR batched: {name}",
+                    seconds,
+                    rapid_s,
+                    "s",
+                    ratio_lower_is_better(seconds, rapid_s),
+                    f"CER ocr_svc {cer:.3f}, RapidOCR {rapid_cer:.3f}",
+                )
+            )
+            if tess:
+                tess_s, tess_cer = median([t for t, _ in tess]), page_error_rate(truth, tess[-1][1])
+                rows.append(
+                    Row(
+                        "ocr pages",
+                        f"s/page vs Tesseract: {name}",
+                        seconds,
+                        tess_s,
+                        "s",
+                        ratio_lower_is_better(seconds, tess_s),
+                        f"CER ocr_svc {cer:.3f}, Tesseract {tess_cer:.3f}",
+                    )
+                )
+                rows.append(
+                    Row(
+                        "ocr pages",
+                        f"CER vs Tesseract: {name}",
+                        cer,
+                        tess_cer,
+                        "",
+                        ratio_lower_is_better(cer, tess_cer) if cer > 0 else None,
+                        f"RapidOCR batched {rapid_cer:.3f}",
+                    )
+                )
+            rows.append(
+                Row(
+                    "ocr pages",
+                    f"time to first line: {name}",
+                    first * 1e3,
+                    rapid_s * 1e3,
+                    "ms",
+                    ratio_lower_is_better(first, rapid_s),
+                    "baseline: RapidOCR batched gives every line at the end",
+                )
+            )
+    return rows
+
+
+async def recognize_page(
+    stub: ocr_pb2_grpc.OcrServiceAsyncStub, token: str, data: bytes
+) -> tuple[float, float, str]:
+    """Seconds for the whole stream, seconds to the first line event, full text."""
+    started = time.perf_counter()
+    first: float | None = None
+    text = ""
+    call = stub.Recognize(ocr_pb2.RecognizeRequest(image=data), metadata=bearer_metadata(token), timeout=300)
+    async for event in call:
+        kind = event.WhichOneof("event")
+        if kind == "line" and first is None:
+            first = time.perf_counter() - started
+        elif kind == "completed":
+            text = event.completed.full_text
+    total = time.perf_counter() - started
+    return total, first if first is not None else total, text
+
+
+def rapid_page(rapid: Any, data: bytes) -> tuple[float, str]:
+    started = time.perf_counter()
+    pixels = decode_image(data, LIMITS).pixels
+    result = rapid(pixels[:, :, ::-1])  # rapidocr takes BGR arrays, like OpenCV
+    return time.perf_counter() - started, "\n".join(result.txts or ())
+
+
+def tesseract_page(tesseract: str, path: Path) -> tuple[float, str]:
+    started = time.perf_counter()
+    done = subprocess.run([tesseract, str(path), "stdout"], capture_output=True, text=True, check=True)
+    return time.perf_counter() - started, done.stdout
+
+
 def signing_material() -> tuple[str, TokenVerifier]:
     """A real Ed25519-signed token and a verifier that knows its key (no auth_svc needed)."""
     private = Ed25519PrivateKey.generate()
@@ -154,6 +333,18 @@ def signing_material() -> tuple[str, TokenVerifier]:
 
 def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def reset_peak_rss() -> None:
+    """Linux: restart the peak (VmHWM) from the current resident set."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_rss_now_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
 
 
 def current_rss_mib() -> float:
@@ -190,7 +381,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
     try:
         stub = ocr_pb2_grpc.OcrServiceStub(channel)
         await through_service(stub, token, images, 1, 0.1)  # connect, fetch keys
-        for callers in sorted({1, workers}):
+        for callers in [] if args.pages_only else sorted({1, workers}):
             # Alternate short slices of both sides, so that load from other processes on a
             # shared machine falls on both alike instead of on whichever phase ran then.
             slices = max(1, round(args.seconds / SLICE_SECONDS))
@@ -230,6 +421,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
                     f"{n_svc} service / {n_base} in-process images",
                 )
             )
+        rows += await page_rows(stub, token, args.quick, 1 if args.quick else args.page_runs)
     finally:
         await channel.close()
         await app.stop(2.0)
@@ -280,6 +472,8 @@ def main() -> int:
     parser.add_argument(
         "--workers", type=int, default=int(os.environ.get("OCR_WORKERS", "0")) or (os.cpu_count() or 1)
     )
+    parser.add_argument("--page-runs", type=int, default=3, help="runs of each page per contestant")
+    parser.add_argument("--pages-only", action="store_true", help="only the scanned pages")
     add_json_argument(parser)
     args = parser.parse_args()
     if args.seconds is None:

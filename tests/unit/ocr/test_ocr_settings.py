@@ -28,6 +28,17 @@ def test_engine_threads_share_the_cores_between_workers(monkeypatch: pytest.Monk
     assert OcrSettings(ocr_workers=2, ocr_engine_threads=3).engine_threads() == 3
 
 
+def test_engine_calls_fill_the_cores_and_give_each_worker_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ocr_svc.settings.os.cpu_count", lambda: 8)
+    # Default threads: one call per core, an image alone may use all 8.
+    assert OcrSettings(ocr_workers=2).engine_calls() == 2
+    assert OcrSettings(ocr_workers=8).engine_calls() == 8
+    assert OcrSettings(ocr_workers=2, ocr_engine_threads=1).engine_calls() == 8
+    assert OcrSettings(ocr_workers=1, ocr_engine_threads=2).engine_calls() == 4
+    # More workers than cores: still one call per worker.
+    assert OcrSettings(ocr_workers=16).engine_calls() == 16
+
+
 def test_limits_may_be_written_in_scientific_notation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OCR_MAX_PIXELS", "40e6")
     monkeypatch.setenv("OCR_MAX_IMAGE_BYTES", "5_000_000")
