@@ -43,16 +43,18 @@ async def get_backends(request: Request) -> Backends:
 BackendsDep = Annotated[Backends, Depends(get_backends)]
 
 
-async def get_settings(backends: BackendsDep) -> GatewaySettings:
-    return backends.settings
+# Straight from the request rather than through BackendsDep: each level of dependencies
+# costs FastAPI's solver time on every request.
+async def get_settings(request: Request) -> GatewaySettings:
+    return (await get_backends(request)).settings
 
 
-async def get_auth_stub(backends: BackendsDep) -> AuthServiceAsyncStub:
-    return backends.auth
+async def get_auth_stub(request: Request) -> AuthServiceAsyncStub:
+    return (await get_backends(request)).auth
 
 
-async def get_ocr_stub(backends: BackendsDep) -> OcrServiceAsyncStub:
-    return backends.ocr
+async def get_ocr_stub(request: Request) -> OcrServiceAsyncStub:
+    return (await get_backends(request)).ocr
 
 
 async def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
