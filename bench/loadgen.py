@@ -128,7 +128,19 @@ def wrk_get(
 ) -> LoadResult:
     """GET `url` from `connections` keep-alive connections (one wrk thread) for `seconds`.
     Raises when any response was not 2xx or a socket failed."""
-    args = ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "--latency"]
+    # A generous timeout: a slow response is counted in the latencies, not dropped.
+    args = [
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{max(1, round(seconds))}s",
+        "--latency",
+        "--timeout",
+        "30s",
+    ]
     for key, value in (headers or {}).items():
         args += ["-H", f"{key}: {value}"]
     done = subprocess.run([*args, url], capture_output=True, text=True, timeout=seconds + 60, check=False)

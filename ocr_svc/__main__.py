@@ -11,6 +11,7 @@ from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.settings import OcrSettings
 from ocrmesh.grpc_server import run_until_signalled
 from ocrmesh.logs import configure_logging
+from ocrmesh.processes import process_count, serve_in_processes
 from ocrmesh.settings import load_settings
 
 log = logging.getLogger("ocr_svc")
@@ -41,9 +42,17 @@ def main() -> int:
             "workers": settings.ocr_workers,
             "queue_size": settings.ocr_queue_size,
             "engine_threads": settings.engine_threads(),
+            "processes": process_count(settings.ocr_processes),
         },
     )
-    return asyncio.run(serve(settings))
+    return serve_in_processes(
+        process_count(settings.ocr_processes),
+        lambda port: asyncio.run(serve(settings.model_copy(update={"ocr_port": port}))),
+        host=settings.ocr_host,
+        port=settings.ocr_port,
+        name="ocr_svc",
+        stop_timeout=settings.shutdown_grace_seconds + 10,
+    )
 
 
 if __name__ == "__main__":
