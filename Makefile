@@ -17,7 +17,7 @@ BUF_AGAINST ?= .git\#branch=main
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install lint fmt protos protos-check test test-unit test-integration test-e2e up demo bench clean
+.PHONY: help install lint fmt protos protos-check test test-unit test-integration test-e2e up demo bench certs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ demo: install ## walk through register, verify, login and streamed OCR against `
 
 bench: install ## every benchmark, one summary table (BENCH_ARGS=--quick for a short run)
 	$(PY) bench/run_all.py $(BENCH_ARGS)
+
+certs: install ## a development CA and per-service gRPC TLS certificates in var/certs (docs/production.md)
+	$(PY) scripts/make_certs.py --out var/certs $(CERTS_ARGS)
 
 clean: ## remove the environments and caches (not var/)
 	rm -rf $(VENV) $(TOOLS) node_modules .mypy_cache .ruff_cache .pytest_cache

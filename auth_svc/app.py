@@ -163,6 +163,7 @@ def create_app(
         [HostedService.of(servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME)],
         port=settings.auth_port,
         host=settings.auth_host,
+        tls=settings.grpc_tls,
     )
     server = AuthServer(
         server=mesh.server,

@@ -9,21 +9,24 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from ocrmesh.events.settings import EmailEventSettings
+from ocrmesh.settings import GrpcTlsSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ocrmesh"
 
 
-class AuthSettings(EmailEventSettings):
+class AuthSettings(EmailEventSettings, GrpcTlsSettings):
     """DATABASE_URL, RABBITMQ_URL, EMAIL_QUEUE, EMAIL_RETRY_DELAYS, AUTH_HOST, AUTH_PORT, ENVIRONMENT,
     AUTH_SIGNING_KEY_FILE, AUTH_EXTRA_PUBLIC_KEY_FILES (comma separated), AUTH_KEY_DIR,
     TOKEN_ISSUER, TOKEN_AUDIENCE, TOKEN_TTL_SECONDS, OTP_TTL_SECONDS,
     OTP_RESEND_COOLDOWN_SECONDS, OTP_MAX_ATTEMPTS, PASSWORD_MIN_LENGTH, ARGON2_MEMORY_KIB,
     ARGON2_TIME_COST, ARGON2_PARALLELISM, AUTH_WORKERS, OUTBOX_POLL_SECONDS,
-    OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE, AUTH_PROCESSES."""
+    OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE, AUTH_PROCESSES,
+    GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE."""
 
     database_url: str = DEFAULT_DATABASE_URL
-    auth_host: str = "[::]"
+    # Loopback unless told otherwise: compose and other machines set the service network.
+    auth_host: str = "127.0.0.1"
     auth_port: int = Field(default=50051, ge=0, le=65535)
     # "production" forbids what is only convenient on a laptop (a generated signing key,
     # creating the database).

@@ -73,12 +73,14 @@ async def open_backends(
     max_message = max(16 * MiB, settings.gateway_max_upload_bytes + MiB)
     auth_channel = create_channel(
         settings.auth_addr,
+        tls=settings.grpc_tls,
         unary_timeout=settings.grpc_timeout_seconds,
         stream_timeout=settings.grpc_timeout_seconds,
         max_message_bytes=max_message,
     )
     ocr_channel = create_channel(
         settings.ocr_addr,
+        tls=settings.grpc_tls,
         unary_timeout=settings.grpc_timeout_seconds,
         stream_timeout=settings.ocr_timeout_seconds,
         max_message_bytes=max_message,

@@ -7,16 +7,17 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, ServiceSettings
+from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTlsSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 MiB = 1024 * 1024
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(GrpcTlsSettings):
     """GATEWAY_HOST, GATEWAY_PORT, AUTH_ADDR, OCR_ADDR, TOKEN_ISSUER, TOKEN_AUDIENCE,
     GATEWAY_MAX_UPLOAD_BYTES, GRPC_TIMEOUT_SECONDS, OCR_TIMEOUT_SECONDS,
-    READINESS_TIMEOUT_SECONDS, GATEWAY_CORS_ORIGINS (comma separated), GATEWAY_WORKERS."""
+    READINESS_TIMEOUT_SECONDS, GATEWAY_CORS_ORIGINS (comma separated), GATEWAY_WORKERS,
+    GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE (the client side of mutual TLS)."""
 
     gateway_host: str = "0.0.0.0"  # noqa: S104 - the edge is meant to be reachable
     gateway_port: int = Field(default=8000, ge=1, le=65535)

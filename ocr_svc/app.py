@@ -83,7 +83,7 @@ def create_app(
     closers: list[Callable[[], Awaitable[None]]] = []
     engine = engine or create_engine(settings)
     if authenticate is None:
-        auth_channel = create_channel(settings.auth_addr)
+        auth_channel = create_channel(settings.auth_addr, tls=settings.grpc_tls)
         closers.append(auth_channel.close)
         verifier = TokenVerifier.from_channel(
             auth_channel, issuer=settings.token_issuer, audience=settings.token_audience
@@ -115,6 +115,7 @@ def create_app(
         [HostedService.of(servicer, ocr_pb2_grpc.add_OcrServiceServicer_to_server, OCR_SERVICE)],
         port=settings.ocr_port,
         host=settings.ocr_host,
+        tls=settings.grpc_tls,
         max_receive_message_bytes=settings.max_receive_message_bytes(),
     )
     return OcrApp(

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ocrmesh.events.settings import EmailEventSettings
-from ocrmesh.settings import DEFAULT_AUTH_ADDR
+from ocrmesh.settings import DEFAULT_AUTH_ADDR, GrpcTlsSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 MiB = 1024 * 1024
@@ -19,11 +19,12 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-class OcrSettings(EmailEventSettings):
+class OcrSettings(EmailEventSettings, GrpcTlsSettings):
     """Environment variables of ocr_svc (names are the upper-cased field names)."""
 
     ocr_port: int = Field(default=50052, ge=0, le=65535)
-    ocr_host: str = "[::]"
+    # Loopback unless told otherwise: compose and other machines set the service network.
+    ocr_host: str = "127.0.0.1"
     ocr_engine: Literal["rapidocr", "keras"] = "rapidocr"
     # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its
     # own engine, and every limit below (workers, queue, engine threads) is per process.

@@ -11,6 +11,7 @@ from grpc import aio
 
 from ocrmesh.grpc_server import MiB
 from ocrmesh.request_context import REQUEST_ID_HEADER, current_request_id
+from ocrmesh.settings import GrpcTls
 
 # A unary call that takes longer than this is a failure, not a slow success.
 DEFAULT_UNARY_TIMEOUT_S = 5.0
@@ -89,34 +90,48 @@ class _MeshChannel(aio.Channel):
         return _WithDefaults(self._channel.stream_stream(method, *args, **kwargs), self._stream_timeout)
 
 
+def channel_credentials(tls: GrpcTls) -> grpc.ChannelCredentials:
+    """TLS credentials of a client: the server is verified against the CA file (the system
+    roots without one); the client's certificate and key, when set, are presented for
+    mutual TLS."""
+    return grpc.ssl_channel_credentials(
+        root_certificates=tls.ca_file.read_bytes() if tls.ca_file is not None else None,
+        private_key=tls.key_file.read_bytes() if tls.key_file is not None else None,
+        certificate_chain=tls.cert_file.read_bytes() if tls.cert_file is not None else None,
+    )
+
+
 def create_channel(
     target: str,
     *,
+    tls: GrpcTls | None = None,
     unary_timeout: float = DEFAULT_UNARY_TIMEOUT_S,
     stream_timeout: float = DEFAULT_STREAM_TIMEOUT_S,
     max_message_bytes: int = 16 * MiB,
     options: Sequence[tuple[str, Any]] = (),
 ) -> aio.Channel:
-    """An insecure grpc.aio channel to `target` ("host:port").
+    """A grpc.aio channel to `target` ("host:port"): plaintext, or TLS when `tls` is
+    enabled (see `channel_credentials`).
 
     Every call made on it without an explicit `timeout=` gets the default deadline for its
     kind (unary or server-streaming). Keepalive pings detect a dead peer on an idle
     connection; reconnection after a restart of the peer is gRPC's own.
     """
-    channel = aio.insecure_channel(
-        target,
-        options=[
-            ("grpc.keepalive_time_ms", 30_000),
-            ("grpc.keepalive_timeout_ms", 10_000),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.max_send_message_length", max_message_bytes),
-            ("grpc.max_receive_message_length", max_message_bytes),
-            # Reconnect soon after a restarted peer is back, not after a long backoff.
-            ("grpc.initial_reconnect_backoff_ms", 200),
-            ("grpc.max_reconnect_backoff_ms", 2_000),
-            *options,
-        ],
-    )
+    channel_options = [
+        ("grpc.keepalive_time_ms", 30_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        # Reconnect soon after a restarted peer is back, not after a long backoff.
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
+        *options,
+    ]
+    if tls is not None and tls.enabled:
+        channel = aio.secure_channel(target, channel_credentials(tls), options=channel_options)
+    else:
+        channel = aio.insecure_channel(target, options=channel_options)
     return _MeshChannel(channel, unary_timeout, stream_timeout)
 
 
@@ -125,4 +140,4 @@ def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),)
 
 
-__all__ = ["bearer_metadata", "create_channel", "grpc"]
+__all__ = ["bearer_metadata", "channel_credentials", "create_channel", "grpc"]

@@ -17,6 +17,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from ocrmesh.grpc_interceptors import ServerContextInterceptor
+from ocrmesh.settings import GrpcTls
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +66,35 @@ class MeshServer:
         await self.server.stop(grace)
 
 
+def server_credentials(tls: GrpcTls) -> grpc.ServerCredentials:
+    """TLS credentials of a server: its certificate and key, and with a CA, mutual TLS (a
+    client without a certificate that CA signed fails the handshake; no call reaches us)."""
+    if tls.cert_file is None or tls.key_file is None:
+        raise ValueError("a gRPC server needs GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE to serve TLS")
+    ca = tls.ca_file.read_bytes() if tls.ca_file is not None else None
+    return grpc.ssl_server_credentials(
+        [(tls.key_file.read_bytes(), tls.cert_file.read_bytes())],
+        root_certificates=ca,
+        require_client_auth=ca is not None,
+    )
+
+
 def create_server(
     services: Sequence[HostedService],
     *,
     port: int = 0,
-    host: str = "[::]",
+    host: str = "127.0.0.1",
+    tls: GrpcTls | None = None,
     interceptors: Sequence[aio.ServerInterceptor] = (),
     max_receive_message_bytes: int = 4 * MiB,
     options: Sequence[tuple[str, Any]] = (),
 ) -> tuple[MeshServer, int]:
     """Build a grpc.aio server hosting `services` plus grpc.health.v1.Health and server
-    reflection, bound to host:port (port 0 picks a free one). Returns (server, bound port)."""
+    reflection, bound to host:port (port 0 picks a free one). Returns (server, bound port).
+
+    The default host is the loopback interface: a service is reachable from other machines
+    only when its settings say so (AUTH_HOST, OCR_HOST). With `tls` enabled the port serves
+    TLS (mutual TLS when it names a CA), see `server_credentials`."""
     server = aio.server(
         interceptors=[ServerContextInterceptor(), *interceptors],
         options=[
@@ -96,7 +115,11 @@ def create_server(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    address = f"{host}:{port}"
+    if tls is not None and tls.enabled:
+        bound = server.add_secure_port(address, server_credentials(tls))
+    else:
+        bound = server.add_insecure_port(address)
     if bound == 0:
         raise OSError(f"cannot bind gRPC server to {host}:{port}")
     return MeshServer(server=server, health=health, service_names=names), bound
@@ -118,4 +141,11 @@ async def run_until_signalled(mesh: MeshServer, grace: float) -> None:
     log.info("stopped")
 
 
-__all__ = ["HostedService", "MeshServer", "create_server", "grpc", "run_until_signalled"]
+__all__ = [
+    "HostedService",
+    "MeshServer",
+    "create_server",
+    "grpc",
+    "run_until_signalled",
+    "server_credentials",
+]

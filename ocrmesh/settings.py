@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -26,6 +30,67 @@ class ServiceSettings(BaseSettings):
     log_level: LogLevel = "INFO"
     # Seconds a stopping server gives in-flight calls before cancelling them.
     shutdown_grace_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
+class GrpcTls:
+    """TLS material of one gRPC endpoint, as PEM file paths.
+
+    All None: plaintext (the default, for a mesh on one machine or one private network).
+    A server serves TLS with `cert_file` and `key_file`, and with `ca_file` also requires
+    every client to present a certificate that CA signed (mutual TLS). A client verifies the
+    server against `ca_file` (the system roots without it) and presents `cert_file` and
+    `key_file` when set.
+    """
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    ca_file: Path | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any(path is not None for path in (self.cert_file, self.key_file, self.ca_file))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> GrpcTls:
+        """The GRPC_TLS_* variables of `env` (default: this process's environment); empty
+        values count as unset. For tools (the health probe, tests) that have no settings class."""
+        env = os.environ if env is None else env
+
+        def path(name: str) -> Path | None:
+            value = env.get(name, "").strip()
+            return Path(value) if value else None
+
+        return cls(path("GRPC_TLS_CERT_FILE"), path("GRPC_TLS_KEY_FILE"), path("GRPC_TLS_CA_FILE"))
+
+
+class GrpcTlsSettings(ServiceSettings):
+    """GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE: the settings of every
+    service that serves or calls gRPC (mixed into its settings class). See `GrpcTls`."""
+
+    grpc_tls_cert_file: Path | None = None
+    grpc_tls_key_file: Path | None = None
+    grpc_tls_ca_file: Path | None = None
+
+    @field_validator("grpc_tls_cert_file", "grpc_tls_key_file", "grpc_tls_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `${GRPC_TLS_CA_FILE:-}` in compose gives an empty string: no TLS, not Path(".").
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _cert_and_key_together(self) -> GrpcTlsSettings:
+        if (self.grpc_tls_cert_file is None) != (self.grpc_tls_key_file is None):
+            raise ValueError("GRPC_TLS_CERT_FILE and GRPC_TLS_KEY_FILE go together: set both or neither")
+        for name in ("grpc_tls_cert_file", "grpc_tls_key_file", "grpc_tls_ca_file"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{name.upper()}={path} is not a readable file")
+        return self
+
+    @property
+    def grpc_tls(self) -> GrpcTls:
+        return GrpcTls(self.grpc_tls_cert_file, self.grpc_tls_key_file, self.grpc_tls_ca_file)
 
 
 S = TypeVar("S", bound=BaseSettings)

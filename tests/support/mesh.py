@@ -24,6 +24,7 @@ from psycopg2 import sql
 
 from ocrmesh.events.topology import EmailTopology
 from ocrmesh.health_probe import check
+from ocrmesh.settings import GrpcTls
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "ocr", "notifier", "gateway")
@@ -101,9 +102,9 @@ class Mesh:
 
     def _is_ready(self, name: str) -> bool:
         if name == "auth":
-            return check(self.auth_addr, timeout=1)
+            return check(self.auth_addr, timeout=1, tls=GrpcTls.from_env(self.env))
         if name == "ocr":
-            return check(self.ocr_addr, timeout=1)
+            return check(self.ocr_addr, timeout=1, tls=GrpcTls.from_env(self.env))
         if name == "gateway":
             try:
                 return httpx.get(f"{self.gateway_url}/healthz", timeout=1).status_code == 200

@@ -146,7 +146,11 @@ def test_no_service_keeps_a_default_that_points_at_localhost(
     }
     assert local, "expected the address defaults of DESIGN.md"
     assert local <= set(env), f"{app.name} would call itself: set {sorted(local - set(env))}"
-    for name in local:
+    # Where a gRPC server listens (loopback by default, issue 14): the container's network.
+    listen = {name for name in local if name.endswith("_HOST")}
+    for name in listen:
+        assert env[name] == "0.0.0.0", f"{name} must name the service network, not loopback"
+    for name in local - listen:
         assert host_of(env[name]) in svc, f"{name}={env[name]} names no compose service"
 
 

@@ -1,0 +1,87 @@
+"""The whole mesh with mutual TLS between every gRPC party (issue 14, item 5): the same
+user journey as test_user_journey over REST, while gRPC without a client certificate is
+refused, and auth_svc and ocr_svc listen on the loopback address only (their default)."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+
+from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.grpc_client import bearer_metadata, channel_credentials
+from ocrmesh.health_probe import check
+from ocrmesh.settings import GrpcTls
+from tests.e2e.conftest import sign_up
+from tests.support.certs import make_certs, tls_env, tls_of
+from tests.support.images import sample_multiline_png
+from tests.support.mesh import Mesh, running_mesh
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_certs(tmp_path_factory.mktemp("certs"))
+
+
+@pytest.fixture(scope="module")
+def mtls_mesh(
+    tmp_path_factory: pytest.TempPathFactory, certs: Path, postgres_admin_url: str, rabbitmq_url: str
+) -> Iterator[Mesh]:
+    # One certificate for every process (running_mesh gives them all one environment); it is
+    # valid for 127.0.0.1 as a server and as a client, like each `make certs` certificate.
+    env = tls_env(tls_of(certs, "auth"))
+    with running_mesh(
+        tmp_path_factory.mktemp("mtls-mesh"),
+        postgres_admin_url=postgres_admin_url,
+        rabbitmq_url=rabbitmq_url,
+        extra_env=env,
+    ) as running:
+        yield running
+
+
+def test_the_user_journey_passes_with_mutual_tls(mtls_mesh: Mesh, certs: Path) -> None:
+    with httpx.Client(base_url=mtls_mesh.gateway_url, timeout=60) as client:
+        assert client.get("/readyz").status_code == 200
+        user = sign_up(client, mtls_mesh.mail_dir)
+        me = client.get("/auth/me", headers=user.auth)
+        assert me.status_code == 200, me.text
+        files = {"file": ("page.png", sample_multiline_png(), "image/png")}
+        ocr = client.post("/ocr", headers=user.auth, files=files)
+        assert ocr.status_code == 200, ocr.text
+        assert ocr.json()["lines"]
+    # An internal caller with a certificate from the mesh's CA gets through.
+    credentials = channel_credentials(tls_of(certs, "client"))
+    with grpc.secure_channel(mtls_mesh.auth_addr, credentials) as channel:
+        reply = auth_pb2_grpc.AuthServiceStub(channel).GetCurrentUser(
+            auth_pb2.GetCurrentUserRequest(), metadata=bearer_metadata(user.token), timeout=5
+        )
+    assert reply.user.email == user.email
+
+
+@pytest.mark.parametrize("service", ["auth", "ocr"])
+def test_grpc_without_a_client_certificate_is_refused(mtls_mesh: Mesh, certs: Path, service: str) -> None:
+    target = mtls_mesh.auth_addr if service == "auth" else mtls_mesh.ocr_addr
+    assert check(target, timeout=3, tls=tls_of(certs, "client"))
+    assert not check(target, timeout=3, tls=GrpcTls(ca_file=certs / "ca.pem"))
+    assert not check(target, timeout=3)  # plaintext
+    with grpc.secure_channel(target, channel_credentials(GrpcTls(ca_file=certs / "ca.pem"))) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as refused:
+            stub.GetPublicKeys(auth_pb2.GetPublicKeysRequest(), timeout=3)
+    assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("service", ["auth", "ocr"])
+def test_grpc_services_listen_on_the_loopback_address_only_by_default(mtls_mesh: Mesh, service: str) -> None:
+    port = int((mtls_mesh.auth_addr if service == "auth" else mtls_mesh.ocr_addr).rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=2):
+        pass
+    # 127.0.0.2 is this machine too: a wildcard bind ("[::]", the old default) would answer there.
+    with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.2", port), timeout=2):
+        pass
