@@ -9,16 +9,15 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 
+import ocrmesh.database
 from auth_svc import domain
-from auth_svc.db import ensure_database, make_engine, make_session_factory, migrate
+from auth_svc.db import MIGRATIONS, make_engine, make_session_factory
 from auth_svc.keys import TokenSigner, load_signer
 from auth_svc.outbox import OutboxRelay
 from auth_svc.passwords import Argon2Parameters, PasswordHasher
@@ -69,18 +68,13 @@ class AuthServer(MeshServer):
 def prepare_database(settings: AuthSettings, engine: Engine, *, wait_seconds: float = 30.0) -> None:
     """Create the database if allowed and missing, then apply migrations. PostgreSQL that is
     still starting (compose, `make up`) is waited for up to `wait_seconds`."""
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            if settings.may_create_database:
-                ensure_database(settings.database_url)
-            migrate(engine)
-            return
-        except OperationalError as exc:
-            if time.monotonic() >= deadline:
-                raise
-            log.warning("database not reachable yet, retrying", extra={"error": str(exc.orig).strip()[:200]})
-            time.sleep(1.0)
+    ocrmesh.database.prepare_database(
+        settings.database_url,
+        engine,
+        MIGRATIONS,
+        create=settings.may_create_database,
+        wait_seconds=wait_seconds,
+    )
 
 
 def signer_for(settings: AuthSettings) -> TokenSigner:

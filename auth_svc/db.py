@@ -1,4 +1,5 @@
-"""PostgreSQL plumbing: the engine, sessions, creating the database, applying migrations."""
+"""auth_svc's PostgreSQL plumbing: the engines, sessions, the retried read, its migrations.
+Creating, migrating and dropping databases is shared with the notifier: `ocrmesh.database`."""
 
 from __future__ import annotations
 
@@ -7,25 +8,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from ocrmesh.database import Migrations, drop_database, ensure_database
+
 log = logging.getLogger(__name__)
 
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-# Any constant works; it only has to be the same for every auth_svc instance.
-_MIGRATION_LOCK_ID = 0x0C12_A17E
+# The advisory lock id is any constant, the same for every auth_svc instance.
+MIGRATIONS = Migrations(Path(__file__).parent / "migrations", lock_id=0x0C12_A17E, name="auth_svc")
 # Connections older than this are replaced on checkout (firewalls and proxies drop idle ones).
 POOL_RECYCLE_S = 1800
 
 T = TypeVar("T")
-# SQLSTATEs of CREATE DATABASE losing a race: duplicate_database, or unique_violation on
-# pg_database's name index when both got past the existence check at the same moment.
-_DATABASE_EXISTS = frozenset({"42P04", "23505"})
 
 
 def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> Engine:
@@ -76,68 +73,22 @@ def read(engine: Engine, query: Callable[[Connection], T]) -> T:
         return query(connection)
 
 
-def ensure_database(url: str) -> bool:
-    """Create the database named in `url` when it does not exist. True when it was created.
-
-    Connects to the server's `postgres` database to do so; the same credentials must be
-    allowed to CREATE DATABASE.
-    """
-    target = make_url(url)
-    name = target.database
-    if not name:
-        raise ValueError("DATABASE_URL names no database")
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            exists = connection.execute(
-                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": name}
-            ).scalar()
-            if exists:
-                return False
-            # Identifiers cannot be bound parameters; quote it the server's way.
-            quoted = admin.dialect.identifier_preparer.quote(name)
-            try:
-                connection.execute(text(f"CREATE DATABASE {quoted}"))
-            except DBAPIError as exc:
-                # Another instance (AUTH_PROCESSES, a replica) created it since the check.
-                if getattr(exc.orig, "pgcode", None) in _DATABASE_EXISTS:
-                    return False
-                raise
-            log.info("database created", extra={"database": name})
-            return True
-    finally:
-        admin.dispose()
-
-
-def drop_database(url: str) -> None:
-    """Drop the database named in `url` (tests), closing other sessions to it first."""
-    target = make_url(url)
-    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            quoted = admin.dialect.identifier_preparer.quote(str(target.database))
-            connection.execute(text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
-    finally:
-        admin.dispose()
-
-
 def alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return config
+    return MIGRATIONS.config()
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision. Instances starting together take turns
-    (an advisory lock), so only one of them runs each migration."""
-    config = alembic_config()
-    with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": _MIGRATION_LOCK_ID})
-        try:
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
-            connection.commit()
-        finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": _MIGRATION_LOCK_ID})
-            connection.commit()
-    log.info("database schema up to date")
+    """Bring auth_svc's schema to the newest revision (one instance at a time)."""
+    MIGRATIONS.apply(engine)
+
+
+__all__ = [
+    "MIGRATIONS",
+    "alembic_config",
+    "drop_database",
+    "ensure_database",
+    "make_engine",
+    "make_session_factory",
+    "migrate",
+    "read",
+]

@@ -11,19 +11,28 @@ from email.message import Message
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
+from auth_svc.db import MIGRATIONS as AUTH_MIGRATIONS
 from auth_svc.db import migrate as migrate_auth
+from notifier.db import MIGRATIONS as NOTIFIER_MIGRATIONS
 from notifier.db import VERSION_TABLE, ensure_database, make_engine, migrate
 from notifier.delivery import Ack, Defer, MailDelivery, Retry
 from notifier.ledger import ClaimState, DeliveryLedger
 from notifier.transports import FileTransport, SmtpTransport, TransientDeliveryError
+from ocrmesh.database import Migrations
 from ocrmesh.events import EmailPublisher, EmailTopology, new_email_event
 from ocrmesh.notify.v1 import email_pb2
 from tests.integration.notifier.notifier_support import RunningNotifier, SmtpSink, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+def head_of(migrations: Migrations) -> str | None:
+    """The newest revision of a service's migrations (each service adds its own over time)."""
+    return ScriptDirectory.from_config(migrations.config()).get_current_head()
 
 
 def an_event() -> email_pb2.EmailRequested:
@@ -160,8 +169,12 @@ def test_the_notifier_migrates_next_to_auth_svc_in_one_database(shared_database:
         tables = set(inspect(engine).get_table_names())
         assert {"users", "outbox", "notifier_deliveries", "alembic_version", VERSION_TABLE} <= tables
         with engine.connect() as connection:
-            assert connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == "n0001"
-            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+            assert connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar() == head_of(
+                NOTIFIER_MIGRATIONS
+            )
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == head_of(
+                AUTH_MIGRATIONS
+            )
     finally:
         engine.dispose()
 
