@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from uvicorn.supervisors import Multiprocess
 
 from gateway.app import create_app
+from gateway.client_limits import GuardedServerConfig
 from gateway.settings import GatewaySettings
 from ocrmesh.logs import configure_logging
 from ocrmesh.processes import process_count
@@ -37,11 +38,10 @@ def _tcp_listener(config: uvicorn.Config) -> socket.socket:
     return socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
 
 
-def main() -> None:
-    settings = load_settings(GatewaySettings)
-    configure_logging("gateway", settings.log_level)
+def server_config(settings: GatewaySettings) -> uvicorn.Config:
+    """uvicorn's configuration for `settings`: one process, or a supervisor of workers."""
     workers = process_count(settings.gateway_workers)
-    config = uvicorn.Config(
+    return GuardedServerConfig(
         # Several workers: uvicorn's supervisor starts each with this factory, restarts one
         # that dies, and on SIGTERM stops them all gracefully.
         "gateway.__main__:create_worker_app" if workers > 1 else create_app(settings),
@@ -58,13 +58,26 @@ def main() -> None:
         loop="asyncio",
         # On SIGTERM: stop accepting, let running requests (OCR streams) finish this long.
         timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
+        # Slow and greedy clients (docs/gateway.md, "Limits"): idle keep-alive connections
+        # closed, connections and requests per process capped (503 past it), headers
+        # within a deadline (408), connections per client address capped (429).
+        timeout_keep_alive=settings.gateway_keepalive_timeout_seconds,
+        limit_concurrency=settings.gateway_max_connections,
+        header_timeout=settings.gateway_header_timeout_seconds,
+        max_connections_per_client=settings.gateway_max_connections_per_client,
     )
+
+
+def main() -> None:
+    settings = load_settings(GatewaySettings)
+    configure_logging("gateway", settings.log_level)
+    config = server_config(settings)
     # uvicorn drains on SIGTERM/SIGINT, then re-raises the signal with the handlers that were
     # there before it: make that a clean exit (0) rather than death by signal or a
     # KeyboardInterrupt traceback, like the gRPC services after their graceful stop.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
-    if workers > 1:
+    if config.workers > 1:
         Multiprocess(config, sockets=[_tcp_listener(config)]).run()
     else:
         uvicorn.Server(config).run()

@@ -10,9 +10,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from gateway.backends import VerifierFactory, open_backends
+from gateway.body_limits import BodyLimitMiddleware, BodyLimits, BodyRule
+from gateway.client_limits import ClientRequestLimitMiddleware
 from gateway.middleware import RESPONSE_REQUEST_ID_HEADER, RequestContextMiddleware
 from gateway.routes import auth, health, ocr
 from gateway.settings import GatewaySettings
+from gateway.uploads import MULTIPART_OVERHEAD_BYTES
 from ocrmesh.settings import load_settings
 
 DESCRIPTION = """\
@@ -49,6 +52,9 @@ def create_app(
         # FastAPI's own OpenTelemetry hooks look up the global providers on every request
         # (~5% of a GET /auth/me); the gateway's tracing is configured by OTEL_* instead.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Forms (only /auth/token has one) hold a few short fields and never a file; the
+        # body size itself is BodyLimitMiddleware's.
+        form_limits={"max_files": 0, "max_fields": 16, "max_part_size": settings.gateway_max_body_bytes},
     )
     app.include_router(auth.router)
     app.include_router(ocr.router)
@@ -61,6 +67,18 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Accept", RESPONSE_REQUEST_ID_HEADER],
             expose_headers=[RESPONSE_REQUEST_ID_HEADER],
         )
+    # Bodies bounded in size and time before any route reads them (413/415/408).
+    upload = BodyRule(settings.gateway_max_upload_bytes + MULTIPART_OVERHEAD_BYTES, multipart=True)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limits=BodyLimits(
+            default=BodyRule(settings.gateway_max_body_bytes),
+            routes=dict.fromkeys(ocr.UPLOAD_PATHS, upload),
+            body_timeout_seconds=settings.gateway_body_timeout_seconds,
+            idle_timeout_seconds=settings.gateway_body_idle_timeout_seconds,
+        ),
+    )
+    app.add_middleware(ClientRequestLimitMiddleware, max_requests=settings.gateway_max_requests_per_client)
     # Added last, so outermost: even CORS answers and 500s carry the request id.
     app.add_middleware(RequestContextMiddleware)
     return app

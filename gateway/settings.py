@@ -10,14 +10,19 @@ from pydantic_settings import NoDecode
 from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTlsSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 
 
 class GatewaySettings(GrpcTlsSettings):
     """GATEWAY_HOST, GATEWAY_PORT, AUTH_ADDR, OCR_ADDR, TOKEN_ISSUER, TOKEN_AUDIENCE,
     GATEWAY_MAX_UPLOAD_BYTES, GRPC_TIMEOUT_SECONDS, OCR_TIMEOUT_SECONDS,
     READINESS_TIMEOUT_SECONDS, GATEWAY_CORS_ORIGINS (comma separated), GATEWAY_WORKERS,
-    GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE (the client side of mutual TLS)."""
+    GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE (the client side of mutual TLS),
+    and the edge's limits: GATEWAY_MAX_BODY_BYTES, GATEWAY_BODY_TIMEOUT_SECONDS,
+    GATEWAY_BODY_IDLE_TIMEOUT_SECONDS, GATEWAY_HEADER_TIMEOUT_SECONDS,
+    GATEWAY_KEEPALIVE_TIMEOUT_SECONDS, GATEWAY_MAX_CONNECTIONS,
+    GATEWAY_MAX_CONNECTIONS_PER_CLIENT, GATEWAY_MAX_REQUESTS_PER_CLIENT (docs/gateway.md)."""
 
     gateway_host: str = "0.0.0.0"  # noqa: S104 - the edge is meant to be reachable
     gateway_port: int = Field(default=8000, ge=1, le=65535)
@@ -31,6 +36,23 @@ class GatewaySettings(GrpcTlsSettings):
     token_audience: str = Field(default=DEFAULT_TOKEN_AUDIENCE, min_length=1)
     # Same default as OCR_MAX_IMAGE_BYTES: refusing here saves shipping bytes ocr_svc refuses.
     gateway_max_upload_bytes: int = Field(default=10 * MiB, ge=1)
+    # Every other body (JSON, the /auth/token form): refused past this, before it is read.
+    gateway_max_body_bytes: int = Field(default=16 * KiB, ge=256, le=MiB)
+    # A body must arrive whole within this, and never pause longer than the idle timeout.
+    gateway_body_timeout_seconds: float = Field(default=60.0, gt=0)
+    gateway_body_idle_timeout_seconds: float = Field(default=10.0, gt=0)
+    # From a connection's start (or the first byte of its next request) to the request's
+    # last header line; then 408 and the connection is closed.
+    gateway_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    # An idle keep-alive connection is closed after this.
+    gateway_keepalive_timeout_seconds: int = Field(default=5, ge=1, le=300)
+    # Per process (uvicorn worker): connections and requests at once; beyond it 503.
+    gateway_max_connections: int = Field(default=1000, ge=1)
+    # Per client address, per process: open connections (beyond it 429 and closed) and
+    # requests in flight (beyond it 429 with Retry-After). 0 = no limit (behind a proxy
+    # that limits clients itself, every client has the proxy's address).
+    gateway_max_connections_per_client: int = Field(default=128, ge=0)
+    gateway_max_requests_per_client: int = Field(default=64, ge=0)
     grpc_timeout_seconds: float = Field(default=5.0, gt=0)
     ocr_timeout_seconds: float = Field(default=120.0, gt=0)
     # /readyz answers probes: it must be quick even when a service hangs.

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 router = APIRouter(tags=["ocr"])
 
 OCR = "ocr"
+OCR_PATH = "/ocr"
+OCR_STREAM_PATH = "/ocr/stream"
+# The routes that take an upload: GATEWAY_MAX_UPLOAD_BYTES and multipart (gateway.body_limits).
+UPLOAD_PATHS = (OCR_PATH, OCR_STREAM_PATH)
 # Proxies (nginx) buffer responses unless told not to; caches must not keep a stream.
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -66,7 +70,7 @@ async def _start_recognize(
 
 
 @router.post(
-    "/ocr",
+    OCR_PATH,
     openapi_extra=MULTIPART_IMAGE_BODY,
     responses=_ERRORS,
     summary="The text in an image, as one result once recognition is complete",
@@ -107,7 +111,7 @@ async def recognize(
 
 
 @router.post(
-    "/ocr/stream",
+    OCR_STREAM_PATH,
     openapi_extra=MULTIPART_IMAGE_BODY,
     response_class=StreamingResponse,
     responses={

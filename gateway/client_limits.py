@@ -1,0 +1,193 @@
+"""Slow and greedy clients: what one client address may hold of a gateway process.
+
+- `ClientRequestLimitMiddleware` (ASGI): requests in flight per client address; the next
+  one is answered 429 with `Retry-After` at once. The address is the ASGI client, which
+  uvicorn takes from `X-Forwarded-For` when the peer is a trusted proxy
+  (FORWARDED_ALLOW_IPS, 127.0.0.1 by default), so this works behind a local nginx too.
+- `GuardedHttpProtocol` (uvicorn's httptools protocol, subclassed; `GuardedServerConfig`): a deadline for the
+  request line and headers (a client that trickles headers, or connects and says nothing,
+  gets 408 and is closed), and a cap on open connections per peer address (beyond it 429
+  and closed). uvicorn itself brings the idle keep-alive timeout and `limit_concurrency`
+  (503 past GATEWAY_MAX_CONNECTIONS).
+
+Every limit is per process: with GATEWAY_WORKERS=N a client may hold N times as much.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import Counter
+from typing import Any, ClassVar
+
+import uvicorn
+from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+log = logging.getLogger(__name__)
+
+# Request line and headers together; httptools itself has no limit (20 MiB of headers were
+# taken in whole). Browsers and curl send well under 8 KiB; nginx's default buffers hold 8 KiB.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+def _raw_response(status: int, reason: str, detail: str) -> bytes:
+    body = json.dumps({"detail": detail}).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class ClientRequestLimitMiddleware:
+    """At most `max_requests` requests in flight per client address (0: no limit)."""
+
+    def __init__(self, app: ASGIApp, max_requests: int, retry_after_seconds: int = 1) -> None:
+        self.app = app
+        self.max_requests = max_requests
+        self.retry_after = str(retry_after_seconds).encode()
+        self.in_flight: Counter[str] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] != "http" or not self.max_requests or not client:
+            await self.app(scope, receive, send)
+            return
+        address = str(client[0])
+        if self.in_flight[address] >= self.max_requests:
+            log.info("client over its requests in flight", extra={"client_address": address})
+            body = json.dumps(
+                {"detail": f"too many requests in flight from this address (limit {self.max_requests})"}
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 429,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", self.retry_after),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight[address] += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight[address] -= 1
+            if not self.in_flight[address]:
+                del self.in_flight[address]
+
+
+class GuardedServerConfig(uvicorn.Config):
+    """uvicorn's Config plus the limits `GuardedHttpProtocol` reads. (Attributes of the
+    config, not of the class: worker processes get the config pickled, not class state.)"""
+
+    def __init__(
+        self, *args: Any, header_timeout: float = 10.0, max_connections_per_client: int = 0, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **{**kwargs, "http": GuardedHttpProtocol})
+        self.header_timeout = header_timeout
+        self.max_connections_per_client = max_connections_per_client
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with a header deadline and connections capped per peer,
+    as `GuardedServerConfig` sets them."""
+
+    # Open connections per peer address in this process (one event loop: no lock needed).
+    open_connections: ClassVar[Counter[str]] = Counter()
+
+    def __init__(self, config: uvicorn.Config, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.header_timeout: float = getattr(config, "header_timeout", 10.0)
+        self.max_connections_per_client: int = getattr(config, "max_connections_per_client", 0)
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._peer: str | None = None
+        self._header_bytes = 0
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if self.client:
+            self._peer = str(self.client[0])
+            self.open_connections[self._peer] += 1
+            cap = self.max_connections_per_client
+            if cap and self.open_connections[self._peer] > cap:
+                log.info("client over its connections", extra={"client_address": self._peer})
+                self._refuse(
+                    429, "Too Many Requests", f"too many connections from this address (limit {cap})"
+                )
+                return
+        self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_timer()
+        if self._peer is not None:
+            self.open_connections[self._peer] -= 1
+            if self.open_connections[self._peer] <= 0:
+                del self.open_connections[self._peer]
+            self._peer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # answered and closing: parse nothing more
+        super().data_received(data)
+
+    def on_url(self, url: bytes) -> None:
+        self._count_header_bytes(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value) + 4)
+        if not self._refused:
+            super().on_header(name, value)
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES and not self._refused:
+            log.info("request headers too large", extra={"client_address": self._peer})
+            self._refuse(431, "Request Header Fields Too Large", "the request headers are too large")
+
+    def _refuse(self, status: int, reason: str, detail: str) -> None:
+        self._refused = True
+        self._disarm_header_timer()
+        self.transport.write(_raw_response(status, reason, detail))
+        self.transport.close()
+
+    def on_message_begin(self) -> None:
+        self._header_bytes = 0
+        super().on_message_begin()
+        # The first byte of a request (the next one, on a kept-alive connection).
+        if self._header_timer is None:
+            self._arm_header_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_header_timer()
+        if not self._refused:
+            super().on_headers_complete()
+
+    def _arm_header_timer(self) -> None:
+        self._disarm_header_timer()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            return  # a request is being answered; its body has its own deadlines
+        log.info("request headers too slow", extra={"client_address": self._peer})
+        self._refuse(408, "Request Timeout", "the request headers did not arrive in time")
