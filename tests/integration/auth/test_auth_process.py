@@ -99,11 +99,20 @@ def test_production_without_a_signing_key_refuses_to_start(tmp_path: Path) -> No
     assert "Traceback" not in done.stderr
 
 
-def test_unreadable_signing_key_file_refuses_to_start(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_unreadable_signing_key_file_refuses_to_start(tmp_path: Path, processes: str) -> None:
+    # With several processes, the supervisor stops at the first worker that cannot start
+    # (exit 2 again) instead of restarting it for ever.
     done = subprocess.run(
         [sys.executable, "-m", "auth_svc"],
         cwd=REPO,
-        env=auth_env(tmp_path, AUTH_SIGNING_KEY_FILE=str(tmp_path / "absent.pem")),
+        env=auth_env(
+            tmp_path,
+            AUTH_SIGNING_KEY_FILE=str(tmp_path / "absent.pem"),
+            AUTH_PROCESSES=processes,
+            AUTH_HOST="127.0.0.1",
+            AUTH_PORT="0",
+        ),
         capture_output=True,
         text=True,
         timeout=60,
