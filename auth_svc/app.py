@@ -18,11 +18,13 @@ from sqlalchemy import Engine
 import ocrmesh.database
 from auth_svc import domain
 from auth_svc.db import MIGRATIONS, make_engine, make_session_factory
+from auth_svc.hashing_pool import BoundedPool
 from auth_svc.keys import TokenSigner, load_signer
 from auth_svc.outbox import OutboxRelay
 from auth_svc.passwords import Argon2Parameters, PasswordHasher
 from auth_svc.servicer import AuthServicer
 from auth_svc.settings import AuthSettings
+from auth_svc.throttles import Throttles
 from auth_svc.use_cases import AuthUseCases, CodePolicy
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.events import EmailPublisher
@@ -43,6 +45,7 @@ class AuthServer(MeshServer):
     relay: OutboxRelay | None = None
     publisher: EmailPublisher | None = None
     executor: ThreadPoolExecutor | None = None
+    hashing: BoundedPool | None = None
     engines: tuple[Engine, ...] = ()
 
     async def start(self, *, serving: bool = True) -> None:
@@ -61,6 +64,8 @@ class AuthServer(MeshServer):
             self.publisher.close()
         if self.executor is not None:
             self.executor.shutdown(wait=True)
+        if self.hashing is not None:
+            self.hashing.shutdown(wait=True)
         for engine in self.engines:
             engine.dispose()
 
@@ -110,7 +115,8 @@ def create_app(
     """Build auth_svc: keys loaded, database migrated, server bound (not started).
     `new_code` makes verification codes (tests pin it; production uses `secrets`)."""
     signer = signer_for(settings)
-    engine = make_engine(settings.database_url, pool_size=settings.auth_workers)
+    # Transactions come from both pools of threads: the workers and the hashing threads.
+    engine = make_engine(settings.database_url, pool_size=settings.auth_workers + settings.auth_hash_workers)
     try:
         prepare_database(settings, engine, wait_seconds=database_wait_seconds)
     except BaseException:
@@ -131,6 +137,15 @@ def create_app(
         batch_size=settings.outbox_batch_size,
         publish_timeout=settings.outbox_publish_timeout_seconds,
     )
+    throttle_policies = Throttles.defaults(
+        base_delay=settings.throttle_base_delay_seconds,
+        lock_seconds=settings.throttle_lock_seconds,
+        login_failures_per_account=settings.login_max_failures_per_account,
+        login_failures_per_client=settings.login_max_failures_per_client,
+        code_failures_per_hour=settings.otp_max_failures_per_hour,
+        code_lock_seconds=settings.otp_lock_seconds,
+        resend_cooldown_seconds=settings.otp_resend_cooldown_seconds,
+    )
     use_cases = AuthUseCases(
         sessions,
         PasswordHasher(
@@ -150,9 +165,13 @@ def create_app(
         on_email_queued=relay.nudge,
         new_code=new_code,
         reads=reads,
+        throttle_policies=throttle_policies,
+        unverified_ttl_seconds=settings.unverified_account_ttl_seconds,
     )
+    relay.housekeeping = use_cases.purge_expired
     executor = ThreadPoolExecutor(max_workers=settings.auth_workers, thread_name_prefix="auth-worker")
-    servicer = AuthServicer(use_cases, signer, local_verifier(signer, settings), executor)
+    hashing = BoundedPool(settings.auth_hash_workers, settings.auth_hash_queue)
+    servicer = AuthServicer(use_cases, signer, local_verifier(signer, settings), executor, hashing)
     mesh, port = create_server(
         [HostedService.of(servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME)],
         port=settings.auth_port,
@@ -167,6 +186,7 @@ def create_app(
         relay=relay,
         publisher=publisher,
         executor=executor,
+        hashing=hashing,
         engines=(engine, reads),
     )
     return server, port

@@ -17,6 +17,8 @@ NAME_MAX_LENGTH = 100
 EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit
 # passlib refuses anything above 4096 bytes; a password manager's longest output fits in far less.
 PASSWORD_MAX_BYTES = 1024
+# ASVS 2.1.2: at least 64 allowed, at most 128.
+PASSWORD_MAX_LENGTH = 128
 OTP_DIGITS = 6
 
 
@@ -26,11 +28,6 @@ class AuthError(Exception):
 
 class InvalidInput(AuthError):
     """A field is malformed (email, password, name, code)."""
-
-
-class EmailTaken(AuthError):
-    def __init__(self) -> None:
-        super().__init__("a user with this email already exists")
 
 
 class InvalidCredentials(AuthError):
@@ -44,40 +41,27 @@ class NotVerified(AuthError):
         super().__init__("email not verified; verify it with the code we sent")
 
 
-class UserNotFound(AuthError):
-    def __init__(self) -> None:
-        super().__init__("no user with this email")
-
-
-class AlreadyVerified(AuthError):
-    def __init__(self) -> None:
-        super().__init__("email already verified")
-
-
-class NoCodePending(AuthError):
-    def __init__(self) -> None:
-        super().__init__("no verification code pending; request a new one")
-
-
 class InvalidCode(AuthError):
-    def __init__(self, attempts_left: int) -> None:
-        super().__init__(f"wrong verification code ({attempts_left} attempts left)")
-        self.attempts_left = attempts_left
+    """Every failed code check, whatever the reason (no such account, already verified, no
+    code pending, expired, used up, wrong): one answer, so it tells nobody who exists."""
 
-
-class CodeExpired(AuthError):
     def __init__(self) -> None:
-        super().__init__("verification code expired; request a new one")
+        super().__init__("invalid or expired code; request a new one if needed")
 
 
-class TooManyAttempts(AuthError):
-    def __init__(self) -> None:
-        super().__init__("too many wrong codes; this code is void, request a new one")
+class Throttled(AuthError):
+    """Too many attempts for this account or client address (`auth_svc.throttles`)."""
 
-
-class ResendTooSoon(AuthError):
     def __init__(self, seconds_left: int) -> None:
-        super().__init__(f"a code was sent recently; retry in {seconds_left} s")
+        super().__init__(f"too many attempts; retry in {seconds_left} s")
+        self.seconds_left = seconds_left
+
+
+class Busy(AuthError):
+    """The password-hashing pool is full: come back in a moment."""
+
+    def __init__(self, seconds_left: int = 1) -> None:
+        super().__init__("too many sign-ins at once; retry shortly")
         self.seconds_left = seconds_left
 
 
@@ -144,11 +128,25 @@ def validate_name(raw: str) -> str:
     return name
 
 
-def validate_password(password: str, *, min_length: int) -> str:
+def validate_password(
+    password: str,
+    *,
+    min_length: int,
+    common: frozenset[str] = frozenset(),
+    personal: tuple[str, ...] = (),
+) -> str:
+    """A new password: `min_length` to 128 characters of any kind (no composition rules,
+    ASVS 2.1.9), neither one of the `common` ones (lower-case) nor the user's own name or
+    address (`personal`)."""
     if len(password) < min_length:
         raise InvalidInput(f"password must be at least {min_length} characters")
-    if len(password.encode()) > PASSWORD_MAX_BYTES:
-        raise InvalidInput(f"password must be at most {PASSWORD_MAX_BYTES} bytes")
+    if len(password) > PASSWORD_MAX_LENGTH or len(password.encode()) > PASSWORD_MAX_BYTES:
+        raise InvalidInput(f"password must be at most {PASSWORD_MAX_LENGTH} characters")
+    folded = password.lower()
+    if folded in common or len(set(folded)) < 3:
+        raise InvalidInput("this password is too common; choose another")
+    if any(word and folded == word.lower() for word in personal):
+        raise InvalidInput("the password must not be your name or email address")
     return password
 
 
@@ -180,6 +178,18 @@ def hash_code(code: str, *, salt: bytes, user_id: uuid.UUID) -> bytes:
 
 def code_matches(code: str, *, salt: bytes, user_id: uuid.UUID, expected: bytes) -> bool:
     return hmac.compare_digest(hash_code(code, salt=salt, user_id=user_id), expected)
+
+
+def signup_attempt_mail(name: str) -> tuple[str, str]:
+    """Subject and body of the mail an owner gets when someone registers their address again."""
+    subject = "Someone tried to sign up to ocrmesh with your address"
+    body = (
+        f"Hello {name},\n\n"
+        "someone (maybe you) just tried to create an ocrmesh account with this email address,\n"
+        "which already has one. Nothing was changed. If it was you, log in instead, or reset\n"
+        "your password if you forgot it. If it was not you, you can ignore this mail.\n"
+    )
+    return subject, body
 
 
 def verification_mail(name: str, code: str, ttl_seconds: int) -> tuple[str, str]:

@@ -69,6 +69,18 @@ class VerificationCode(Base):
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
+class AuthThrottle(Base):
+    """Events counted against one throttle key (`auth_svc.throttles`)."""
+
+    __tablename__ = "auth_throttles"
+
+    key: Mapped[str] = mapped_column(String(400), primary_key=True)
+    events: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    last_event_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class OutboxMessage(Base):
     """An event to publish, written in the same transaction as the change that causes it."""
 

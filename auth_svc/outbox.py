@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Protocol
 
@@ -77,6 +78,8 @@ class OutboxRelay:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_purge = 0.0
+        # Run with each purge (auth_svc: delete expired unverified accounts, old throttle rows).
+        self.housekeeping: Callable[[], object] | None = None
         #: Rows this relay published (tests and logs read it).
         self.published_total = 0
 
@@ -134,6 +137,9 @@ class OutboxRelay:
                     break
                 row.sent_at = func.now()
                 row.last_error = None
+                # Sent: the body (a verification code) is not kept; the row stays, for its
+                # event id and times, until the retention period ends.
+                row.payload = b""
                 published += 1
         self.published_total += published
         if published:
@@ -160,6 +166,8 @@ class OutboxRelay:
                 if time.monotonic() - self._last_purge > _PURGE_EVERY_S:
                     self._last_purge = time.monotonic()
                     self.purge_sent()
+                    if self.housekeeping is not None:
+                        self.housekeeping()
             except SQLAlchemyError as exc:
                 log.warning("outbox relay cannot reach the database", extra={"error": type(exc).__name__})
                 published, failed = 0, True

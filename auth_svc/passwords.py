@@ -6,7 +6,9 @@ scheme: every hash this service knows is Argon2.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from importlib import resources
 
 from passlib.context import CryptContext
 
@@ -48,3 +50,13 @@ class PasswordHasher:
 
     def needs_update(self, password_hash: str) -> bool:
         return bool(self._context.needs_update(password_hash))
+
+
+COMMON_PASSWORDS_FILE = "common_passwords.txt"
+
+
+@functools.cache
+def common_passwords() -> frozenset[str]:
+    """The bundled list of the most common passwords (lower-case), read once."""
+    text = resources.files("auth_svc").joinpath(COMMON_PASSWORDS_FILE).read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -19,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from auth_svc import domain
 from auth_svc.domain import UserView
+from auth_svc.hashing_pool import BoundedPool
 from auth_svc.keys import TokenSigner
 from auth_svc.lookups import UserLookups
 from auth_svc.use_cases import AuthUseCases, user_key
@@ -33,16 +35,11 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # Every outcome a caller may see, and its status. Anything else is a bug: INTERNAL.
 STATUS_FOR: dict[type[Exception], grpc.StatusCode] = {
     domain.InvalidInput: grpc.StatusCode.INVALID_ARGUMENT,
-    domain.EmailTaken: grpc.StatusCode.ALREADY_EXISTS,
     domain.InvalidCredentials: grpc.StatusCode.UNAUTHENTICATED,
     domain.NotVerified: grpc.StatusCode.FAILED_PRECONDITION,
-    domain.UserNotFound: grpc.StatusCode.NOT_FOUND,
-    domain.AlreadyVerified: grpc.StatusCode.FAILED_PRECONDITION,
-    domain.NoCodePending: grpc.StatusCode.FAILED_PRECONDITION,
     domain.InvalidCode: grpc.StatusCode.INVALID_ARGUMENT,
-    domain.CodeExpired: grpc.StatusCode.FAILED_PRECONDITION,
-    domain.TooManyAttempts: grpc.StatusCode.FAILED_PRECONDITION,
-    domain.ResendTooSoon: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    domain.Throttled: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    domain.Busy: grpc.StatusCode.RESOURCE_EXHAUSTED,
     domain.UserGone: grpc.StatusCode.UNAUTHENTICATED,
     # Infrastructure the caller can do nothing about but retry later.
     OperationalError: grpc.StatusCode.UNAVAILABLE,
@@ -50,6 +47,9 @@ STATUS_FOR: dict[type[Exception], grpc.StatusCode] = {
 }
 # Trailing metadata that tells a client (the gateway: Retry-After) when to come back.
 RETRY_AFTER_KEY = "retry-after-seconds"
+# The end client's network address, as the gateway saw it (`gateway.deps.client_address`).
+# Without it (a direct gRPC caller) the peer address of the call is used.
+CLIENT_ADDRESS_KEY = "x-client-address"
 TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
 
 
@@ -71,6 +71,25 @@ def timestamp_of(moment: datetime) -> Timestamp:
     return Timestamp(seconds=since.days * 86_400 + since.seconds, nanos=since.microseconds * 1_000)
 
 
+def client_address(context: Context) -> str:
+    """The address throttles count the call against: the gateway's `x-client-address`
+    when it is an IP address, else the call's peer ("ipv4:1.2.3.4:5678" -> "1.2.3.4")."""
+    for key, value in context.invocation_metadata() or ():
+        if key == CLIENT_ADDRESS_KEY:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else value
+            try:
+                return str(ipaddress.ip_address(text.strip()))
+            except ValueError:
+                break
+    peer = context.peer() or ""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    if kind == "ipv6":
+        return rest.rpartition(":")[0].strip("[]")
+    return peer[:100]
+
+
 def user_message(user: UserView) -> auth_pb2.User:
     return auth_pb2.User(
         id=str(user.id),
@@ -83,18 +102,36 @@ def user_message(user: UserView) -> auth_pb2.User:
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(
-        self, use_cases: AuthUseCases, signer: TokenSigner, verifier: TokenVerifier, executor: Executor
+        self,
+        use_cases: AuthUseCases,
+        signer: TokenSigner,
+        verifier: TokenVerifier,
+        executor: Executor,
+        hashing: BoundedPool | None = None,
     ) -> None:
         self.use_cases = use_cases
         self.signer = signer
         self.verifier = verifier
+        # Cheap work (lookups, code checks); Argon2 work goes to `hashing` when given.
         self.executor = executor
+        self.hashing = hashing
         self.lookups = UserLookups(use_cases.get_users, executor)
 
     async def _run(self, context: Context, fn: Callable[..., T], /, **kwargs: Any) -> T:
         # copy_context: the request id (logs, the mail's correlation id) follows into the thread.
         call = functools.partial(contextvars.copy_context().run, functools.partial(fn, **kwargs))
         return await self._answer(context, asyncio.get_running_loop().run_in_executor(self.executor, call))
+
+    async def _hash(self, context: Context, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """`_run` in the bounded Argon2 pool: refused at once (Busy) when it is full."""
+        if self.hashing is None:
+            return await self._run(context, fn, **kwargs)
+        call = functools.partial(contextvars.copy_context().run, functools.partial(fn, **kwargs))
+        try:
+            future = asyncio.wrap_future(self.hashing.submit(call))
+        except domain.Busy as exc:
+            await self._abort(context, grpc.StatusCode.RESOURCE_EXHAUSTED, exc)
+        return await self._answer(context, future)
 
     async def _answer(self, context: Context, outcome: Awaitable[T]) -> T:
         """`outcome`'s result, or the call aborted with the status its exception maps to."""
@@ -108,7 +145,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     @staticmethod
     async def _abort(context: Context, code: grpc.StatusCode, exc: Exception) -> NoReturn:
-        if isinstance(exc, domain.ResendTooSoon):
+        if isinstance(exc, domain.Throttled | domain.Busy):
             context.set_trailing_metadata(((RETRY_AFTER_KEY, str(exc.seconds_left)),))
         if isinstance(exc, domain.AuthError):
             message = str(exc)
@@ -121,25 +158,33 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Register(
         self, request: auth_pb2.RegisterRequest, context: Context
     ) -> auth_pb2.RegisterResponse:
-        user = await self._run(
+        # Whether the address was new or taken, the answer is the same empty one.
+        await self._hash(
             context,
             self.use_cases.register,
             name=request.name,
             email=request.email,
             password=request.password,
+            client=client_address(context),
         )
-        return auth_pb2.RegisterResponse(user=user_message(user))
+        return auth_pb2.RegisterResponse()
 
     async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.LoginResponse:
-        issued = await self._run(
-            context, self.use_cases.login, email=request.email, password=request.password
+        issued = await self._hash(
+            context,
+            self.use_cases.login,
+            email=request.email,
+            password=request.password,
+            client=client_address(context),
         )
         return auth_pb2.LoginResponse(
             access_token=issued.token, token_type=TOKEN_TYPE, expires_in=issued.expires_in
         )
 
     async def SendOtp(self, request: auth_pb2.SendOtpRequest, context: Context) -> auth_pb2.SendOtpResponse:
-        sent = await self._run(context, self.use_cases.send_code, email=request.email)
+        sent = await self._run(
+            context, self.use_cases.send_code, email=request.email, client=client_address(context)
+        )
         return auth_pb2.SendOtpResponse(
             resend_after_seconds=sent.resend_after_seconds, expires_in_seconds=sent.expires_in_seconds
         )
@@ -147,7 +192,13 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def VerifyOtp(
         self, request: auth_pb2.VerifyOtpRequest, context: Context
     ) -> auth_pb2.VerifyOtpResponse:
-        user = await self._run(context, self.use_cases.verify_code, email=request.email, code=request.otp)
+        user = await self._run(
+            context,
+            self.use_cases.verify_code,
+            email=request.email,
+            code=request.otp,
+            client=client_address(context),
+        )
         return auth_pb2.VerifyOtpResponse(user=user_message(user))
 
     async def GetCurrentUser(

@@ -46,7 +46,21 @@ class AuthSettings(EmailEventSettings, GrpcTlsSettings):
     otp_resend_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
     otp_max_attempts: int = Field(default=5, ge=1, le=20)
 
-    password_min_length: int = Field(default=8, ge=6, le=128)
+    # ASVS 2.1.1: at least 12 characters; up to 128 of any kind, common ones refused.
+    password_min_length: int = Field(default=12, ge=8, le=128)
+    # Unverified accounts older than this hold their address no more (and are deleted).
+    unverified_account_ttl_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
+
+    # Anti-automation (auth_svc.throttles; counted in PostgreSQL, shared by every replica).
+    # Delays after the free attempts start at this and double.
+    throttle_base_delay_seconds: float = Field(default=1.0, gt=0, le=60)
+    # Wrong logins in 15 minutes that lock an address (account) or a client address.
+    login_max_failures_per_account: int = Field(default=20, ge=1, le=10_000)
+    login_max_failures_per_client: int = Field(default=100, ge=1, le=100_000)
+    throttle_lock_seconds: int = Field(default=900, ge=1, le=24 * 3600)
+    # Wrong codes per address in an hour, across resends, before it is locked.
+    otp_max_failures_per_hour: int = Field(default=10, ge=1, le=1000)
+    otp_lock_seconds: int = Field(default=3600, ge=1, le=24 * 3600)
     # OWASP's Argon2id baseline (19 MiB, 2 passes, 1 lane): ~50 ms on one core.
     argon2_memory_kib: int = Field(default=19_456, ge=8_192, le=1_048_576)
     argon2_time_cost: int = Field(default=2, ge=1, le=10)
@@ -58,6 +72,10 @@ class AuthSettings(EmailEventSettings, GrpcTlsSettings):
     # Threads that run database work and password hashing off the event loop; also the size
     # of each of the two connection pools they draw from.
     auth_workers: int = Field(default=8, ge=1, le=64)
+    # Threads that run Argon2 (login, register), apart from the workers above, and how many
+    # such calls may wait for one; beyond that a call is refused (RESOURCE_EXHAUSTED, 429).
+    auth_hash_workers: int = Field(default=2, ge=1, le=64)
+    auth_hash_queue: int = Field(default=32, ge=0, le=10_000)
     outbox_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     outbox_batch_size: int = Field(default=50, ge=1, le=1000)
     outbox_publish_timeout_seconds: float = Field(default=5.0, gt=0, le=60)

@@ -8,40 +8,33 @@ servicer runs them in a thread pool.
 from __future__ import annotations
 
 import logging
-import math
 import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from auth_svc import domain
+from auth_svc import domain, throttles
 from auth_svc.db import read
 from auth_svc.domain import (
-    AlreadyVerified,
-    CodeExpired,
     CodeSent,
-    EmailTaken,
     InvalidCode,
     InvalidCredentials,
     InvalidInput,
     IssuedToken,
-    NoCodePending,
     NotVerified,
-    ResendTooSoon,
-    TooManyAttempts,
     UserGone,
-    UserNotFound,
     UserView,
 )
 from auth_svc.keys import TokenSigner
 from auth_svc.orm import User, VerificationCode
 from auth_svc.outbox import enqueue_email
-from auth_svc.passwords import PasswordHasher
+from auth_svc.passwords import PasswordHasher, common_passwords
 from auth_svc.repository import Users, user_views_by_ids, view
+from auth_svc.throttles import Throttles
 from ocrmesh.events import new_email_event
 from ocrmesh.notify.v1 import email_pb2
 
@@ -64,7 +57,14 @@ class CodePolicy:
 
 
 class AuthUseCases:
-    """Register, log in, send and verify codes, look users up."""
+    """Register, log in, send and verify codes, look users up.
+
+    Answers never depend on whether an address has an account (register, code sending
+    and code checking answer alike; login costs the same), and every entry point that can
+    be guessed at is throttled per account and per client address (`auth_svc.throttles`).
+    `client` is the caller's network address as the gateway saw it ("" when unknown: only
+    the per-account throttles apply).
+    """
 
     def __init__(
         self,
@@ -73,16 +73,20 @@ class AuthUseCases:
         signer: TokenSigner,
         *,
         code_policy: CodePolicy = CodePolicy(),
-        password_min_length: int = 8,
+        password_min_length: int = 12,
         clock: Clock = utc_now,
         on_email_queued: Callable[[], None] = lambda: None,
         new_code: Callable[[], str] = domain.new_code,
         reads: Engine | None = None,
+        throttle_policies: Throttles | None = None,
+        unverified_ttl_seconds: int = 24 * 3600,
+        common: frozenset[str] | None = None,
     ) -> None:
         self.sessions = sessions
+        self.engine: Engine = sessions.kw["bind"]
         # Reads that need no transaction: an autocommit engine (`db.make_engine`), or the
         # sessions' own engine, which works too at two more round trips a read.
-        self.reads: Engine = reads if reads is not None else sessions.kw["bind"]
+        self.reads: Engine = reads if reads is not None else self.engine
         self.new_code = new_code
         self.hasher = hasher
         self.signer = signer
@@ -91,52 +95,123 @@ class AuthUseCases:
         self.clock = clock
         # Called after a transaction that queued an email committed (wakes the relay).
         self.on_email_queued = on_email_queued
+        self.throttles = throttle_policies or Throttles.defaults(
+            resend_cooldown_seconds=code_policy.resend_cooldown_seconds
+        )
+        self.unverified_ttl = timedelta(seconds=unverified_ttl_seconds)
+        self.common_passwords = common_passwords() if common is None else common
+
+    # -- throttles -----------------------------------------------------------------------
+    def _check(self, keyed: throttles.Keyed) -> None:
+        with self.engine.connect() as connection:
+            throttles.check(connection, keyed, self.clock())
+
+    def _record(self, keyed: throttles.Keyed) -> None:
+        with self.engine.begin() as connection:
+            throttles.record(connection, keyed, self.clock())
+
+    @staticmethod
+    def _keyed(
+        action: str,
+        email: str,
+        account: throttles.ThrottlePolicy | None,
+        client: str,
+        per_client: throttles.ThrottlePolicy | None,
+    ) -> throttles.Keyed:
+        keyed: list[tuple[str, throttles.ThrottlePolicy]] = []
+        if account is not None:
+            keyed.append((f"{action}:account:{domain.email_key(email)}", account))
+        if per_client is not None and client:
+            keyed.append((f"{action}:client:{client[:100]}", per_client))
+        return keyed  # fmt: skip
+
+    def _expired(self, user: User) -> bool:
+        """An unverified account past its time: it holds its address no more."""
+        return not user.is_verified and user.created_at <= self.clock() - self.unverified_ttl
 
     # -- register ------------------------------------------------------------------------
-    def register(self, *, name: str, email: str, password: str) -> UserView:
-        """Create an unverified user and queue the first verification code mail."""
+    def register(self, *, name: str, email: str, password: str, client: str = "") -> UserView | None:
+        """Create an unverified user and queue the first verification code mail; when the
+        address already has an account, queue a "someone tried to sign up" mail to its
+        owner instead. The caller answers both the same way; the result (the new user, or
+        None) is for tests and logs only."""
         name = domain.validate_name(name)
         email = domain.normalise_email(email)
-        domain.validate_password(password, min_length=self.password_min_length)
-        with self.sessions() as session:
-            # Cheap early answer; the unique index below is what actually guarantees it.
-            if Users(session).exists(email):
-                raise EmailTaken()
+        domain.validate_password(
+            password,
+            min_length=self.password_min_length,
+            common=self.common_passwords,
+            personal=(name, email, email.partition("@")[0]),
+        )
+        t = self.throttles
+        sends = self._keyed("code_send", email, t.code_send_account, client, None)
+        keyed = [*sends, *self._keyed("register", email, None, client, t.register_client)]
+        self._check(keyed)
+        # Hashed whether or not the address is taken: both answers cost the same.
         password_hash = self.hasher.hash(password)
+        result: UserView | None = None
         try:
             with self.sessions.begin() as session:
                 users = Users(session)
-                user = users.add(User(id=uuid.uuid4(), name=name, email=email, password_hash=password_hash))
-                self._issue_code(session, users, user)
-                session.flush()
-                result = view(user)
+                holder = users.by_email(email, for_update=True)
+                if holder is not None and self._expired(holder):
+                    session.delete(holder)
+                    session.flush()
+                    holder = None
+                if holder is None:
+                    user = users.add(
+                        User(id=uuid.uuid4(), name=name, email=email, password_hash=password_hash)
+                    )
+                    self._issue_code(session, users, user)
+                    session.flush()
+                    result = view(user)
+                else:
+                    subject, body = domain.signup_attempt_mail(holder.name)
+                    enqueue_email(
+                        session,
+                        new_email_event(
+                            to=holder.email, subject=subject, body=body, kind=email_pb2.EMAIL_KIND_UNSPECIFIED
+                        ),
+                    )
         except IntegrityError as exc:
-            if getattr(exc.orig, "pgcode", None) == _UNIQUE_VIOLATION:
-                raise EmailTaken() from None
-            raise
+            # Another registration of this address won the race: it mails the code.
+            if getattr(exc.orig, "pgcode", None) != _UNIQUE_VIOLATION:
+                raise
+        self._record(keyed)
         self.on_email_queued()
-        log.info("user registered", extra={"user_id": str(result.id)})
+        if result is not None:
+            log.info("user registered", extra={"user_id": str(result.id)})
         return result
 
     # -- login ---------------------------------------------------------------------------
-    def login(self, *, email: str, password: str) -> IssuedToken:
+    def login(self, *, email: str, password: str, client: str = "") -> IssuedToken:
         """A signed token for a verified user with the right password.
 
-        Unknown email and wrong password are the same error and cost the same time.
+        Unknown email and wrong password are the same error and cost the same time; both
+        count against the address's and the client's throttles.
         """
         if not password:
             raise InvalidInput("password is required")
         if len(password.encode()) > domain.PASSWORD_MAX_BYTES:
             raise InvalidInput(f"password must be at most {domain.PASSWORD_MAX_BYTES} bytes")
         email = domain.normalise_email(email)
+        t = self.throttles
+        keyed = self._keyed("login", email, t.login_account, client, t.login_client)
+        self._check(keyed)
         with self.sessions() as session:
             user = Users(session).by_email(email)
+        if user is not None and self._expired(user):
+            user = None
         if user is None:
             self.hasher.spend_dummy_verify(password)
+            self._record(keyed)
             raise InvalidCredentials()
         ok, new_hash = self.hasher.verify(password, user.password_hash)
         if not ok:
+            self._record(keyed)
             raise InvalidCredentials()
+        with self.engine.begin() as connection:
+            throttles.clear(connection, keyed[0][0])
         if new_hash is not None:
             self._store_rehash(user, new_hash)
         # Only after the password matched: otherwise this would tell strangers who exists.
@@ -155,50 +230,60 @@ class AuthUseCases:
         log.info("password rehashed with current parameters", extra={"user_id": str(user.id)})
 
     # -- codes ---------------------------------------------------------------------------
-    def send_code(self, *, email: str) -> CodeSent:
-        """Queue a new verification code mail, replacing any pending code."""
+    def send_code(self, *, email: str, client: str = "") -> CodeSent:
+        """Queue a new verification code mail, replacing any pending code, when the address
+        has an unverified account; answer the same in every case."""
         email = domain.normalise_email(email)
+        t = self.throttles
+        keyed = self._keyed("code_send", email, t.code_send_account, client, t.code_send_client)
+        self._check(keyed)
+        queued = False
         with self.sessions.begin() as session:
             users = Users(session)
-            user = _unverified_user(users, email)
-            pending = users.pending_code(user.id)
-            if pending is not None:
-                elapsed = (self.clock() - pending.created_at).total_seconds()
-                left = self.code_policy.resend_cooldown_seconds - elapsed
-                if left > 0:
-                    raise ResendTooSoon(math.ceil(left))
-            self._issue_code(session, users, user)
-        self.on_email_queued()
+            user = users.by_email(email, for_update=True)
+            if user is not None and not user.is_verified and not self._expired(user):
+                self._issue_code(session, users, user)
+                queued = True
+        self._record(keyed)
+        if queued:
+            self.on_email_queued()
         return CodeSent(
             resend_after_seconds=self.code_policy.resend_cooldown_seconds,
             expires_in_seconds=self.code_policy.ttl_seconds,
         )
 
-    def verify_code(self, *, email: str, code: str) -> UserView:
-        """Mark the user verified when `code` is their pending, unexpired, unexhausted code."""
+    def verify_code(self, *, email: str, code: str, client: str = "") -> UserView:
+        """Mark the user verified when `code` is their pending, unexpired, unexhausted code.
+        Every failure is the same `InvalidCode` and counts against the address's budget of
+        wrong codes (across resends) and the client's."""
         email = domain.normalise_email(email)
         code = domain.validate_code_format(code)
-        failure: domain.AuthError | None = None
+        t = self.throttles
+        keyed = self._keyed("code_check", email, t.code_check_account, client, t.code_check_client)
+        self._check(keyed)
+        result: UserView | None = None
         with self.sessions.begin() as session:
             users = Users(session)
-            user = _unverified_user(users, email)
-            pending = users.pending_code(user.id)
-            if pending is None:
-                raise NoCodePending()
-            if pending.failed_attempts >= self.code_policy.max_attempts:
-                raise TooManyAttempts()
-            if pending.expires_at <= self.clock():
-                raise CodeExpired()
-            if domain.code_matches(code, salt=pending.salt, user_id=user.id, expected=pending.code_hash):
-                user.is_verified = True
-                users.delete_code(pending)
-                result = view(user)
-            else:
-                # The attempt must count even though the call fails: commit, then raise.
-                pending.failed_attempts += 1
-                failure = InvalidCode(self.code_policy.max_attempts - pending.failed_attempts)
-        if failure is not None:
-            raise failure
+            user = users.by_email(email, for_update=True)
+            if user is not None and not user.is_verified and not self._expired(user):
+                pending = users.pending_code(user.id)
+                if (
+                    pending is not None
+                    and pending.failed_attempts < self.code_policy.max_attempts
+                    and pending.expires_at > self.clock()
+                ):
+                    if domain.code_matches(
+                        code, salt=pending.salt, user_id=user.id, expected=pending.code_hash
+                    ):
+                        user.is_verified = True
+                        users.delete_code(pending)
+                        result = view(user)
+                    else:
+                        # The attempt must count even though the call fails: commit, then raise.
+                        pending.failed_attempts += 1
+        if result is None:
+            self._record(keyed)
+            raise InvalidCode()
         log.info("user verified", extra={"user_id": str(result.id)})
         return result
 
@@ -225,6 +310,17 @@ class AuthUseCases:
         )
         enqueue_email(session, event)
 
+    # -- housekeeping --------------------------------------------------------------------
+    def purge_expired(self) -> int:
+        """Delete unverified accounts past their time and throttle rows nobody needs."""
+        now = self.clock()
+        with self.engine.begin() as connection:
+            throttles.purge(connection, now)
+            result = connection.execute(
+                delete(User).where(User.is_verified.is_(False), User.created_at <= now - self.unverified_ttl)
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
     # -- users ---------------------------------------------------------------------------
     def get_user(self, user_id: str) -> UserView:
         """The user a verified token names."""
@@ -246,13 +342,3 @@ def user_key(user_id: str) -> uuid.UUID:
         return uuid.UUID(user_id)
     except ValueError:
         raise UserGone() from None
-
-
-def _unverified_user(users: Users, email: str) -> User:
-    """The user with `email`, row-locked for the code change; refuses unknown and verified users."""
-    user = users.by_email(email, for_update=True)
-    if user is None:
-        raise UserNotFound()
-    if user.is_verified:
-        raise AlreadyVerified()
-    return user

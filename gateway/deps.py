@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -57,6 +58,32 @@ async def get_ocr_stub(request: Request) -> OcrServiceAsyncStub:
     return (await get_backends(request)).ocr
 
 
+async def get_client_address(request: Request) -> str:
+    """The address of the client that sent the request: the TCP peer, or, when the peer is
+    one of GATEWAY_TRUSTED_PROXIES, the right-most X-Forwarded-For entry that is not a
+    trusted proxy (entries further left were written by the client and prove nothing)."""
+    peer = request.client.host if request.client else ""
+    trusted = (await get_settings(request)).gateway_trusted_proxies
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            try:
+                return str(ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
+def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
 async def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
     if not token:
         raise HTTPException(
@@ -71,6 +98,7 @@ SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 AuthStub = Annotated[AuthServiceAsyncStub, Depends(get_auth_stub)]
 OcrStub = Annotated[OcrServiceAsyncStub, Depends(get_ocr_stub)]
 BearerToken = Annotated[str, Depends(get_bearer_token)]
+ClientAddress = Annotated[str, Depends(get_client_address)]
 
 
 async def get_current_user(token: BearerToken, backends: BackendsDep) -> TokenClaims:

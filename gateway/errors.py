@@ -87,11 +87,28 @@ def http_error_from_rpc(
             extra={"service_name": service, "grpc_code": code.name, "grpc_details": error.details()},
         )
     headers = dict(BEARER_CHALLENGE) if http_status == status.HTTP_401_UNAUTHORIZED else None
+    if http_status == status.HTTP_429_TOO_MANY_REQUESTS:
+        retry_after = _retry_after(error)
+        if retry_after is not None:
+            headers = {"Retry-After": retry_after}
     return HTTPException(
         status_code=http_status,
         detail=rpc_error_detail(code, error.details(), http_status, service),
         headers=headers,
     )
+
+
+# Trailing metadata a service sets on RESOURCE_EXHAUSTED: seconds until a retry may work.
+RETRY_AFTER_KEY: Final = "retry-after-seconds"
+
+
+def _retry_after(error: grpc.aio.AioRpcError) -> str | None:
+    for key, value in error.trailing_metadata() or ():
+        if key == RETRY_AFTER_KEY:
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            if text.isdigit():
+                return text
+    return None
 
 
 @contextmanager

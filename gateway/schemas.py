@@ -84,8 +84,14 @@ class UserOut(BaseModel):
         )
 
 
+class RegisteredOut(BaseModel):
+    # The same words whether the address was new or taken (no account enumeration).
+    detail: str = "check your email to finish signing up"
+
+
 class OtpSentOut(BaseModel):
-    detail: str = "verification code sent"
+    # The same words whether or not the address has an account waiting for a code.
+    detail: str = "if this address is waiting for verification, a new code is on its way"
     resend_after_seconds: int
     expires_in_seconds: int
 

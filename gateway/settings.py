@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import Annotated
 
 from pydantic import Field, field_validator
@@ -59,6 +60,17 @@ class GatewaySettings(GrpcTlsSettings):
     readiness_timeout_seconds: float = Field(default=1.0, gt=0)
     # Browser origins allowed to call the API; none by default (curl and servers need none).
     gateway_cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # GATEWAY_TRUSTED_PROXIES: addresses or networks (comma separated) of the proxies in
+    # front of the gateway. Only from them is X-Forwarded-For believed when telling auth_svc
+    # who the client is (its throttles count per client address); none by default.
+    gateway_trusted_proxies: Annotated[tuple[IPv4Network | IPv6Network, ...], NoDecode] = ()
+
+    @field_validator("gateway_trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
+        return value
 
     @field_validator("gateway_cors_origins", mode="before")
     @classmethod

@@ -7,12 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, status
 from fastapi.security import OAuth2PasswordRequestForm
 
-from gateway.deps import AuthStub, BearerToken
+from gateway.deps import AuthStub, BearerToken, ClientAddress
 from gateway.errors import LOGIN_OVERRIDES, rpc_errors
 from gateway.schemas import (
     GenerateOtpRequest,
     LoginRequest,
     OtpSentOut,
+    RegisteredOut,
     RegisterRequest,
     TokenOut,
     UserOut,
@@ -21,6 +22,14 @@ from gateway.schemas import (
 )
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.grpc_client import bearer_metadata
+
+# auth_svc throttles per client address: it hears who the client is from us.
+CLIENT_ADDRESS_KEY = "x-client-address"
+
+
+def _client(address: str) -> tuple[tuple[str, str], ...]:
+    return ((CLIENT_ADDRESS_KEY, address),) if address else ()
+
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -43,27 +52,32 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 @router.post(
     "/register",
-    status_code=status.HTTP_201_CREATED,
-    responses=_errors(400, 409, 422, 503),
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_errors(400, 422, 429, 503),
     summary="Create an account and email a verification code",
+    description=(
+        "Answers 202 alike whether or not the address already has an account: a new address "
+        "gets a verification code, an existing owner a notice that someone tried to sign up."
+    ),
 )
-async def register(body: RegisterRequest, auth: AuthStub) -> UserOut:
+async def register(body: RegisterRequest, auth: AuthStub, client: ClientAddress) -> RegisteredOut:
     with rpc_errors(AUTH):
-        reply = await auth.Register(
-            auth_pb2.RegisterRequest(name=body.name, email=body.email, password=body.password)
+        await auth.Register(
+            auth_pb2.RegisterRequest(name=body.name, email=body.email, password=body.password),
+            metadata=_client(client),
         )
-    return UserOut.from_proto(reply.user)
+    return RegisteredOut()
 
 
 @router.post(
     "/generate_otp",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_errors(400, 404, 422, 429, 503),
-    summary="Email a new verification code",
+    responses=_errors(400, 422, 429, 503),
+    summary="Email a new verification code (the same answer for every address)",
 )
-async def generate_otp(body: GenerateOtpRequest, auth: AuthStub) -> OtpSentOut:
+async def generate_otp(body: GenerateOtpRequest, auth: AuthStub, client: ClientAddress) -> OtpSentOut:
     with rpc_errors(AUTH):
-        reply = await auth.SendOtp(auth_pb2.SendOtpRequest(email=body.email))
+        reply = await auth.SendOtp(auth_pb2.SendOtpRequest(email=body.email), metadata=_client(client))
     return OtpSentOut(
         resend_after_seconds=reply.resend_after_seconds, expires_in_seconds=reply.expires_in_seconds
     )
@@ -71,18 +85,22 @@ async def generate_otp(body: GenerateOtpRequest, auth: AuthStub) -> OtpSentOut:
 
 @router.post(
     "/verify_otp",
-    responses=_errors(400, 401, 404, 422, 429, 503),
+    responses=_errors(400, 422, 429, 503),
     summary="Verify the email address with the emailed code",
 )
-async def verify_otp(body: VerifyOtpRequest, auth: AuthStub) -> VerifiedOut:
+async def verify_otp(body: VerifyOtpRequest, auth: AuthStub, client: ClientAddress) -> VerifiedOut:
     with rpc_errors(AUTH):
-        reply = await auth.VerifyOtp(auth_pb2.VerifyOtpRequest(email=body.email, otp=body.code))
+        reply = await auth.VerifyOtp(
+            auth_pb2.VerifyOtpRequest(email=body.email, otp=body.code), metadata=_client(client)
+        )
     return VerifiedOut(user=UserOut.from_proto(reply.user))
 
 
-async def _login(auth: AuthStub, email: str, password: str) -> TokenOut:
+async def _login(auth: AuthStub, email: str, password: str, client: str) -> TokenOut:
     with rpc_errors(AUTH, LOGIN_OVERRIDES):
-        reply = await auth.Login(auth_pb2.LoginRequest(email=email, password=password))
+        reply = await auth.Login(
+            auth_pb2.LoginRequest(email=email, password=password), metadata=_client(client)
+        )
     return TokenOut(access_token=reply.access_token, expires_in=reply.expires_in)
 
 
@@ -91,8 +109,8 @@ async def _login(auth: AuthStub, email: str, password: str) -> TokenOut:
     responses=_errors(400, 401, 403, 422, 429, 503),
     summary="Log in with JSON {username, password}; username is the email",
 )
-async def login(body: LoginRequest, auth: AuthStub) -> TokenOut:
-    return await _login(auth, body.username, body.password)
+async def login(body: LoginRequest, auth: AuthStub, client: ClientAddress) -> TokenOut:
+    return await _login(auth, body.username, body.password, client)
 
 
 @router.post(
@@ -100,8 +118,10 @@ async def login(body: LoginRequest, auth: AuthStub) -> TokenOut:
     responses=_errors(400, 401, 403, 422, 429, 503),
     summary="Log in with an OAuth2 password-flow form (what the /docs Authorize button uses)",
 )
-async def token(form: Annotated[OAuth2PasswordRequestForm, Depends()], auth: AuthStub) -> TokenOut:
-    return await _login(auth, form.username, form.password)
+async def token(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], auth: AuthStub, client: ClientAddress
+) -> TokenOut:
+    return await _login(auth, form.username, form.password, client)
 
 
 @router.get("/me", responses=_errors(401, 503), summary="The user the bearer token belongs to")

@@ -50,7 +50,7 @@ def sign_up(client: httpx.Client, mail_dir: Path, *, name: str = "Ada Lovelace")
     """Register, read the code from the delivered mail, verify, log in."""
     email, password = random_email(), "correct horse battery"
     registered = client.post("/auth/register", json={"name": name, "email": email, "password": password})
-    assert registered.status_code == 201, registered.text
+    assert registered.status_code == 202, registered.text
     code = wait_for_mail(mail_dir, email, kind=VERIFICATION_CODE).code
     assert code is not None
     verified = client.post("/auth/verify_otp", json={"email": email, "otp": code})

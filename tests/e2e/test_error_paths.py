@@ -9,6 +9,8 @@ import httpx
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 from auth_svc.keys import GENERATED_KEY_NAME, key_id_for, load_private_key
 from tests.e2e.conftest import SignedUpUser, random_email
@@ -59,11 +61,32 @@ def test_invalid_email_and_short_password_are_400(client: httpx.Client) -> None:
     assert short.status_code == 400, short.text
 
 
-def test_duplicate_registration_is_409_whatever_the_case(client: httpx.Client, user: SignedUpUser) -> None:
-    response = client.post(
-        "/auth/register", json={"name": "Again", "email": user.email.upper(), "password": "another password"}
-    )
-    assert response.status_code == 409
+def test_register_generate_and_verify_answer_alike_for_taken_and_unknown_addresses(
+    client: httpx.Client, mesh: Mesh, user: SignedUpUser
+) -> None:
+    # Issue 15: no account enumeration (status, body, and time within a loose tolerance).
+    # The taken address had a code sent when it signed up: forget that send's cooldown, so
+    # both addresses start alike (a stranger cannot tell a recent send from a recent signup).
+    engine = create_engine(mesh.env["DATABASE_URL"], poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM auth_throttles WHERE key LIKE 'code_send:account:%'"))
+    engine.dispose()
+    answers: dict[str, list[tuple[int, object]]] = {}
+    times: dict[str, float] = {}
+    for kind, address in (("taken", user.email.upper()), ("unknown", random_email())):
+        started = time.perf_counter()
+        register = client.post(
+            "/auth/register", json={"name": "Again", "email": address, "password": "another password"}
+        )
+        times[kind] = time.perf_counter() - started
+        verify = client.post("/auth/verify_otp", json={"email": address, "otp": "000000"})
+        # Both addresses just had a code sent (or a notice): the cooldown answers alike.
+        generate = client.post("/auth/generate_otp", json={"email": address})
+        answers[kind] = [(r.status_code, r.json()) for r in (register, verify, generate)]
+    assert answers["taken"] == answers["unknown"]
+    assert [status for status, _ in answers["taken"]] == [202, 400, 429]
+    # Both paths hash the password: neither is an order of magnitude faster.
+    assert 0.2 < times["taken"] / times["unknown"] < 5.0, times
 
 
 def test_wrong_password_is_401_and_unverified_login_is_403(client: httpx.Client, user: SignedUpUser) -> None:
@@ -74,7 +97,7 @@ def test_wrong_password_is_401_and_unverified_login_is_403(client: httpx.Client,
         client.post(
             "/auth/register", json={"name": "U", "email": email, "password": "long enough pw"}
         ).status_code
-        == 201
+        == 202
     )
     unverified = client.post("/auth/login", json={"username": email, "password": "long enough pw"})
     assert unverified.status_code == 403

@@ -10,7 +10,7 @@ from pathlib import Path
 import pika
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from auth_svc.db import drop_database, ensure_database, make_engine, migrate
@@ -75,6 +75,9 @@ def auth_settings(
     signing_key_file: Path,
     tmp_path: Path,
 ) -> AuthSettings:
+    # Every test calls from 127.0.0.1: the client-address throttles start empty for each.
+    with auth_engine.begin() as connection:
+        connection.execute(text("DELETE FROM auth_throttles"))
     return AuthSettings(
         database_url=auth_database_url,
         rabbitmq_url=rabbitmq_url,
@@ -86,6 +89,9 @@ def auth_settings(
         auth_key_dir=tmp_path / "keys",
         outbox_poll_seconds=0.2,
         outbox_publish_timeout_seconds=2.0,
+        # Growing delays of milliseconds: tests that are not about throttling never meet
+        # them (an Argon2 check takes longer); tests about throttling set their own.
+        throttle_base_delay_seconds=0.001,
     )
 
 

@@ -61,7 +61,7 @@ def test_a_user_read_after_the_server_dropped_its_connection_still_answers(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     user = use_cases.register(
-        name="Ada", email=f"reads-{uuid.uuid4().hex[:8]}@example.com", password="p" * 12
+        name="Ada", email=f"reads-{uuid.uuid4().hex[:8]}@example.com", password="a quiet reading room"
     )
     assert use_cases.get_user(str(user.id)).email == user.email  # the read pool now holds a connection
 

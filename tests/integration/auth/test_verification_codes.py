@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from auth_svc.orm import User, VerificationCode
@@ -32,6 +32,18 @@ def shift_code_times(engine: Engine, email: str, *, by: timedelta) -> None:
         )
 
 
+def shift_send_times(engine: Engine, email: str, *, by: timedelta) -> None:
+    """Move the address's code-sending throttle `by` into the past (the resend cooldown)."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE auth_throttles SET last_event_at = last_event_at - :by, "
+                "window_start = window_start - :by WHERE key = :key"
+            ),
+            {"by": by, "key": f"code_send:account:{email.lower()}"},
+        )
+
+
 def wrong(code: str) -> str:
     return f"{(int(code) + 1) % 1_000_000:06d}"
 
@@ -48,9 +60,9 @@ async def test_five_wrong_codes_void_the_code(auth: RunningAuth, mailbox: Mailbo
     after = await rpc_error(lambda: verify(auth, email, code))
 
     assert [e.code() for e in errors] == [grpc.StatusCode.INVALID_ARGUMENT] * 5
-    assert "0 attempts left" in str(errors[-1].details())
-    assert after.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "void" in str(after.details())
+    # Void: the right code is refused now, with the one answer every failed check gets.
+    assert after.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert after.details() == errors[0].details() == "invalid or expired code; request a new one if needed"
 
 
 async def test_a_right_code_after_some_wrong_ones_still_works(
@@ -73,7 +85,7 @@ async def test_expired_code_is_refused(
 
     error = await rpc_error(lambda: verify(auth, email, code))
 
-    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "expired" in str(error.details())
 
 
@@ -96,6 +108,7 @@ async def test_resend_after_the_cooldown_sends_a_new_code_and_voids_the_old(
     await auth.register(email)
     first = await mailbox.code_for(email)
     shift_code_times(auth_engine, email, by=timedelta(seconds=61))
+    shift_send_times(auth_engine, email, by=timedelta(seconds=61))
 
     reply = await auth.stub.SendOtp(auth_pb2.SendOtpRequest(email=email))
     second = await mailbox.code_for(email, nth=2)
@@ -126,22 +139,30 @@ async def _leading_zeros_survive_the_round_trip(auth: RunningAuth, mailbox: Mail
     assert (await verify(auth, email, "004217")).user.is_verified
 
 
-async def test_verified_user_asking_for_a_code_is_failed_precondition(
-    auth: RunningAuth, mailbox: Mailbox, email: str
+async def test_verified_unknown_and_pending_addresses_get_the_same_answers(
+    auth: RunningAuth, mailbox: Mailbox, auth_engine: Engine, email: str
 ) -> None:
-    await auth.register_verified(mailbox, email)
+    # Issue 15: code sending and checking must not tell who has an account.
+    verified, unknown, pending = email, "nobody-" + email, "pending-" + email
+    await auth.register_verified(mailbox, verified)
+    await auth.register(pending)
+    await mailbox.code_for(pending)
 
-    send = await rpc_error(lambda: auth.stub.SendOtp(auth_pb2.SendOtpRequest(email=email)))
-    again = await rpc_error(lambda: verify(auth, email, "123456"))
+    sends = {}
+    checks = {}
+    for address in (verified, unknown, pending):
+        shift_send_times(auth_engine, address, by=timedelta(seconds=61))  # past the cooldown
+        sends[address] = await auth.stub.SendOtp(auth_pb2.SendOtpRequest(email=address))
+        error = await rpc_error(lambda a=address: verify(auth, a, "123456"))  # type: ignore[misc]
+        checks[address] = (error.code(), error.details())
 
-    assert send.code() == again.code() == grpc.StatusCode.FAILED_PRECONDITION
-
-
-async def test_codes_for_unknown_users_are_not_found(auth: RunningAuth, email: str) -> None:
-    send = await rpc_error(lambda: auth.stub.SendOtp(auth_pb2.SendOtpRequest(email=email)))
-    check = await rpc_error(lambda: verify(auth, email, "123456"))
-
-    assert send.code() == check.code() == grpc.StatusCode.NOT_FOUND
+    assert len({(s.resend_after_seconds, s.expires_in_seconds) for s in sends.values()}) == 1
+    assert len(set(checks.values())) == 1
+    assert next(iter(checks.values()))[0] == grpc.StatusCode.INVALID_ARGUMENT
+    # Only the pending account got a new code.
+    await mailbox.wait_for(pending, count=2)
+    assert len(mailbox.mails_to(verified)) == 1
+    assert mailbox.mails_to(unknown) == []
 
 
 @pytest.mark.parametrize("otp", ["", "12345", "1234567", "12a456", "\uff11\uff12\uff13\uff14\uff15\uff16"])

@@ -86,10 +86,10 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
             raise RuntimeError("connection to postgresql://admin:hunter2@db failed")
         if "@" not in request.email:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "email: not a valid email address")
-        if len(request.password) < 8:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "password: at least 8 characters")
+        if len(request.password) < 12:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "password: at least 12 characters")
         if request.email in self.users:
-            await context.abort(grpc.StatusCode.ALREADY_EXISTS, "an account with this email exists")
+            return auth_pb2.RegisterResponse()  # taken: the same answer (issue 15)
         user = StoredUser(
             id=f"user-{len(self.users) + 1}",
             name=request.name,
@@ -97,7 +97,7 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
             password=request.password,
         )
         self.users[user.email] = user
-        return auth_pb2.RegisterResponse(user=user.proto())
+        return auth_pb2.RegisterResponse()
 
     async def Login(
         self, request: auth_pb2.LoginRequest, context: aio.ServicerContext[Any, Any]
@@ -116,13 +116,8 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.SendOtpRequest, context: aio.ServicerContext[Any, Any]
     ) -> auth_pb2.SendOtpResponse:
         self._record(context)
-        user = self.users.get(request.email)
-        if user is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, "no account with this email")
-        assert user is not None
-        if user.is_verified:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "this email address is already verified")
         if request.email in self.cooling_down:
+            context.set_trailing_metadata((("retry-after-seconds", "42"),))
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "wait 42 seconds before asking again")
         self.cooling_down.add(request.email)
         return auth_pb2.SendOtpResponse(resend_after_seconds=60, expires_in_seconds=600)

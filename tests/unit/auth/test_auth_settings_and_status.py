@@ -81,4 +81,5 @@ def test_every_domain_error_has_a_status_that_is_not_internal() -> None:
 
 def test_status_for_unknown_exceptions_is_none() -> None:
     assert status_for(RuntimeError("bug")) is None
-    assert status_for(domain.ResendTooSoon(12)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status_for(domain.Throttled(12)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert status_for(domain.Busy()) == grpc.StatusCode.RESOURCE_EXHAUSTED
