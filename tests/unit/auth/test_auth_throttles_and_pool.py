@@ -1,0 +1,94 @@
+"""Throttle arithmetic, the bounded hashing pool and the client address, without I/O."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from auth_svc import domain
+from auth_svc.hashing_pool import BoundedPool
+from auth_svc.servicer import CLIENT_ADDRESS_KEY, client_address
+from auth_svc.throttles import ThrottlePolicy
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+POLICY = ThrottlePolicy(
+    window_seconds=900, free=3, base_delay=1.0, max_delay=8.0, lock_after=10, lock_seconds=60
+)
+
+
+def ago(seconds: float) -> datetime:
+    return NOW - timedelta(seconds=seconds)
+
+
+@pytest.mark.parametrize(
+    ("events", "last_event_s_ago", "wait"),
+    [
+        (0, 0, 0.0),
+        (2, 0, 0.0),  # within the free attempts
+        (3, 0, 1.0),  # first delay
+        (4, 0, 2.0),  # doubles
+        (5, 0.5, 3.5),  # counted from the last event
+        (9, 0, 8.0),  # capped
+        (9, 100, 0.0),
+    ],
+)
+def test_delays_grow_after_the_free_attempts(events: int, last_event_s_ago: float, wait: float) -> None:
+    assert POLICY.wait_seconds(events, ago(200), ago(last_event_s_ago), NOW) == pytest.approx(wait)
+
+
+def test_a_window_that_has_passed_costs_nothing() -> None:
+    assert POLICY.wait_seconds(9, ago(901), ago(0), NOW) == 0.0
+
+
+def test_the_pool_refuses_beyond_workers_plus_queue() -> None:
+    pool = BoundedPool(workers=1, queue=1)
+    release = threading.Event()
+    try:
+        first = pool.submit(release.wait, 5)
+        second = pool.submit(release.wait, 5)
+        with pytest.raises(domain.Busy):
+            pool.submit(release.wait, 5)
+        assert pool.refused_total == 1
+        release.set()
+        first.result(5)
+        second.result(5)
+        pool.submit(lambda: None).result(5)  # room again once they finished
+    finally:
+        release.set()
+        pool.shutdown()
+    assert pool.in_flight == 0
+
+
+def context(metadata: tuple[tuple[str, str], ...], peer: str) -> Any:
+    return SimpleNamespace(invocation_metadata=lambda: metadata, peer=lambda: peer)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "peer", "expected"),
+    [
+        (((CLIENT_ADDRESS_KEY, "203.0.113.9"),), "ipv4:127.0.0.1:5000", "203.0.113.9"),
+        (((CLIENT_ADDRESS_KEY, "2001:db8::1"),), "ipv4:127.0.0.1:5000", "2001:db8::1"),
+        (((CLIENT_ADDRESS_KEY, "not an address"),), "ipv4:10.1.2.3:5000", "10.1.2.3"),
+        ((), "ipv6:[::1]:5000", "::1"),
+        ((), "ipv4:10.1.2.3:41000", "10.1.2.3"),
+    ],
+)
+def test_the_client_address_is_the_gateways_word_or_the_peer(
+    metadata: tuple[tuple[str, str], ...], peer: str, expected: str
+) -> None:
+    assert client_address(context(metadata, peer)) == expected
+
+
+def test_common_and_short_passwords_are_refused_and_long_unicode_ones_accepted() -> None:
+    common = frozenset({"correcthorse1"})
+    with pytest.raises(domain.InvalidInput, match="too common"):
+        domain.validate_password("CorrectHorse1", min_length=12, common=common)
+    with pytest.raises(domain.InvalidInput, match="at least 12"):
+        domain.validate_password("short", min_length=12)
+    with pytest.raises(domain.InvalidInput, match="at most 128"):
+        domain.validate_password("ab" * 65, min_length=12)
+    assert domain.validate_password("ünïcødé 🔑 phrase", min_length=12)
