@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 # Request line and headers together; httptools itself has no limit (20 MiB of headers were
 # taken in whole). Browsers and curl send well under 8 KiB; nginx's default buffers hold 8 KiB.
 MAX_HEADER_BYTES = 64 * 1024
+# A connection closed while the client still sends (a refused body) is half-closed first and
+# drained this long, as nginx's lingering close does: closing at once with unread bytes
+# sends a reset, which can destroy the 413 before the client reads it.
+LINGER_SECONDS = 2.0
 
 
 def _raw_response(status: int, reason: str, detail: str) -> bytes:
@@ -97,6 +101,24 @@ class GuardedServerConfig(uvicorn.Config):
         self.max_connections_per_client = max_connections_per_client
 
 
+class _LingeringTransport:
+    """The connection's transport as uvicorn sees it: `close()` lingers (see
+    `GuardedHttpProtocol.close_lingering`); everything else is the real transport's."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: GuardedHttpProtocol) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        self._protocol.close_lingering()
+
+    def is_closing(self) -> bool:
+        return self._protocol.lingering or self._transport.is_closing()
+
+
 class GuardedHttpProtocol(HttpToolsProtocol):
     """uvicorn's HTTP/1.1 protocol with a header deadline and connections capped per peer,
     as `GuardedServerConfig` sets them."""
@@ -112,9 +134,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._peer: str | None = None
         self._header_bytes = 0
         self._refused = False
+        self._raw_transport: asyncio.Transport | None = None
+        self._message_pending = False
+        self.lingering = False
+        self._linger_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        self._raw_transport = transport
+        super().connection_made(_LingeringTransport(transport, self))  # type: ignore[arg-type]
         if self.client:
             self._peer = str(self.client[0])
             self.open_connections[self._peer] += 1
@@ -127,8 +154,30 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 return
         self._arm_header_timer()
 
+    def close_lingering(self) -> None:
+        """Close the connection; if the client is still sending a request, send the answer
+        and a FIN first and discard what still comes for up to LINGER_SECONDS."""
+        raw = self._raw_transport
+        if raw is None or raw.is_closing() or self.lingering:
+            return
+        if not self._message_pending or not raw.can_write_eof():
+            raw.close()
+            return
+        self.lingering = True
+        self._disarm_header_timer()
+        raw.write_eof()  # after what is buffered: the answer goes out first
+        raw.resume_reading()
+        self._linger_timer = self.loop.call_later(LINGER_SECONDS, raw.close)
+
+    def eof_received(self) -> None:
+        if self.lingering and self._raw_transport is not None:
+            self._raw_transport.close()  # the client is done sending: no reset now
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        if self._linger_timer is not None:
+            self._linger_timer.cancel()
+            self._linger_timer = None
         if self._peer is not None:
             self.open_connections[self._peer] -= 1
             if self.open_connections[self._peer] <= 0:
@@ -137,7 +186,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
+        if self._refused or self.lingering:
             return  # answered and closing: parse nothing more
         super().data_received(data)
 
@@ -164,10 +213,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         self._header_bytes = 0
+        self._message_pending = True
         super().on_message_begin()
         # The first byte of a request (the next one, on a kept-alive connection).
         if self._header_timer is None:
             self._arm_header_timer()
+
+    def on_message_complete(self) -> None:
+        self._message_pending = False
+        super().on_message_complete()
 
     def on_headers_complete(self) -> None:
         self._disarm_header_timer()

@@ -366,3 +366,23 @@ def test_oversized_headers_are_refused_431(gateway: Gateway) -> None:
     assert status in (431, None)
     time.sleep(0.2)
     assert "request headers too large" in gateway.log.read_text()
+
+
+def test_a_client_still_sending_a_refused_body_reads_the_413_without_a_reset(gateway: Gateway) -> None:
+    # Closing a socket with unread bytes sends a reset, which can destroy the answer on its
+    # way: the gateway half-closes (FIN after the answer) and drains a while first (lingering
+    # close, as nginx does), so the client sees the 413 and then a clean end of stream.
+    with connect(gateway) as sock:
+        sock.sendall(
+            headers_of("POST", "/auth/login", "Content-Type: application/json", "Content-Length: 8000000")
+        )
+        sock.sendall(b"a" * 65536)  # unread by the server when it answers
+        status, headers, _ = read_response(sock)
+        assert status == 413
+        assert headers["connection"] == "close"
+        sock.settimeout(5)
+        assert sock.recv(65536) == b""  # FIN, not a reset
+        started = time.monotonic()
+        while time.monotonic() - started < 0.5:  # the client had not noticed and goes on sending
+            sock.sendall(b"a" * 65536)
+            time.sleep(0.05)
