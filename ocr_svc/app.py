@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from ocr_svc.engines import create_engine, warm_up
 from ocr_svc.engines.base import EngineUnavailable, OcrEngine
 from ocr_svc.images import ImageLimits
+from ocr_svc.memory import return_large_buffers_to_the_os
 from ocr_svc.notifications import CompletionMailer, EventPublisher
 from ocr_svc.pipeline import OcrPipeline
 from ocr_svc.servicer import Authenticate, OcrServicer
@@ -42,6 +43,7 @@ class OcrApp:
         """Accept calls with health NOT_SERVING, load and warm the engine (in a thread, so
         health checks are answered meanwhile), then report SERVING. Raises
         `EngineUnavailable` when the engine cannot load."""
+        return_large_buffers_to_the_os()
         self.mailer.start()
         await self.mesh.start(serving=False)
         try:

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from ocrmesh.events.settings import EmailEventSettings
+from ocrmesh.processes import process_count
 from ocrmesh.settings import DEFAULT_AUTH_ADDR, GrpcTlsSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
@@ -79,9 +80,11 @@ class OcrSettings(EmailEventSettings, GrpcTlsSettings):
         return max(1, _cpu_count() // self.ocr_workers)
 
     def engine_calls(self) -> int:
-        """Engine calls that may run at once: as many as fill the cores with
-        `engine_threads()` threads each, and at least one per worker."""
-        return max(self.ocr_workers, _cpu_count() // self.engine_threads())
+        """Engine calls that may run at once in this process: as many as fill its share of
+        the cores (cores / OCR_PROCESSES) with `engine_threads()` threads each, and at
+        least one per worker."""
+        share = max(1, _cpu_count() // process_count(self.ocr_processes))
+        return max(self.ocr_workers, share // self.engine_threads())
 
     def max_receive_message_bytes(self) -> int:
         """The gRPC receive limit: an image of the maximum size plus room for the rest of

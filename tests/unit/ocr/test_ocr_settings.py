@@ -37,6 +37,8 @@ def test_engine_calls_fill_the_cores_and_give_each_worker_one(monkeypatch: pytes
     assert OcrSettings(ocr_workers=1, ocr_engine_threads=2).engine_calls() == 4
     # More workers than cores: still one call per worker.
     assert OcrSettings(ocr_workers=16).engine_calls() == 16
+    # Several processes share the cores.
+    assert OcrSettings(ocr_processes=4, ocr_workers=1, ocr_engine_threads=1).engine_calls() == 2
 
 
 def test_limits_may_be_written_in_scientific_notation(monkeypatch: pytest.MonkeyPatch) -> None:
