@@ -4,11 +4,11 @@ onnxruntime (its memory arena is off in rapidocr's configuration) allocates each
 intermediate tensor with malloc. Detection on a large page takes tensors of tens of MB;
 glibc serves blocks that large with mmap at first, but after the first one is freed it
 raises its mmap threshold to that size (up to 32 MiB) and serves the next ones from its
-heaps, which keep the memory after free. Measured on a 300 dpi page (docs/ocr.md): the
-process keeps about 100 MB more after each detection, and under sustained load of such
-pages its RSS reached 690 MiB against 470 with a fixed threshold of 4 MiB, at about 3 % more
-CPU (page faults on the fresh mappings). Smaller blocks (line crops, recognition tensors)
-stay on the heaps, where they are fast.
+heaps, which keep the memory after free. Measured on 300 dpi pages (docs/ocr.md): the
+process keeps about 130 MB more after one detection (16 with a fixed 1 MiB threshold), and
+under sustained load of such pages (two workers) its RSS peaked at 690 MiB, median 546,
+against 470 and 352 with a fixed 1 MiB threshold (4 MiB: 586 and 439), at about 5 % more
+CPU per page (page faults on fresh mappings). Small blocks stay on the heaps.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 
 # mallopt(3) parameter number of M_MMAP_THRESHOLD in glibc's malloc.h.
 _M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
+MMAP_THRESHOLD_BYTES = 1024 * 1024
 
 
 def return_large_buffers_to_the_os(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
