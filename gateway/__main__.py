@@ -62,6 +62,10 @@ def server_config(settings: GatewaySettings) -> uvicorn.Config:
         # closed, connections and requests per process capped (503 past it), headers
         # within a deadline (408), connections per client address capped (429).
         timeout_keep_alive=settings.gateway_keepalive_timeout_seconds,
+        # The client address is the TCP peer unless GATEWAY_TRUSTED_PROXIES say otherwise
+        # (gateway.client_limits.forwarded_client); uvicorn's own X-Forwarded-For handling
+        # would trust 127.0.0.1 (FORWARDED_ALLOW_IPS) whatever those settings say.
+        proxy_headers=False,
         limit_concurrency=settings.gateway_max_connections,
         header_timeout=settings.gateway_header_timeout_seconds,
         max_connections_per_client=settings.gateway_max_connections_per_client,

@@ -78,7 +78,11 @@ def create_app(
             idle_timeout_seconds=settings.gateway_body_idle_timeout_seconds,
         ),
     )
-    app.add_middleware(ClientRequestLimitMiddleware, max_requests=settings.gateway_max_requests_per_client)
+    app.add_middleware(
+        ClientRequestLimitMiddleware,
+        max_requests=settings.gateway_max_requests_per_client,
+        trusted_proxies=settings.gateway_trusted_proxies,
+    )
     # Added last, so outermost: even CORS answers and 500s carry the request id.
     app.add_middleware(RequestContextMiddleware)
     return app

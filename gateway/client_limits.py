@@ -1,9 +1,10 @@
 """Slow and greedy clients: what one client address may hold of a gateway process.
 
 - `ClientRequestLimitMiddleware` (ASGI): requests in flight per client address; the next
-  one is answered 429 with `Retry-After` at once. The address is the ASGI client, which
-  uvicorn takes from `X-Forwarded-For` when the peer is a trusted proxy
-  (FORWARDED_ALLOW_IPS, 127.0.0.1 by default), so this works behind a local nginx too.
+  one is answered 429 with `Retry-After` at once. The address is the TCP peer, or, when the
+  peer is one of GATEWAY_TRUSTED_PROXIES, the client that proxy names in `X-Forwarded-For`
+  (`forwarded_client`), so this works behind nginx too. (uvicorn's own X-Forwarded-For
+  handling is off: it would trust 127.0.0.1 whatever GATEWAY_TRUSTED_PROXIES says.)
 - `GuardedHttpProtocol` (uvicorn's httptools protocol, subclassed; `GuardedServerConfig`): a deadline for the
   request line and headers (a client that trickles headers, or connects and says nothing,
   gets 408 and is closed), and a cap on open connections per peer address (beyond it 429
@@ -19,6 +20,8 @@ import asyncio
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterable
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import Any, ClassVar
 
 import uvicorn
@@ -47,12 +50,46 @@ def _raw_response(status: int, reason: str, detail: str) -> bytes:
     return head.encode() + body
 
 
+TrustedProxies = tuple[IPv4Network | IPv6Network, ...]
+
+
+def _within(address: str, networks: TrustedProxies) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def forwarded_client(peer: str, forwarded_for: Iterable[str], trusted: TrustedProxies) -> str:
+    """The client's address: `peer` (the TCP peer), or, when the peer is a trusted proxy,
+    the right-most `X-Forwarded-For` entry that is not a trusted proxy (entries further left
+    were written by the client and prove nothing)."""
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            try:
+                return str(ip_address(hop))
+            except ValueError:
+                return peer
+    return peer
+
+
 class ClientRequestLimitMiddleware:
     """At most `max_requests` requests in flight per client address (0: no limit)."""
 
-    def __init__(self, app: ASGIApp, max_requests: int, retry_after_seconds: int = 1) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_requests: int,
+        trusted_proxies: TrustedProxies = (),
+        retry_after_seconds: int = 1,
+    ) -> None:
         self.app = app
         self.max_requests = max_requests
+        self.trusted_proxies = trusted_proxies
         self.retry_after = str(retry_after_seconds).encode()
         self.in_flight: Counter[str] = Counter()
 
@@ -62,6 +99,11 @@ class ClientRequestLimitMiddleware:
             await self.app(scope, receive, send)
             return
         address = str(client[0])
+        if self.trusted_proxies:
+            forwarded = [
+                value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"
+            ]
+            address = forwarded_client(address, forwarded, self.trusted_proxies)
         if self.in_flight[address] >= self.max_requests:
             log.info("client over its requests in flight", extra={"client_address": address})
             body = json.dumps(

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from ipaddress import IPv4Network, IPv6Network, ip_address
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 from gateway.backends import Backends
+from gateway.client_limits import forwarded_client
 from gateway.errors import BEARER_CHALLENGE
 from gateway.settings import GatewaySettings
 from ocrmesh.tokens import InvalidToken, KeysUnavailable, TokenClaims
@@ -64,24 +64,8 @@ async def get_client_address(request: Request) -> str:
     trusted proxy (entries further left were written by the client and prove nothing)."""
     peer = request.client.host if request.client else ""
     trusted = (await get_settings(request)).gateway_trusted_proxies
-    if not trusted or not _within(peer, trusted):
-        return peer
-    hops = [hop.strip() for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
-    for hop in reversed(hops):
-        if not _within(hop, trusted):
-            try:
-                return str(ip_address(hop))
-            except ValueError:
-                return peer
-    return peer
-
-
-def _within(address: str, networks: tuple[IPv4Network | IPv6Network, ...]) -> bool:
-    try:
-        ip = ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
+    # One rule for every use of the client address (the per-client limits too).
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
 async def get_bearer_token(token: Annotated[str | None, Depends(oauth2_scheme)]) -> str:
