@@ -13,8 +13,13 @@ One pure ASGI middleware in front of the routes, keyed by path:
 - time: the whole body within GATEWAY_BODY_TIMEOUT_SECONDS and no pause between two chunks
   longer than GATEWAY_BODY_IDLE_TIMEOUT_SECONDS, else 408.
 
-Refusals close the connection (`Connection: close`), so the server never reads on the
-rest of a body it has refused.
+Refusals close the connection (`Connection: close`), so the server never parses the rest
+of a body it has refused (gateway.client_limits drains it briefly: a lingering close).
+
+Not FastAPI's `max_body_size` (Starlette's RequestBodyLimitMiddleware): it checks
+`Content-Length` only when a route starts reading (after routing, dependencies and the
+token check), answers in plain text rather than `{"detail": ...}`, and knows neither
+multipart refusal nor read deadlines.
 """
 
 from __future__ import annotations
