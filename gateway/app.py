@@ -81,6 +81,8 @@ def create_app(
     app.add_middleware(
         ClientRequestLimitMiddleware,
         max_requests=settings.gateway_max_requests_per_client,
+        max_uploads=settings.gateway_max_uploads_per_client,
+        upload_paths=ocr.UPLOAD_PATHS,
         trusted_proxies=settings.gateway_trusted_proxies,
     )
     # Added last, so outermost: even CORS answers and 500s carry the request id.

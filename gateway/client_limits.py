@@ -78,24 +78,31 @@ def forwarded_client(peer: str, forwarded_for: Iterable[str], trusted: TrustedPr
 
 
 class ClientRequestLimitMiddleware:
-    """At most `max_requests` requests in flight per client address (0: no limit)."""
+    """At most `max_requests` requests in flight per client address, of which at most
+    `max_uploads` to `upload_paths` (each holds an image of up to GATEWAY_MAX_UPLOAD_BYTES
+    in memory while it is read and recognised); 0: no limit. Beyond it: 429, Retry-After."""
 
     def __init__(
         self,
         app: ASGIApp,
         max_requests: int,
+        max_uploads: int = 0,
+        upload_paths: Iterable[str] = (),
         trusted_proxies: TrustedProxies = (),
         retry_after_seconds: int = 1,
     ) -> None:
         self.app = app
         self.max_requests = max_requests
+        self.max_uploads = max_uploads
+        self.upload_paths = frozenset(upload_paths)
         self.trusted_proxies = trusted_proxies
         self.retry_after = str(retry_after_seconds).encode()
         self.in_flight: Counter[str] = Counter()
+        self.uploads: Counter[str] = Counter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
-        if scope["type"] != "http" or not self.max_requests or not client:
+        if scope["type"] != "http" or not client or not (self.max_requests or self.max_uploads):
             await self.app(scope, receive, send)
             return
         address = str(client[0])
@@ -104,31 +111,48 @@ class ClientRequestLimitMiddleware:
                 value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-for"
             ]
             address = forwarded_client(address, forwarded, self.trusted_proxies)
-        if self.in_flight[address] >= self.max_requests:
-            log.info("client over its requests in flight", extra={"client_address": address})
-            body = json.dumps(
-                {"detail": f"too many requests in flight from this address (limit {self.max_requests})"}
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 429,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", self.retry_after),
-                    ],
-                }
+        upload = scope["path"] in self.upload_paths
+        if self.max_requests and self.in_flight[address] >= self.max_requests:
+            await self._refuse(
+                send, address, f"too many requests in flight from this address (limit {self.max_requests})"
             )
-            await send({"type": "http.response.body", "body": body})
+            return
+        if upload and self.max_uploads and self.uploads[address] >= self.max_uploads:
+            await self._refuse(
+                send, address, f"too many uploads in flight from this address (limit {self.max_uploads})"
+            )
             return
         self.in_flight[address] += 1
+        if upload:
+            self.uploads[address] += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight[address] -= 1
-            if not self.in_flight[address]:
-                del self.in_flight[address]
+            _release(self.in_flight, address)
+            if upload:
+                _release(self.uploads, address)
+
+    async def _refuse(self, send: Send, address: str, detail: str) -> None:
+        log.info("client over its limit", extra={"client_address": address, "detail": detail})
+        body = json.dumps({"detail": detail}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 429,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", self.retry_after),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _release(counter: Counter[str], address: str) -> None:
+    counter[address] -= 1
+    if counter[address] <= 0:
+        del counter[address]
 
 
 class GuardedServerConfig(uvicorn.Config):

@@ -23,7 +23,8 @@ class GatewaySettings(GrpcTlsSettings):
     and the edge's limits: GATEWAY_MAX_BODY_BYTES, GATEWAY_BODY_TIMEOUT_SECONDS,
     GATEWAY_BODY_IDLE_TIMEOUT_SECONDS, GATEWAY_HEADER_TIMEOUT_SECONDS,
     GATEWAY_KEEPALIVE_TIMEOUT_SECONDS, GATEWAY_MAX_CONNECTIONS,
-    GATEWAY_MAX_CONNECTIONS_PER_CLIENT, GATEWAY_MAX_REQUESTS_PER_CLIENT (docs/gateway.md)."""
+    GATEWAY_MAX_CONNECTIONS_PER_CLIENT, GATEWAY_MAX_REQUESTS_PER_CLIENT,
+    GATEWAY_MAX_UPLOADS_PER_CLIENT (docs/gateway.md)."""
 
     gateway_host: str = "0.0.0.0"  # noqa: S104 - the edge is meant to be reachable
     gateway_port: int = Field(default=8000, ge=1, le=65535)
@@ -54,6 +55,8 @@ class GatewaySettings(GrpcTlsSettings):
     # that limits clients itself, every client has the proxy's address).
     gateway_max_connections_per_client: int = Field(default=128, ge=0)
     gateway_max_requests_per_client: int = Field(default=64, ge=0)
+    # Of those, uploads to /ocr and /ocr/stream (each holds its image in memory meanwhile).
+    gateway_max_uploads_per_client: int = Field(default=4, ge=0)
     grpc_timeout_seconds: float = Field(default=5.0, gt=0)
     ocr_timeout_seconds: float = Field(default=120.0, gt=0)
     # /readyz answers probes: it must be quick even when a service hangs.
