@@ -29,7 +29,7 @@ from auth_svc.use_cases import AuthUseCases, CodePolicy
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.events import EmailPublisher
 from ocrmesh.grpc_server import HostedService, MeshServer, create_server
-from ocrmesh.tokens import PublicKeyLike, TokenVerifier
+from ocrmesh.tokens import PublicKeyLike, RevocationFetcher, Revocations, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +95,22 @@ def signer_for(settings: AuthSettings) -> TokenSigner:
     )
 
 
-def local_verifier(signer: TokenSigner, settings: AuthSettings) -> TokenVerifier:
-    """The shared verifier, fed from this process's own key list (no call to itself)."""
+def local_verifier(
+    signer: TokenSigner, settings: AuthSettings, revocations: RevocationFetcher | None = None
+) -> TokenVerifier:
+    """The shared verifier, fed from this process's own key list (no call to itself) and,
+    when given, the revocations read from the database (refreshed every second)."""
 
     async def own_keys() -> Sequence[PublicKeyLike]:
         return signer.public_keys()
 
     return TokenVerifier(
-        own_keys, issuer=settings.token_issuer, audience=settings.token_audience, min_refetch_interval=0
+        own_keys,
+        issuer=settings.token_issuer,
+        audience=settings.token_audience,
+        min_refetch_interval=0,
+        revocations=revocations,
+        revocation_max_age=1.0,
     )
 
 
@@ -171,7 +179,12 @@ def create_app(
     relay.housekeeping = use_cases.purge_expired
     executor = ThreadPoolExecutor(max_workers=settings.auth_workers, thread_name_prefix="auth-worker")
     hashing = BoundedPool(settings.auth_hash_workers, settings.auth_hash_queue)
-    servicer = AuthServicer(use_cases, signer, local_verifier(signer, settings), executor, hashing)
+
+    async def revocations() -> Revocations:
+        return await asyncio.get_running_loop().run_in_executor(executor, use_cases.revocations)
+
+    verifier = local_verifier(signer, settings, revocations)
+    servicer = AuthServicer(use_cases, signer, verifier, executor, hashing)
     mesh, port = create_server(
         [HostedService.of(servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME)],
         port=settings.auth_port,

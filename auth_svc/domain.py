@@ -192,6 +192,30 @@ def signup_attempt_mail(name: str) -> tuple[str, str]:
     return subject, body
 
 
+def reset_mail(name: str, code: str, ttl_seconds: int) -> tuple[str, str]:
+    """Subject and body of the password-reset code mail."""
+    minutes = max(1, ttl_seconds // 60)
+    subject = "Your ocrmesh password reset code"
+    body = (
+        f"Hello {name},\n\n"
+        f"your password reset code is {code}\n\n"
+        f"It expires in {minutes} minutes. If you did not ask to reset your password, ignore\n"
+        "this mail: your password stays as it is.\n"
+    )
+    return subject, body
+
+
+def password_changed_mail(name: str, how: str) -> tuple[str, str]:
+    """Subject and body of the mail telling an owner their password was changed or reset."""
+    subject = "Your ocrmesh password was changed"
+    body = (
+        f"Hello {name},\n\n"
+        f"the password of your ocrmesh account was just {how}, and every session was logged out.\n"
+        "If this was not you, reset your password now and check your mailbox's security.\n"
+    )
+    return subject, body
+
+
 def verification_mail(name: str, code: str, ttl_seconds: int) -> tuple[str, str]:
     """Subject and body of the verification-code mail."""
     minutes = max(1, ttl_seconds // 60)

@@ -140,7 +140,9 @@ class TokenSigner:
     def public_keys(self) -> tuple[VerificationKey, ...]:
         return self._published
 
-    def sign(self, *, user_id: uuid.UUID, email: str, name: str, now: float | None = None) -> str:
+    def sign(
+        self, *, user_id: uuid.UUID, email: str, name: str, session_epoch: int = 0, now: float | None = None
+    ) -> str:
         issued = int(time.time() if now is None else now)
         claims = {
             "sub": str(user_id),
@@ -151,6 +153,8 @@ class TokenSigner:
             "iss": self.issuer,
             "aud": self.audience,
             "jti": uuid.uuid4().hex,
+            # The user's session epoch: raising it revokes every token issued before.
+            "sep": session_epoch,
         }
         return jwt.encode(claims, self._key, algorithm=TOKEN_ALGORITHM, headers={"kid": self.key_id})
 

@@ -46,6 +46,10 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     is_verified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Tokens carry the epoch they were issued in (`sep`); raising it revokes them all
+    # (log out everywhere, password change or reset).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    epoch_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     __table_args__ = (
         # Case-insensitive uniqueness lives in the database, so concurrent registrations
@@ -67,6 +71,17 @@ class VerificationCode(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    # "verify" (the address) or "reset" (the password): a code only works for its purpose.
+    purpose: Mapped[str] = mapped_column(String(16), default="verify", server_default=text("'verify'"))
+
+
+class RevokedToken(Base):
+    """A token logged out before its `exp`; the row goes once the token has expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    token_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class AuthThrottle(Base):

@@ -224,3 +224,67 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         return auth_pb2.GetPublicKeysResponse(
             keys=keys, issuer=self.signer.issuer, audience=self.signer.audience
         )
+
+    async def RequestPasswordReset(
+        self, request: auth_pb2.RequestPasswordResetRequest, context: Context
+    ) -> auth_pb2.RequestPasswordResetResponse:
+        sent = await self._run(
+            context,
+            self.use_cases.request_password_reset,
+            email=request.email,
+            client=client_address(context),
+        )
+        return auth_pb2.RequestPasswordResetResponse(expires_in_seconds=sent.expires_in_seconds)
+
+    async def ResetPassword(
+        self, request: auth_pb2.ResetPasswordRequest, context: Context
+    ) -> auth_pb2.ResetPasswordResponse:
+        await self._hash(
+            context,
+            self.use_cases.reset_password,
+            email=request.email,
+            code=request.otp,
+            new_password=request.new_password,
+            client=client_address(context),
+        )
+        self.verifier.forget_revocations()
+        return auth_pb2.ResetPasswordResponse()
+
+    async def ChangePassword(
+        self, request: auth_pb2.ChangePasswordRequest, context: Context
+    ) -> auth_pb2.ChangePasswordResponse:
+        claims = await self.verifier.authenticate(context)
+        issued = await self._hash(
+            context,
+            self.use_cases.change_password,
+            user_id=claims.user_id,
+            current_password=request.current_password,
+            new_password=request.new_password,
+            client=client_address(context),
+        )
+        self.verifier.forget_revocations()
+        return auth_pb2.ChangePasswordResponse(
+            access_token=issued.token, token_type=TOKEN_TYPE, expires_in=issued.expires_in
+        )
+
+    async def Logout(self, request: auth_pb2.LogoutRequest, context: Context) -> auth_pb2.LogoutResponse:
+        claims = await self.verifier.authenticate(context)
+        await self._run(
+            context,
+            self.use_cases.logout,
+            user_id=claims.user_id,
+            token_id=claims.token_id,
+            expires_at=claims.expires_at,
+            everywhere=request.everywhere,
+        )
+        self.verifier.forget_revocations()
+        return auth_pb2.LogoutResponse()
+
+    async def GetRevocations(
+        self, request: auth_pb2.GetRevocationsRequest, context: Context
+    ) -> auth_pb2.GetRevocationsResponse:
+        revoked = await self._run(context, self.use_cases.revocations)
+        return auth_pb2.GetRevocationsResponse(
+            token_ids=sorted(revoked.token_ids),
+            epochs=[auth_pb2.SessionEpoch(user_id=u, epoch=e) for u, e in sorted(revoked.epochs.items())],
+        )

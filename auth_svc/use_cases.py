@@ -13,7 +13,8 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import Connection, Engine, delete, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,19 +31,25 @@ from auth_svc.domain import (
     UserView,
 )
 from auth_svc.keys import TokenSigner
-from auth_svc.orm import User, VerificationCode
+from auth_svc.orm import RevokedToken, User, VerificationCode
 from auth_svc.outbox import enqueue_email
 from auth_svc.passwords import PasswordHasher, common_passwords
 from auth_svc.repository import Users, user_views_by_ids, view
 from auth_svc.throttles import Throttles
 from ocrmesh.events import new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.tokens import Revocations
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 # SQLSTATE of a unique index refusing a row (psycopg2 ships no type stubs to import it from).
 _UNIQUE_VIOLATION = "23505"
+
+
+# What a pending code is for: a code only works for its own purpose.
+VERIFY = "verify"
+RESET = "reset"
 
 
 def utc_now() -> datetime:
@@ -217,7 +224,9 @@ class AuthUseCases:
         # Only after the password matched: otherwise this would tell strangers who exists.
         if not user.is_verified:
             raise NotVerified()
-        token = self.signer.sign(user_id=user.id, email=user.email, name=user.name)
+        token = self.signer.sign(
+            user_id=user.id, email=user.email, name=user.name, session_epoch=user.session_epoch
+        )
         log.info("user logged in", extra={"user_id": str(user.id)})
         return IssuedToken(token=token, expires_in=self.signer.ttl_seconds)
 
@@ -269,6 +278,7 @@ class AuthUseCases:
                 pending = users.pending_code(user.id)
                 if (
                     pending is not None
+                    and pending.purpose == VERIFY
                     and pending.failed_attempts < self.code_policy.max_attempts
                     and pending.expires_at > self.clock()
                 ):
@@ -287,7 +297,161 @@ class AuthUseCases:
         log.info("user verified", extra={"user_id": str(result.id)})
         return result
 
-    def _issue_code(self, session: Session, users: Users, user: User) -> None:
+    # -- password reset, change, sessions ------------------------------------------------
+    def request_password_reset(self, *, email: str, client: str = "") -> CodeSent:
+        """Queue a reset code mail when the address has an account; answer the same always.
+        Throttled like code sending (one per cooldown per address)."""
+        email = domain.normalise_email(email)
+        t = self.throttles
+        keyed = self._keyed("code_send", email, t.code_send_account, client, t.code_send_client)
+        self._check(keyed)
+        queued = False
+        with self.sessions.begin() as session:
+            users = Users(session)
+            user = users.by_email(email, for_update=True)
+            if user is not None and not self._expired(user):
+                self._issue_code(session, users, user, purpose=RESET)
+                queued = True
+        self._record(keyed)
+        if queued:
+            self.on_email_queued()
+        return CodeSent(
+            resend_after_seconds=self.code_policy.resend_cooldown_seconds,
+            expires_in_seconds=self.code_policy.ttl_seconds,
+        )
+
+    def reset_password(self, *, email: str, code: str, new_password: str, client: str = "") -> None:
+        """Set `new_password` when `code` is the address's pending reset code; the address
+        counts as verified (the code proved it), every session ends, the owner is mailed.
+        Failures are `InvalidCode`, counted like wrong verification codes."""
+        email = domain.normalise_email(email)
+        code = domain.validate_code_format(code)
+        domain.validate_password(
+            new_password,
+            min_length=self.password_min_length,
+            common=self.common_passwords,
+            personal=(email, email.partition("@")[0]),
+        )
+        t = self.throttles
+        keyed = self._keyed("code_check", email, t.code_check_account, client, t.code_check_client)
+        self._check(keyed)
+        # Hashed before the code is known to be right: every answer costs the same.
+        new_hash = self.hasher.hash(new_password)
+        done = False
+        with self.sessions.begin() as session:
+            users = Users(session)
+            user = users.by_email(email, for_update=True)
+            pending = users.pending_code(user.id) if user is not None and not self._expired(user) else None
+            if (
+                user is not None
+                and pending is not None
+                and pending.purpose == RESET
+                and pending.failed_attempts < self.code_policy.max_attempts
+                and pending.expires_at > self.clock()
+            ):
+                if domain.code_matches(code, salt=pending.salt, user_id=user.id, expected=pending.code_hash):
+                    user.password_hash = new_hash
+                    user.is_verified = True
+                    self._bump_epoch(user)
+                    users.delete_code(pending)
+                    self._mail_password_changed(session, user, "reset")
+                    done = True
+                else:
+                    pending.failed_attempts += 1
+        if not done:
+            self._record(keyed)
+            raise InvalidCode()
+        with self.engine.begin() as connection:
+            # The owner proved they hold the mailbox: wrong logins by others stop counting.
+            throttles.clear(connection, f"login:account:{domain.email_key(email)}")
+        self.on_email_queued()
+        log.info("password reset", extra={"user_id": str(user.id) if user else None})
+
+    def change_password(
+        self, *, user_id: str, current_password: str, new_password: str, client: str = ""
+    ) -> IssuedToken:
+        """Set a new password for a signed-in user who knows the current one; every other
+        session ends (the epoch rises) and the caller gets a token of the new epoch."""
+        key = user_key(user_id)
+        with self.sessions() as session:
+            user = session.get(User, key)
+        if user is None:
+            raise UserGone()
+        domain.validate_password(
+            new_password,
+            min_length=self.password_min_length,
+            common=self.common_passwords,
+            personal=(user.name, user.email, user.email.partition("@")[0]),
+        )
+        t = self.throttles
+        keyed = self._keyed("login", user.email, t.login_account, client, t.login_client)
+        self._check(keyed)
+        ok, _ = self.hasher.verify(current_password, user.password_hash)
+        if not ok:
+            self._record(keyed)
+            raise InvalidCredentials()
+        new_hash = self.hasher.hash(new_password)
+        with self.sessions.begin() as session:
+            stored = session.get(User, key, with_for_update=True)
+            if stored is None:
+                raise UserGone()
+            stored.password_hash = new_hash
+            self._bump_epoch(stored)
+            self._mail_password_changed(session, stored, "changed")
+            epoch, email, name = stored.session_epoch, stored.email, stored.name
+        self.on_email_queued()
+        log.info("password changed", extra={"user_id": user_id})
+        token = self.signer.sign(user_id=key, email=email, name=name, session_epoch=epoch)
+        return IssuedToken(token=token, expires_in=self.signer.ttl_seconds)
+
+    def logout(self, *, user_id: str, token_id: str, expires_at: datetime, everywhere: bool) -> None:
+        """Revoke one token (until its `exp`) or, `everywhere`, every token of the user."""
+        if everywhere:
+            with self.sessions.begin() as session:
+                user = session.get(User, user_key(user_id), with_for_update=True)
+                if user is None:
+                    raise UserGone()
+                self._bump_epoch(user)
+        else:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    pg_insert(RevokedToken)
+                    .values(token_id=token_id[:64], expires_at=expires_at)
+                    .on_conflict_do_nothing()
+                )
+        log.info("logged out", extra={"user_id": user_id, "everywhere": everywhere})
+
+    def revocations(self) -> Revocations:
+        """What verifiers must refuse now: revoked tokens not yet expired, and the epochs
+        that changed within a token's lifetime (older changes concern expired tokens only)."""
+        now = self.clock()
+        since = now - timedelta(seconds=self.signer.ttl_seconds + 300)
+
+        def query(connection: Connection) -> Revocations:
+            ids = connection.execute(
+                select(RevokedToken.token_id).where(RevokedToken.expires_at > now)
+            ).scalars()
+            epochs = connection.execute(
+                select(User.id, User.session_epoch).where(User.epoch_changed_at > since)
+            ).all()
+            return Revocations(
+                token_ids=frozenset(ids), epochs={str(row.id): row.session_epoch for row in epochs}
+            )
+
+        return read(self.reads, query)
+
+    def _bump_epoch(self, user: User) -> None:
+        user.session_epoch += 1
+        user.epoch_changed_at = self.clock()
+
+    def _mail_password_changed(self, session: Session, user: User, how: str) -> None:
+        subject, body = domain.password_changed_mail(user.name, how)
+        enqueue_email(
+            session,
+            new_email_event(to=user.email, subject=subject, body=body, kind=email_pb2.EMAIL_KIND_UNSPECIFIED),
+        )
+
+    def _issue_code(self, session: Session, users: Users, user: User, *, purpose: str = VERIFY) -> None:
         now = self.clock()
         code = self.new_code()
         salt = domain.new_code_salt()
@@ -299,9 +463,13 @@ class AuthUseCases:
                 created_at=now,
                 expires_at=now + timedelta(seconds=self.code_policy.ttl_seconds),
                 failed_attempts=0,
+                purpose=purpose,
             )
         )
-        subject, body = domain.verification_mail(user.name, code, self.code_policy.ttl_seconds)
+        if purpose == RESET:
+            subject, body = domain.reset_mail(user.name, code, self.code_policy.ttl_seconds)
+        else:
+            subject, body = domain.verification_mail(user.name, code, self.code_policy.ttl_seconds)
         event = new_email_event(
             to=user.email,
             subject=subject,
@@ -316,6 +484,7 @@ class AuthUseCases:
         now = self.clock()
         with self.engine.begin() as connection:
             throttles.purge(connection, now)
+            connection.execute(delete(RevokedToken).where(RevokedToken.expires_at <= now))
             result = connection.execute(
                 delete(User).where(User.is_verified.is_(False), User.created_at <= now - self.unverified_ttl)
             )

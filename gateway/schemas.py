@@ -64,6 +64,21 @@ class VerifyOtpRequest(_Request):
         return str(self.otp)
 
 
+class ForgotPasswordRequest(_Request):
+    email: Email
+
+
+class ResetPasswordRequest(_Request):
+    email: Email
+    otp: StrictStr = Field(description="The reset code from the email, as typed.", max_length=32)
+    new_password: Password
+
+
+class ChangePasswordRequest(_Request):
+    current_password: Password
+    new_password: Password
+
+
 class LoginRequest(_Request):
     username: Email = Field(description="The email address the account was registered with.")
     password: Password
@@ -87,6 +102,16 @@ class UserOut(BaseModel):
 class RegisteredOut(BaseModel):
     # The same words whether the address was new or taken (no account enumeration).
     detail: str = "check your email to finish signing up"
+
+
+class ResetRequestedOut(BaseModel):
+    # The same words whether or not the address has an account.
+    detail: str = "if this address has an account, a reset code is on its way"
+    expires_in_seconds: int
+
+
+class PasswordResetOut(BaseModel):
+    detail: str = "password reset; every session was logged out"
 
 
 class OtpSentOut(BaseModel):

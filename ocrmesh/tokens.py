@@ -15,11 +15,12 @@ Typical use in a servicer::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NoReturn, Protocol
 
@@ -82,6 +83,21 @@ KeyFetcher = Callable[[], Awaitable[Sequence[PublicKeyLike]]]
 
 
 @dataclass(frozen=True)
+class Revocations:
+    """What a verifier must refuse before `exp`: revoked token ids (logout) and each user's
+    current session epoch (log out everywhere, password change: tokens with a lower `sep`)."""
+
+    token_ids: frozenset[str] = frozenset()
+    epochs: Mapping[str, int] = field(default_factory=dict)
+
+    def revoked(self, claims: TokenClaims) -> bool:
+        return claims.token_id in self.token_ids or claims.session_epoch < self.epochs.get(claims.user_id, 0)
+
+
+RevocationFetcher = Callable[[], Awaitable[Revocations]]
+
+
+@dataclass(frozen=True)
 class TokenClaims:
     """The verified contents of an access token."""
 
@@ -94,6 +110,9 @@ class TokenClaims:
     issuer: str
     audience: str
     key_id: str
+    # The issuing user's session epoch (`sep`); tokens from before a "log out everywhere"
+    # or a password change carry a lower one. Tokens without the claim are epoch 0.
+    session_epoch: int = 0
 
 
 def parse_public_keys(keys: Iterable[PublicKeyLike]) -> dict[str, Ed25519PublicKey]:
@@ -124,6 +143,26 @@ def _stub_fetcher(stub: Any, timeout: float) -> KeyFetcher:
     return fetch
 
 
+def revocations_from_reply(reply: auth_pb2.GetRevocationsResponse) -> Revocations:
+    return Revocations(
+        token_ids=frozenset(reply.token_ids), epochs={e.user_id: int(e.epoch) for e in reply.epochs}
+    )
+
+
+def _stub_revocations(stub: Any, timeout: float) -> RevocationFetcher:
+    async def fetch() -> Revocations:
+        try:
+            reply = await stub.GetRevocations(auth_pb2.GetRevocationsRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            # An auth_svc from before revocations (or a test double): nothing is revoked.
+            if exc.code() == grpc.StatusCode.UNIMPLEMENTED:
+                return Revocations()
+            raise
+        return revocations_from_reply(reply)
+
+    return fetch
+
+
 class TokenVerifier:
     """Verifies access tokens against the public keys auth_svc publishes.
 
@@ -134,8 +173,17 @@ class TokenVerifier:
     accepted). Tokens that passed every check are remembered by their exact text until
     they expire (at most `cache_size` of them, least recently used out), so a client
     that sends the same token on every request pays the signature check once; a
-    remembered token is accepted only while its key is cached and fresh. Safe to share
-    between all tasks of one event loop.
+    remembered token is accepted only while its key is cached.
+
+    Key refreshes are single-flight and never make requests queue: when the keys are
+    stale one refresh starts and requests wait for it at most `stale_wait` seconds from its
+    start (a healthy auth_svc answers well within that), then carry on with the cached keys
+    while it runs; a token naming an unknown key waits for at most one bounded fetch.
+
+    Revocations (logout, log out everywhere, password change) come from auth_svc's
+    `GetRevocations`, cached for `revocation_max_age` seconds and refreshed in the
+    background the same way: every token, remembered or not, is checked against them with
+    no call per request. Safe to share between all tasks of one event loop.
     """
 
     def __init__(
@@ -149,10 +197,15 @@ class TokenVerifier:
         leeway_seconds: float = 5.0,
         fetch_timeout: float = 3.0,
         cache_size: int = 4096,
+        stale_wait: float = 0.25,
+        revocations: RevocationFetcher | None = None,
+        revocation_max_age: float = 2.0,
     ) -> None:
         if isinstance(fetch_keys, aio.Channel):
             fetch_keys = auth_pb2_grpc.AuthServiceStub(fetch_keys)
         if hasattr(fetch_keys, "GetPublicKeys"):
+            if revocations is None and hasattr(fetch_keys, "GetRevocations"):
+                revocations = _stub_revocations(fetch_keys, fetch_timeout)
             fetch_keys = _stub_fetcher(fetch_keys, fetch_timeout)
         if not callable(fetch_keys):
             raise TypeError("fetch_keys must be an async callable, an AuthServiceStub or a grpc.aio.Channel")
@@ -167,8 +220,19 @@ class TokenVerifier:
         self._fetched_at: float | None = None
         # monotonic time of the last failed fetch, while no fetch has succeeded since.
         self._failed_at: float | None = None
-        self._lock = asyncio.Lock()
+        self.fetch_timeout = fetch_timeout
+        self.stale_wait = stale_wait
+        # The one key refresh in flight (single-flight), and when it started.
+        self._refreshing: asyncio.Task[KeysUnavailable | None] | None = None
+        self._refresh_started = 0.0
         self._verified = VerifiedTokens(cache_size)
+        self._fetch_revocations = revocations
+        self.revocation_max_age = revocation_max_age
+        self._revocations = Revocations()
+        self._revocations_at: float | None = None
+        self._revocations_failed_at: float | None = None
+        self._revocations_task: asyncio.Task[None] | None = None
+        self._revocations_started = 0.0
 
     @classmethod
     def from_channel(
@@ -189,13 +253,22 @@ class TokenVerifier:
         return frozenset(self._keys)
 
     async def refresh(self) -> None:
-        """Fetch the published keys now, replacing the cache. Raises `KeysUnavailable`."""
-        async with self._lock:
-            await self._refresh_locked()
+        """Fetch the published keys now (joining a refresh in flight). Raises `KeysUnavailable`."""
+        error = await asyncio.shield(self._start_refresh())
+        if error is not None:
+            raise error
 
-    async def _refresh_locked(self) -> None:
+    def _start_refresh(self) -> asyncio.Task[KeysUnavailable | None]:
+        task = self._refreshing
+        if task is None or task.done():
+            self._refresh_started = time.monotonic()
+            task = self._refreshing = asyncio.get_running_loop().create_task(self._fetch_once())
+        return task
+
+    async def _fetch_once(self) -> KeysUnavailable | None:
         try:
-            published = await self._fetch_keys()
+            # Bounded here too: a custom fetcher against a hung auth_svc may never return.
+            published = await asyncio.wait_for(self._fetch_keys(), self.fetch_timeout)
         except Exception as exc:
             # Whatever went wrong (auth_svc down, deadline, a broken custom fetcher), the caller
             # can only be told that no verdict is possible right now.
@@ -204,40 +277,90 @@ class TokenVerifier:
                 "cannot fetch token keys",
                 extra={"error": type(exc).__name__, "code": getattr(code, "name", None)},
             )
-            raise KeysUnavailable("cannot fetch token verification keys from auth_svc") from exc
+            self._failed_at = time.monotonic()
+            return KeysUnavailable("cannot fetch token verification keys from auth_svc")
         self._keys = parse_public_keys(published)
         self._fetched_at = time.monotonic()
         self._failed_at = None
         log.info("token keys fetched", extra={"key_ids": sorted(self._keys)})
+        return None
+
+    async def _await_refresh(self, task: asyncio.Task[KeysUnavailable | None], at_most: float) -> None:
+        if at_most <= 0 or task.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), at_most)
 
     async def _key_for(self, kid: str) -> Ed25519PublicKey:
         now = time.monotonic()
-        stale = self._fetched_at is None or now - self._fetched_at > self.max_key_age
-        if kid in self._keys and not stale:
-            return self._keys[kid]
-        async with self._lock:
-            # Another task may have refreshed while this one waited for the lock.
-            now = time.monotonic()
-            fetched_at = self._fetched_at
-            stale = fetched_at is None or now - fetched_at > self.max_key_age
-            may_refetch = fetched_at is None or now - fetched_at >= self.min_refetch_interval
-            if stale or (kid not in self._keys and may_refetch):
-                # Right after a failed fetch, do not make every call wait for another one.
-                failed = self._failed_at is not None and now - self._failed_at < _FAILED_FETCH_BACKOFF_S
-                if not failed:
-                    try:
-                        await self._refresh_locked()
-                    except KeysUnavailable:
-                        self._failed_at = now
-                        failed = True
-                # Stale keys still verify the tokens they know: better than refusing everyone
-                # while auth_svc restarts. Without the key there is no verdict to give.
-                if failed and (self._fetched_at is None or kid not in self._keys):
-                    raise KeysUnavailable("cannot fetch token verification keys from auth_svc")
-            key = self._keys.get(kid)
+        fetched_at = self._fetched_at
+        stale = fetched_at is None or now - fetched_at > self.max_key_age
+        # Right after a failed fetch, do not make every call wait for another one.
+        failed_recently = self._failed_at is not None and now - self._failed_at < _FAILED_FETCH_BACKOFF_S
+        in_flight = self._refreshing is not None and not self._refreshing.done()
+        if kid in self._keys:
+            if stale and (in_flight or not failed_recently):
+                task = self._start_refresh()
+                # Only the first moments of a refresh are waited for; after that the cached
+                # (stale) key verifies: better than refusing everyone while auth_svc restarts.
+                await self._await_refresh(task, self._refresh_started + self.stale_wait - now)
+        else:
+            may_refetch = stale or fetched_at is None or now - fetched_at >= self.min_refetch_interval
+            if in_flight or (may_refetch and not failed_recently):
+                await self._await_refresh(self._start_refresh(), self.fetch_timeout)
+        key = self._keys.get(kid)
         if key is None:
+            # Without the key there is no verdict to give when the last fetch failed or the
+            # one in flight has not answered in time.
+            unanswered = self._refreshing is not None and not self._refreshing.done()
+            if self._fetched_at is None or self._failed_at is not None or unanswered:
+                raise KeysUnavailable("cannot fetch token verification keys from auth_svc")
             raise InvalidToken("token signed with an unknown key")
         return key
+
+    async def _check_revoked(self, claims: TokenClaims) -> None:
+        if self._fetch_revocations is None:
+            return
+        now = time.monotonic()
+        if self._revocations_at is None or now - self._revocations_at > self.revocation_max_age:
+            failed_recently = (
+                self._revocations_failed_at is not None
+                and now - self._revocations_failed_at < _FAILED_FETCH_BACKOFF_S
+            )
+            task = self._revocations_task
+            if (task is None or task.done()) and not failed_recently:
+                self._revocations_started = now
+                task = self._revocations_task = asyncio.get_running_loop().create_task(
+                    self._fetch_revocations_once()
+                )
+            if task is not None and not task.done():
+                # Never fetched: wait for one bounded fetch. Stale: wait only for the first
+                # moments of the refresh (like the keys), then answer from the cached list.
+                if self._revocations_at is None:
+                    at_most = self.fetch_timeout
+                else:
+                    at_most = self._revocations_started + self.stale_wait - now
+                if at_most > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(asyncio.shield(task), at_most)
+        if self._revocations.revoked(claims):
+            raise InvalidToken("token revoked")
+
+    async def _fetch_revocations_once(self) -> None:
+        assert self._fetch_revocations is not None
+        try:
+            self._revocations = await asyncio.wait_for(self._fetch_revocations(), self.fetch_timeout)
+        except Exception as exc:
+            # Fail open on the last known list: auth_svc being down must not log everyone out.
+            log.warning("cannot fetch token revocations", extra={"error": type(exc).__name__})
+            self._revocations_failed_at = time.monotonic()
+            return
+        self._revocations_at = time.monotonic()
+        self._revocations_failed_at = None
+
+    def forget_revocations(self) -> None:
+        """Make the next check fetch revocations (auth_svc calls it after revoking)."""
+        self._revocations_at = None
 
     async def verify(self, token: str) -> TokenClaims:
         """Verify `token` and return its claims.
@@ -252,6 +375,7 @@ class TokenVerifier:
         if fetched_at is not None and time.monotonic() - fetched_at <= self.max_key_age:
             remembered = self._verified.get(token, time.time())
             if remembered is not None and remembered.key_id in self._keys:
+                await self._check_revoked(remembered)
                 return remembered
         try:
             header = jwt.get_unverified_header(token)
@@ -287,6 +411,7 @@ class TokenVerifier:
             raise InvalidToken("malformed token") from None
         claims = _claims(payload, kid)
         self._verified.put(token, claims)
+        await self._check_revoked(claims)
         return claims
 
     async def authenticate(self, context: aio.ServicerContext[Any, Any]) -> TokenClaims:
@@ -350,6 +475,9 @@ def _claims(payload: Mapping[str, Any], kid: str) -> TokenClaims:
     for name, value in fields.items():
         if not isinstance(value, str) or not value:
             raise InvalidToken(f"token claim {name!r} is not a non-empty string")
+    epoch = payload.get("sep", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise InvalidToken("token claim 'sep' is not a session epoch")
     iat, exp = payload.get("iat"), payload.get("exp")
     if not isinstance(iat, int | float) or not isinstance(exp, int | float):
         raise InvalidToken("token times are not numbers")
@@ -363,6 +491,7 @@ def _claims(payload: Mapping[str, Any], kid: str) -> TokenClaims:
         issuer=str(fields["iss"]),
         audience=str(fields["aud"]),
         key_id=kid,
+        session_epoch=epoch,
     )
 
 
@@ -398,6 +527,8 @@ __all__ = [
     "KeyFetcher",
     "KeysUnavailable",
     "PublicKeyLike",
+    "RevocationFetcher",
+    "Revocations",
     "TokenClaims",
     "TokenError",
     "TokenVerifier",

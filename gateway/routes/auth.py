@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from gateway.deps import AuthStub, BearerToken, ClientAddress
 from gateway.errors import LOGIN_OVERRIDES, rpc_errors
 from gateway.schemas import (
+    ChangePasswordRequest,
+    ForgotPasswordRequest,
     GenerateOtpRequest,
     LoginRequest,
     OtpSentOut,
+    PasswordResetOut,
     RegisteredOut,
     RegisterRequest,
+    ResetPasswordRequest,
+    ResetRequestedOut,
     TokenOut,
     UserOut,
     VerifiedOut,
@@ -129,3 +134,77 @@ async def me(token: BearerToken, auth: AuthStub) -> UserOut:
     with rpc_errors(AUTH):
         reply = await auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=bearer_metadata(token))
     return UserOut.from_proto(reply.user)
+
+
+@router.post(
+    "/password/forgot",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_errors(400, 422, 429, 503),
+    summary="Email a password reset code (the same answer for every address)",
+)
+async def forgot_password(
+    body: ForgotPasswordRequest, auth: AuthStub, client: ClientAddress
+) -> ResetRequestedOut:
+    with rpc_errors(AUTH):
+        reply = await auth.RequestPasswordReset(
+            auth_pb2.RequestPasswordResetRequest(email=body.email), metadata=_client(client)
+        )
+    return ResetRequestedOut(expires_in_seconds=reply.expires_in_seconds)
+
+
+@router.post(
+    "/password/reset",
+    responses=_errors(400, 422, 429, 503),
+    summary="Set a new password with the emailed reset code; logs out every session",
+)
+async def reset_password(
+    body: ResetPasswordRequest, auth: AuthStub, client: ClientAddress
+) -> PasswordResetOut:
+    with rpc_errors(AUTH):
+        await auth.ResetPassword(
+            auth_pb2.ResetPasswordRequest(email=body.email, otp=body.otp, new_password=body.new_password),
+            metadata=_client(client),
+        )
+    return PasswordResetOut()
+
+
+@router.post(
+    "/password/change",
+    responses=_errors(400, 401, 422, 429, 503),
+    summary="Change the password (the current one is required); other sessions are logged out",
+)
+async def change_password(
+    body: ChangePasswordRequest, token: BearerToken, auth: AuthStub, client: ClientAddress
+) -> TokenOut:
+    with rpc_errors(AUTH):
+        reply = await auth.ChangePassword(
+            auth_pb2.ChangePasswordRequest(
+                current_password=body.current_password, new_password=body.new_password
+            ),
+            metadata=(*bearer_metadata(token), *_client(client)),
+        )
+    return TokenOut(access_token=reply.access_token, expires_in=reply.expires_in)
+
+
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_errors(401, 503),
+    summary="Revoke the bearer token",
+)
+async def logout(token: BearerToken, auth: AuthStub) -> Response:
+    with rpc_errors(AUTH):
+        await auth.Logout(auth_pb2.LogoutRequest(), metadata=bearer_metadata(token))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/logout_all",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_errors(401, 503),
+    summary="Revoke every token of the bearer's user (log out everywhere)",
+)
+async def logout_all(token: BearerToken, auth: AuthStub) -> Response:
+    with rpc_errors(AUTH):
+        await auth.Logout(auth_pb2.LogoutRequest(everywhere=True), metadata=bearer_metadata(token))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -119,3 +119,30 @@ def test_asking_for_a_new_code_within_the_cooldown_is_429(client: httpx.Client, 
     too_soon = client.post("/auth/generate_otp", json={"email": email})
     assert too_soon.status_code == 429
     assert 50 <= int(too_soon.headers["retry-after"]) <= 60
+
+
+def test_logout_password_change_and_log_out_everywhere_through_the_gateway(
+    client: httpx.Client, mesh: Mesh
+) -> None:
+    user = sign_up(client, mesh.mail_dir, name="Lin")
+    other = client.post("/auth/login", json={"username": user.email, "password": user.password}).json()
+    other_auth = {"Authorization": f"Bearer {other['access_token']}"}
+
+    assert client.post("/auth/logout", headers=user.auth).status_code == 204
+    assert client.get("/auth/me", headers=user.auth).status_code == 401
+    assert client.get("/auth/me", headers=other_auth).status_code == 200
+
+    changed = client.post(
+        "/auth/password/change",
+        headers=other_auth,
+        json={"current_password": user.password, "new_password": "a fresh long secret"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert client.get("/auth/me", headers=other_auth).status_code == 401
+    fresh = {"Authorization": f"Bearer {changed.json()['access_token']}"}
+    assert client.get("/auth/me", headers=fresh).status_code == 200
+
+    assert client.post("/auth/logout_all", headers=fresh).status_code == 204
+    assert client.get("/auth/me", headers=fresh).status_code == 401
+    login = client.post("/auth/login", json={"username": user.email, "password": "a fresh long secret"})
+    assert login.status_code == 200

@@ -118,3 +118,77 @@ class GetPublicKeysResponse(_message.Message):
     issuer: str
     audience: str
     def __init__(self, keys: _Optional[_Iterable[_Union[PublicKey, _Mapping]]] = ..., issuer: _Optional[str] = ..., audience: _Optional[str] = ...) -> None: ...
+
+class RequestPasswordResetRequest(_message.Message):
+    __slots__ = ("email",)
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    def __init__(self, email: _Optional[str] = ...) -> None: ...
+
+class RequestPasswordResetResponse(_message.Message):
+    __slots__ = ("expires_in_seconds",)
+    EXPIRES_IN_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    expires_in_seconds: int
+    def __init__(self, expires_in_seconds: _Optional[int] = ...) -> None: ...
+
+class ResetPasswordRequest(_message.Message):
+    __slots__ = ("email", "otp", "new_password")
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    OTP_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    email: str
+    otp: str
+    new_password: str
+    def __init__(self, email: _Optional[str] = ..., otp: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class ResetPasswordResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChangePasswordRequest(_message.Message):
+    __slots__ = ("current_password", "new_password")
+    CURRENT_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    NEW_PASSWORD_FIELD_NUMBER: _ClassVar[int]
+    current_password: str
+    new_password: str
+    def __init__(self, current_password: _Optional[str] = ..., new_password: _Optional[str] = ...) -> None: ...
+
+class ChangePasswordResponse(_message.Message):
+    __slots__ = ("access_token", "token_type", "expires_in")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    TOKEN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    token_type: str
+    expires_in: int
+    def __init__(self, access_token: _Optional[str] = ..., token_type: _Optional[str] = ..., expires_in: _Optional[int] = ...) -> None: ...
+
+class LogoutRequest(_message.Message):
+    __slots__ = ("everywhere",)
+    EVERYWHERE_FIELD_NUMBER: _ClassVar[int]
+    everywhere: bool
+    def __init__(self, everywhere: _Optional[bool] = ...) -> None: ...
+
+class LogoutResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetRevocationsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SessionEpoch(_message.Message):
+    __slots__ = ("user_id", "epoch")
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    user_id: str
+    epoch: int
+    def __init__(self, user_id: _Optional[str] = ..., epoch: _Optional[int] = ...) -> None: ...
+
+class GetRevocationsResponse(_message.Message):
+    __slots__ = ("token_ids", "epochs")
+    TOKEN_IDS_FIELD_NUMBER: _ClassVar[int]
+    EPOCHS_FIELD_NUMBER: _ClassVar[int]
+    token_ids: _containers.RepeatedScalarFieldContainer[str]
+    epochs: _containers.RepeatedCompositeFieldContainer[SessionEpoch]
+    def __init__(self, token_ids: _Optional[_Iterable[str]] = ..., epochs: _Optional[_Iterable[_Union[SessionEpoch, _Mapping]]] = ...) -> None: ...

@@ -66,6 +66,31 @@ class AuthServiceStub:
                 request_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetPublicKeysRequest.SerializeToString,
                 response_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetPublicKeysResponse.FromString,
                 _registered_method=True)
+        self.RequestPasswordReset = channel.unary_unary(
+                '/ocrmesh.auth.v1.AuthService/RequestPasswordReset',
+                request_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.RequestPasswordResetRequest.SerializeToString,
+                response_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.RequestPasswordResetResponse.FromString,
+                _registered_method=True)
+        self.ResetPassword = channel.unary_unary(
+                '/ocrmesh.auth.v1.AuthService/ResetPassword',
+                request_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+                response_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+                _registered_method=True)
+        self.ChangePassword = channel.unary_unary(
+                '/ocrmesh.auth.v1.AuthService/ChangePassword',
+                request_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
+                response_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.FromString,
+                _registered_method=True)
+        self.Logout = channel.unary_unary(
+                '/ocrmesh.auth.v1.AuthService/Logout',
+                request_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
+                response_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+                _registered_method=True)
+        self.GetRevocations = channel.unary_unary(
+                '/ocrmesh.auth.v1.AuthService/GetRevocations',
+                request_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetRevocationsRequest.SerializeToString,
+                response_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetRevocationsResponse.FromString,
+                _registered_method=True)
 
 
 class AuthServiceServicer:
@@ -74,7 +99,8 @@ class AuthServiceServicer:
     """
 
     def Register(self, request, context):
-        """Register creates an unverified user and emails a verification code.
+        """Register creates an unverified user and emails a verification code. It answers the same
+        whether or not the address has an account (its owner is mailed a notice instead).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -115,6 +141,45 @@ class AuthServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestPasswordReset(self, request, context):
+        """RequestPasswordReset emails a reset code when the address has an account; it answers
+        the same either way.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResetPassword(self, request, context):
+        """ResetPassword sets a new password with the mailed reset code, verifies the address, and
+        ends every session of the user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ChangePassword(self, request, context):
+        """ChangePassword sets a new password for the signed-in user, ends every other session and
+        returns a fresh token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logout(self, request, context):
+        """Logout revokes the bearer token, or with `everywhere` every token of its user.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRevocations(self, request, context):
+        """GetRevocations lists what verifiers must refuse before `exp`: revoked token ids and
+        each user's current session epoch (tokens with a lower `sep` claim are revoked).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +212,31 @@ def add_AuthServiceServicer_to_server(servicer, server):
                     servicer.GetPublicKeys,
                     request_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetPublicKeysRequest.FromString,
                     response_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetPublicKeysResponse.SerializeToString,
+            ),
+            'RequestPasswordReset': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestPasswordReset,
+                    request_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.RequestPasswordResetRequest.FromString,
+                    response_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.RequestPasswordResetResponse.SerializeToString,
+            ),
+            'ResetPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResetPassword,
+                    request_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.FromString,
+                    response_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.SerializeToString,
+            ),
+            'ChangePassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.ChangePassword,
+                    request_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.FromString,
+                    response_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.SerializeToString,
+            ),
+            'Logout': grpc.unary_unary_rpc_method_handler(
+                    servicer.Logout,
+                    request_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.FromString,
+                    response_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.SerializeToString,
+            ),
+            'GetRevocations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRevocations,
+                    request_deserializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetRevocationsRequest.FromString,
+                    response_serializer=ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetRevocationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +403,141 @@ class AuthService:
             '/ocrmesh.auth.v1.AuthService/GetPublicKeys',
             ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetPublicKeysRequest.SerializeToString,
             ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetPublicKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestPasswordReset(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ocrmesh.auth.v1.AuthService/RequestPasswordReset',
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.RequestPasswordResetRequest.SerializeToString,
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.RequestPasswordResetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResetPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ocrmesh.auth.v1.AuthService/ResetPassword',
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordRequest.SerializeToString,
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ResetPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ChangePassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ocrmesh.auth.v1.AuthService/ChangePassword',
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordRequest.SerializeToString,
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.ChangePasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logout(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ocrmesh.auth.v1.AuthService/Logout',
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.LogoutRequest.SerializeToString,
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.LogoutResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRevocations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ocrmesh.auth.v1.AuthService/GetRevocations',
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetRevocationsRequest.SerializeToString,
+            ocrmesh_dot_auth_dot_v1_dot_auth__pb2.GetRevocationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

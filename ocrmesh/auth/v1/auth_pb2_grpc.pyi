@@ -36,7 +36,9 @@ class AuthServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> AuthServiceAsyncStub: ...
     Register: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]
-    """Register creates an unverified user and emails a verification code."""
+    """Register creates an unverified user and emails a verification code. It answers the same
+    whether or not the address has an account (its owner is mailed a notice instead).
+    """
     Login: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]
     """Login exchanges email and password for a signed access token."""
     SendOtp: _grpc.UnaryUnaryMultiCallable[_auth_pb2.SendOtpRequest, _auth_pb2.SendOtpResponse]
@@ -47,6 +49,24 @@ class AuthServiceStub:
     """GetCurrentUser returns the user named by the bearer token in the metadata."""
     GetPublicKeys: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetPublicKeysRequest, _auth_pb2.GetPublicKeysResponse]
     """GetPublicKeys publishes every key that may verify a token (several during a rotation)."""
+    RequestPasswordReset: _grpc.UnaryUnaryMultiCallable[_auth_pb2.RequestPasswordResetRequest, _auth_pb2.RequestPasswordResetResponse]
+    """RequestPasswordReset emails a reset code when the address has an account; it answers
+    the same either way.
+    """
+    ResetPassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _auth_pb2.ResetPasswordResponse]
+    """ResetPassword sets a new password with the mailed reset code, verifies the address, and
+    ends every session of the user.
+    """
+    ChangePassword: _grpc.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]
+    """ChangePassword sets a new password for the signed-in user, ends every other session and
+    returns a fresh token.
+    """
+    Logout: _grpc.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]
+    """Logout revokes the bearer token, or with `everywhere` every token of its user."""
+    GetRevocations: _grpc.UnaryUnaryMultiCallable[_auth_pb2.GetRevocationsRequest, _auth_pb2.GetRevocationsResponse]
+    """GetRevocations lists what verifiers must refuse before `exp`: revoked token ids and
+    each user's current session epoch (tokens with a lower `sep` claim are revoked).
+    """
 
 @_typing.type_check_only
 class AuthServiceAsyncStub(AuthServiceStub):
@@ -56,7 +76,9 @@ class AuthServiceAsyncStub(AuthServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Register: _aio.UnaryUnaryMultiCallable[_auth_pb2.RegisterRequest, _auth_pb2.RegisterResponse]  # type: ignore[assignment]
-    """Register creates an unverified user and emails a verification code."""
+    """Register creates an unverified user and emails a verification code. It answers the same
+    whether or not the address has an account (its owner is mailed a notice instead).
+    """
     Login: _aio.UnaryUnaryMultiCallable[_auth_pb2.LoginRequest, _auth_pb2.LoginResponse]  # type: ignore[assignment]
     """Login exchanges email and password for a signed access token."""
     SendOtp: _aio.UnaryUnaryMultiCallable[_auth_pb2.SendOtpRequest, _auth_pb2.SendOtpResponse]  # type: ignore[assignment]
@@ -67,6 +89,24 @@ class AuthServiceAsyncStub(AuthServiceStub):
     """GetCurrentUser returns the user named by the bearer token in the metadata."""
     GetPublicKeys: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetPublicKeysRequest, _auth_pb2.GetPublicKeysResponse]  # type: ignore[assignment]
     """GetPublicKeys publishes every key that may verify a token (several during a rotation)."""
+    RequestPasswordReset: _aio.UnaryUnaryMultiCallable[_auth_pb2.RequestPasswordResetRequest, _auth_pb2.RequestPasswordResetResponse]  # type: ignore[assignment]
+    """RequestPasswordReset emails a reset code when the address has an account; it answers
+    the same either way.
+    """
+    ResetPassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ResetPasswordRequest, _auth_pb2.ResetPasswordResponse]  # type: ignore[assignment]
+    """ResetPassword sets a new password with the mailed reset code, verifies the address, and
+    ends every session of the user.
+    """
+    ChangePassword: _aio.UnaryUnaryMultiCallable[_auth_pb2.ChangePasswordRequest, _auth_pb2.ChangePasswordResponse]  # type: ignore[assignment]
+    """ChangePassword sets a new password for the signed-in user, ends every other session and
+    returns a fresh token.
+    """
+    Logout: _aio.UnaryUnaryMultiCallable[_auth_pb2.LogoutRequest, _auth_pb2.LogoutResponse]  # type: ignore[assignment]
+    """Logout revokes the bearer token, or with `everywhere` every token of its user."""
+    GetRevocations: _aio.UnaryUnaryMultiCallable[_auth_pb2.GetRevocationsRequest, _auth_pb2.GetRevocationsResponse]  # type: ignore[assignment]
+    """GetRevocations lists what verifiers must refuse before `exp`: revoked token ids and
+    each user's current session epoch (tokens with a lower `sep` claim are revoked).
+    """
 
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """AuthService owns users, passwords, verification codes and token-signing keys.
@@ -79,7 +119,9 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _auth_pb2.RegisterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.RegisterResponse, _abc.Awaitable[_auth_pb2.RegisterResponse]]:
-        """Register creates an unverified user and emails a verification code."""
+        """Register creates an unverified user and emails a verification code. It answers the same
+        whether or not the address has an account (its owner is mailed a notice instead).
+        """
 
     @_abc_1.abstractmethod
     def Login(
@@ -120,5 +162,53 @@ class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_auth_pb2.GetPublicKeysResponse, _abc.Awaitable[_auth_pb2.GetPublicKeysResponse]]:
         """GetPublicKeys publishes every key that may verify a token (several during a rotation)."""
+
+    @_abc_1.abstractmethod
+    def RequestPasswordReset(
+        self,
+        request: _auth_pb2.RequestPasswordResetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.RequestPasswordResetResponse, _abc.Awaitable[_auth_pb2.RequestPasswordResetResponse]]:
+        """RequestPasswordReset emails a reset code when the address has an account; it answers
+        the same either way.
+        """
+
+    @_abc_1.abstractmethod
+    def ResetPassword(
+        self,
+        request: _auth_pb2.ResetPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ResetPasswordResponse, _abc.Awaitable[_auth_pb2.ResetPasswordResponse]]:
+        """ResetPassword sets a new password with the mailed reset code, verifies the address, and
+        ends every session of the user.
+        """
+
+    @_abc_1.abstractmethod
+    def ChangePassword(
+        self,
+        request: _auth_pb2.ChangePasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.ChangePasswordResponse, _abc.Awaitable[_auth_pb2.ChangePasswordResponse]]:
+        """ChangePassword sets a new password for the signed-in user, ends every other session and
+        returns a fresh token.
+        """
+
+    @_abc_1.abstractmethod
+    def Logout(
+        self,
+        request: _auth_pb2.LogoutRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.LogoutResponse, _abc.Awaitable[_auth_pb2.LogoutResponse]]:
+        """Logout revokes the bearer token, or with `everywhere` every token of its user."""
+
+    @_abc_1.abstractmethod
+    def GetRevocations(
+        self,
+        request: _auth_pb2.GetRevocationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_auth_pb2.GetRevocationsResponse, _abc.Awaitable[_auth_pb2.GetRevocationsResponse]]:
+        """GetRevocations lists what verifiers must refuse before `exp`: revoked token ids and
+        each user's current session epoch (tokens with a lower `sep` claim are revoked).
+        """
 
 def add_AuthServiceServicer_to_server(servicer: AuthServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
