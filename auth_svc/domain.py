@@ -11,10 +11,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from email_validator import EmailNotValidError, validate_email
+from ocrmesh.emails import InvalidEmail, check_email
 
 NAME_MAX_LENGTH = 100
-EMAIL_MAX_LENGTH = 254  # RFC 5321 path limit
 # passlib refuses anything above 4096 bytes; a password manager's longest output fits in far less.
 PASSWORD_MAX_BYTES = 1024
 # ASVS 2.1.2: at least 64 allowed, at most 128.
@@ -96,20 +95,14 @@ class CodeSent:
 
 
 def normalise_email(raw: str) -> str:
-    """The address with its domain lower-cased (IDNA-normalised) and the local part as typed.
-    Raises InvalidInput with the validator's reason."""
-    text = raw.strip()
-    if not text:
-        raise InvalidInput("email is required")
-    if len(text) > EMAIL_MAX_LENGTH:
-        raise InvalidInput(f"email is longer than {EMAIL_MAX_LENGTH} characters")
+    """The address with its domain lower-cased (IDNA-normalised) and the local part as typed,
+    when the notifier can mail it (`ocrmesh.emails`, shared with it). Raises InvalidInput with
+    the validator's reason."""
     try:
-        # Deliverability (DNS) is not checked: no network in the request path; the code
-        # we mail is the real proof the address works.
-        result = validate_email(text, check_deliverability=False)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"invalid email: {exc}") from None
-    return result.normalized
+        return check_email(raw).normalized
+    except InvalidEmail as exc:
+        reason = str(exc)
+        raise InvalidInput(reason if reason.startswith("email ") else f"invalid email: {reason}") from None
 
 
 def email_key(email: str) -> str:

@@ -11,9 +11,9 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr, parseaddr
 
-from email_validator import EmailNotValidError, validate_email
 from google.protobuf.message import DecodeError
 
+from ocrmesh.emails import InvalidEmail, check_email
 from ocrmesh.events.email_events import EVENT_TYPE
 from ocrmesh.notify.v1 import email_pb2
 
@@ -49,11 +49,11 @@ def parse_event(body: bytes, message_type: str | None) -> email_pb2.EmailRequest
     if not event.to:
         raise MalformedEvent("no recipient")
     try:
-        address = validate_email(event.to, check_deliverability=False, allow_smtputf8=False)
-    except EmailNotValidError as exc:
+        address = check_email(event.to)  # the same check auth_svc makes at sign-up
+    except InvalidEmail as exc:
         raise MalformedEvent(f"invalid recipient address: {exc}") from None
     # The ASCII form (an internationalised domain in punycode) is what a header can carry.
-    event.to = address.ascii_email or event.to
+    event.to = address.ascii
     if len(event.body.encode()) > MAX_BODY_BYTES:
         raise MalformedEvent("body larger than 1 MiB")
     return event
