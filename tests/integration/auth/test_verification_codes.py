@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import grpc
@@ -172,3 +173,24 @@ async def test_malformed_codes_are_invalid_argument(auth: RunningAuth, email: st
     error = await rpc_error(lambda: verify(auth, email, otp))
 
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_the_code_is_not_kept_in_the_outbox_once_the_mail_is_sent(
+    auth: RunningAuth, mailbox: Mailbox, auth_engine: Engine, email: str
+) -> None:
+    # Issue 15 / ASVS 2.7.5: only the code's hash stays; the mail that carried it goes.
+    from auth_svc.orm import OutboxMessage
+    from tests.integration.auth.auth_support import eventually
+
+    await auth.register(email)
+    mail = (await mailbox.wait_for(email))[0]
+
+    def payload() -> bytes | None:
+        with Session(auth_engine) as session:
+            row = session.scalars(
+                select(OutboxMessage).where(OutboxMessage.event_id == uuid.UUID(mail.event_id))
+            ).one()
+            return row.payload if row.sent_at is not None else None
+
+    await eventually(lambda: payload() is not None, what="the outbox row marked sent")
+    assert payload() == b""
