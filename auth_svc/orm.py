@@ -55,6 +55,12 @@ class User(Base):
         # Case-insensitive uniqueness lives in the database, so concurrent registrations
         # of one address cannot both win.
         Index("uq_users_email_lower", func.lower(email), unique=True),
+        # GetRevocations asks for the users whose epoch changed lately, every second.
+        Index(
+            "ix_users_epoch_changed_at",
+            "epoch_changed_at",
+            postgresql_where=text("epoch_changed_at IS NOT NULL"),
+        ),
     )
 
 
