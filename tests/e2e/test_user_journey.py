@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import grpc
 import httpx
@@ -131,6 +132,10 @@ def test_logout_password_change_and_log_out_everywhere_through_the_gateway(
     assert client.post("/auth/logout", headers=user.auth).status_code == 204
     assert client.get("/auth/me", headers=user.auth).status_code == 401
     assert client.get("/auth/me", headers=other_auth).status_code == 200
+    # The gateway verifies /ocr tokens itself: it hears of the revocation within ~2 s.
+    time.sleep(2.5)
+    image = {"file": ("page.png", sample_multiline_png(), "image/png")}
+    assert client.post("/ocr", headers=user.auth, files=image).status_code == 401
 
     changed = client.post(
         "/auth/password/change",
