@@ -421,7 +421,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
                     f"{n_svc} service / {n_base} in-process images",
                 )
             )
-        rows += await page_rows(stub, token, args.quick, 1 if args.quick else args.page_runs)
+        if not args.images_only:
+            rows += await page_rows(stub, token, args.quick, 1 if args.quick else args.page_runs)
     finally:
         await channel.close()
         await app.stop(2.0)
@@ -474,6 +475,7 @@ def main() -> int:
     )
     parser.add_argument("--page-runs", type=int, default=3, help="runs of each page per contestant")
     parser.add_argument("--pages-only", action="store_true", help="only the scanned pages")
+    parser.add_argument("--images-only", action="store_true", help="only the small images, no pages")
     add_json_argument(parser)
     args = parser.parse_args()
     if args.seconds is None:

@@ -32,6 +32,9 @@ T = TypeVar("T")
 
 # The largest window of lines recognised before any of them is sent.
 MAX_WINDOW = 32
+# A window borrows another core only for at least this many lines per share: a short
+# image (a few lines) never delays the start of another caller's image for a gain of one line.
+MIN_SHARE = 2
 
 
 class Overloaded(Exception):
@@ -220,7 +223,7 @@ class OcrPipeline:
         if not isinstance(engine, BatchReader):
             return [await self._in_worker(engine.read, pixels, region) for region in regions]
         # This image's own core, plus the ones no running image holds: one share each.
-        wanted = min(len(regions), self.cores) - 1
+        wanted = min(len(regions) // MIN_SHARE, self.cores) - 1
         extra = max(0, min(wanted, self.cores - self._running - self._borrowed))
         self._borrowed += extra
         try:

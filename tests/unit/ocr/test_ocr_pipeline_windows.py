@@ -50,8 +50,8 @@ async def test_an_image_alone_reads_on_every_core(pipelines: list[OcrPipeline]) 
     engine = BatchingScriptedEngine([f"line {i}" for i in range(40)], read_delay=0.01)
     await collect(make(pipelines, engine, workers=2, cores=2))
     assert engine.max_active == 2
-    # Windows from 2 lines on are split in two shares of about equal work.
-    assert engine.batch_sizes[:3] == [1, 1, 1]
+    # Windows from 4 lines on are split in two shares of about equal work.
+    assert engine.batch_sizes[:4] == [1, 2, 2, 2]
 
 
 async def test_under_full_load_never_more_engine_calls_than_cores(pipelines: list[OcrPipeline]) -> None:
