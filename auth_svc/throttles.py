@@ -7,7 +7,10 @@ events in its window (started by the first event; a fixed window restarted once 
 passed). The first `free` events cost nothing; each one after that must wait a delay that
 doubles from `base_delay` up to `max_delay` after the previous one; at `lock_after`
 events the key is locked for `lock_seconds`, and counts again from zero afterwards. A
-refused call is not counted (it guessed nothing). Keys of addresses that have no account
+refused call is not counted (it guessed nothing). An attempt is counted *before* its work
+(`take`: check and count in one transaction, under the keys' row locks), so guesses sent at
+the same instant cannot all slip through before the first is counted; a success gives its
+count back (`give_back`) or clears the key. Keys of addresses that have no account
 are counted exactly like the others, so a refusal tells nothing about who exists.
 """
 
@@ -17,8 +20,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, text
 
 from auth_svc.domain import Throttled
 
@@ -98,14 +102,16 @@ class Throttles:
 
 Keyed = Sequence[tuple[str, ThrottlePolicy]]
 
-_READ = text(
-    "SELECT key, events, window_start, last_event_at, locked_until FROM auth_throttles WHERE key IN :keys"
-).bindparams(bindparam("keys", expanding=True))
 _CREATE = text(
     "INSERT INTO auth_throttles (key, events, window_start, last_event_at) "
     "VALUES (:key, 0, :now, :now) ON CONFLICT (key) DO NOTHING"
 )
-_LOCK_ROW = text("SELECT events, window_start, locked_until FROM auth_throttles WHERE key = :key FOR UPDATE")
+_LOCK_FULL_ROW = text(
+    "SELECT events, window_start, last_event_at, locked_until FROM auth_throttles WHERE key = :key FOR UPDATE"
+)
+_GIVE_BACK = text(
+    "UPDATE auth_throttles SET events = greatest(events - 1, 0) WHERE key = :key AND locked_until IS NULL"
+)
 _UPDATE = text(
     "UPDATE auth_throttles SET events = :events, window_start = :window_start, "
     "last_event_at = :now, locked_until = :locked_until WHERE key = :key"
@@ -117,47 +123,53 @@ _PURGE = text(
 )
 
 
-def check(connection: Connection, keyed: Keyed, now: datetime) -> None:
-    """Raise `Throttled` (with the longest wait) when any of the keys must wait or is locked."""
-    policies = dict(keyed)
-    rows = connection.execute(_READ, {"keys": list(policies)}).all()
+def take(connection: Connection, keyed: Keyed, now: datetime) -> None:
+    """Check and count one event on every key, atomically: `Throttled` (and nothing
+    counted) when any key must wait or is locked. Run it in a transaction of its own."""
+    rows = {}
+    for key, _policy in sorted(keyed):
+        connection.execute(_CREATE, {"key": key, "now": now})
+        rows[key] = connection.execute(_LOCK_FULL_ROW, {"key": key}).one()
     wait = 0.0
-    for row in rows:
-        policy = policies[row.key]
+    for key, policy in keyed:
+        row = rows[key]
         if row.locked_until is not None and row.locked_until > now:
             wait = max(wait, (row.locked_until - now).total_seconds())
-            continue
-        wait = max(wait, policy.wait_seconds(row.events, row.window_start, row.last_event_at, now))
+        else:
+            wait = max(wait, policy.wait_seconds(row.events, row.window_start, row.last_event_at, now))
     if wait > 0:
         raise Throttled(max(1, math.ceil(wait)))
+    for key, policy in keyed:
+        _count(connection, key, policy, rows[key], now)
 
 
-def record(connection: Connection, keyed: Keyed, now: datetime) -> None:
-    """Count one event on each key (row-locked: concurrent events on one key all count)."""
-    for key, policy in sorted(keyed):
-        connection.execute(_CREATE, {"key": key, "now": now})
-        row = connection.execute(_LOCK_ROW, {"key": key}).one()
-        events, window_start = row.events, row.window_start
-        if row.locked_until is not None and row.locked_until <= now:
-            events, window_start = 0, now  # a lock that has run out starts afresh
-        elif now - window_start >= timedelta(seconds=policy.window_seconds):
-            events, window_start = 0, now
-        events += 1
-        locked_until = None
-        if events >= policy.lock_after:
-            locked_until = now + timedelta(seconds=policy.lock_seconds)
-        elif row.locked_until is not None and row.locked_until > now:
-            locked_until = row.locked_until
-        connection.execute(
-            _UPDATE,
-            {
-                "key": key,
-                "events": events,
-                "window_start": window_start,
-                "now": now,
-                "locked_until": locked_until,
-            },
-        )
+def _count(connection: Connection, key: str, policy: ThrottlePolicy, row: Any, now: datetime) -> None:
+    events, window_start = row.events, row.window_start
+    if row.locked_until is not None and row.locked_until <= now:
+        events, window_start = 0, now  # a lock that has run out starts afresh
+    elif now - window_start >= timedelta(seconds=policy.window_seconds):
+        events, window_start = 0, now
+    events += 1
+    locked_until = None
+    if events >= policy.lock_after:
+        locked_until = now + timedelta(seconds=policy.lock_seconds)
+    elif row.locked_until is not None and row.locked_until > now:
+        locked_until = row.locked_until
+    connection.execute(
+        _UPDATE,
+        {
+            "key": key,
+            "events": events,
+            "window_start": window_start,
+            "now": now,
+            "locked_until": locked_until,
+        },
+    )
+
+
+def give_back(connection: Connection, key: str) -> None:
+    """Uncount one event that turned out to be a success (a right password from a client)."""
+    connection.execute(_GIVE_BACK, {"key": key})
 
 
 def clear(connection: Connection, key: str) -> None:

@@ -109,13 +109,19 @@ class AuthUseCases:
         self.common_passwords = common_passwords() if common is None else common
 
     # -- throttles -----------------------------------------------------------------------
-    def _check(self, keyed: throttles.Keyed) -> None:
-        with self.engine.connect() as connection:
-            throttles.check(connection, keyed, self.clock())
-
-    def _record(self, keyed: throttles.Keyed) -> None:
+    def _take(self, keyed: throttles.Keyed) -> None:
+        """Count this attempt on every key before doing its work, or refuse it (Throttled)."""
         with self.engine.begin() as connection:
-            throttles.record(connection, keyed, self.clock())
+            throttles.take(connection, keyed, self.clock())
+
+    def _succeeded(self, keyed: throttles.Keyed) -> None:
+        """The attempt was right: the account's count is cleared, the client's given back."""
+        with self.engine.begin() as connection:
+            for key, _policy in keyed:
+                if ":account:" in key:
+                    throttles.clear(connection, key)
+                else:
+                    throttles.give_back(connection, key)
 
     @staticmethod
     def _keyed(
@@ -153,7 +159,7 @@ class AuthUseCases:
         t = self.throttles
         sends = self._keyed("code_send", email, t.code_send_account, client, None)
         keyed = [*sends, *self._keyed("register", email, None, client, t.register_client)]
-        self._check(keyed)
+        self._take(keyed)
         # Hashed whether or not the address is taken: both answers cost the same.
         password_hash = self.hasher.hash(password)
         result: UserView | None = None
@@ -184,7 +190,6 @@ class AuthUseCases:
             # Another registration of this address won the race: it mails the code.
             if getattr(exc.orig, "pgcode", None) != _UNIQUE_VIOLATION:
                 raise
-        self._record(keyed)
         self.on_email_queued()
         if result is not None:
             log.info("user registered", extra={"user_id": str(result.id)})
@@ -204,21 +209,18 @@ class AuthUseCases:
         email = domain.normalise_email(email)
         t = self.throttles
         keyed = self._keyed("login", email, t.login_account, client, t.login_client)
-        self._check(keyed)
+        self._take(keyed)
         with self.sessions() as session:
             user = Users(session).by_email(email)
         if user is not None and self._expired(user):
             user = None
         if user is None:
             self.hasher.spend_dummy_verify(password)
-            self._record(keyed)
             raise InvalidCredentials()
         ok, new_hash = self.hasher.verify(password, user.password_hash)
         if not ok:
-            self._record(keyed)
             raise InvalidCredentials()
-        with self.engine.begin() as connection:
-            throttles.clear(connection, keyed[0][0])
+        self._succeeded(keyed)
         if new_hash is not None:
             self._store_rehash(user, new_hash)
         # Only after the password matched: otherwise this would tell strangers who exists.
@@ -245,7 +247,7 @@ class AuthUseCases:
         email = domain.normalise_email(email)
         t = self.throttles
         keyed = self._keyed("code_send", email, t.code_send_account, client, t.code_send_client)
-        self._check(keyed)
+        self._take(keyed)
         queued = False
         with self.sessions.begin() as session:
             users = Users(session)
@@ -253,7 +255,6 @@ class AuthUseCases:
             if user is not None and not user.is_verified and not self._expired(user):
                 self._issue_code(session, users, user)
                 queued = True
-        self._record(keyed)
         if queued:
             self.on_email_queued()
         return CodeSent(
@@ -269,7 +270,7 @@ class AuthUseCases:
         code = domain.validate_code_format(code)
         t = self.throttles
         keyed = self._keyed("code_check", email, t.code_check_account, client, t.code_check_client)
-        self._check(keyed)
+        self._take(keyed)
         result: UserView | None = None
         with self.sessions.begin() as session:
             users = Users(session)
@@ -292,8 +293,8 @@ class AuthUseCases:
                         # The attempt must count even though the call fails: commit, then raise.
                         pending.failed_attempts += 1
         if result is None:
-            self._record(keyed)
             raise InvalidCode()
+        self._succeeded(keyed)
         log.info("user verified", extra={"user_id": str(result.id)})
         return result
 
@@ -304,7 +305,7 @@ class AuthUseCases:
         email = domain.normalise_email(email)
         t = self.throttles
         keyed = self._keyed("code_send", email, t.code_send_account, client, t.code_send_client)
-        self._check(keyed)
+        self._take(keyed)
         queued = False
         with self.sessions.begin() as session:
             users = Users(session)
@@ -312,7 +313,6 @@ class AuthUseCases:
             if user is not None and not self._expired(user):
                 self._issue_code(session, users, user, purpose=RESET)
                 queued = True
-        self._record(keyed)
         if queued:
             self.on_email_queued()
         return CodeSent(
@@ -334,7 +334,7 @@ class AuthUseCases:
         )
         t = self.throttles
         keyed = self._keyed("code_check", email, t.code_check_account, client, t.code_check_client)
-        self._check(keyed)
+        self._take(keyed)
         # Hashed before the code is known to be right: every answer costs the same.
         new_hash = self.hasher.hash(new_password)
         done = False
@@ -359,8 +359,8 @@ class AuthUseCases:
                 else:
                     pending.failed_attempts += 1
         if not done:
-            self._record(keyed)
             raise InvalidCode()
+        self._succeeded(keyed)
         with self.engine.begin() as connection:
             # The owner proved they hold the mailbox: wrong logins by others stop counting.
             throttles.clear(connection, f"login:account:{domain.email_key(email)}")
@@ -385,11 +385,11 @@ class AuthUseCases:
         )
         t = self.throttles
         keyed = self._keyed("login", user.email, t.login_account, client, t.login_client)
-        self._check(keyed)
+        self._take(keyed)
         ok, _ = self.hasher.verify(current_password, user.password_hash)
         if not ok:
-            self._record(keyed)
             raise InvalidCredentials()
+        self._succeeded(keyed)
         new_hash = self.hasher.hash(new_password)
         with self.sessions.begin() as session:
             stored = session.get(User, key, with_for_update=True)

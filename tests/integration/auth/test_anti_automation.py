@@ -225,3 +225,23 @@ async def test_long_passwords_of_any_characters_are_accepted_up_to_128(auth: Run
     error = await rpc_error(lambda: auth.register("other-" + email, password="x1" * 65))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "at most 128" in str(error.details())
+
+
+async def test_guesses_sent_at_once_are_all_counted_before_any_is_checked(
+    auth_settings: AuthSettings, mailbox: Mailbox, email: str
+) -> None:
+    # An attempt is counted before its Argon2 work: 20 guesses in one burst get exactly
+    # the 5 free ones through, not as many as happen to be in flight.
+    settings = auth_settings.model_copy(
+        update={"throttle_base_delay_seconds": 2.0, "login_max_failures_per_account": 8}
+    )
+    auth = await RunningAuth.start(settings)
+    try:
+        await auth.register_verified(mailbox, email)
+        errors = await asyncio.gather(*(bad_login(auth, email, f"10.7.0.{i + 1}") for i in range(20)))
+    finally:
+        await auth.stop()
+
+    codes = [e.code() for e in errors]
+    assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == 5, codes
+    assert codes.count(grpc.StatusCode.RESOURCE_EXHAUSTED) == 15, codes
