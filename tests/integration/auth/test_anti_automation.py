@@ -39,7 +39,7 @@ async def test_guessing_one_account_is_slowed_then_locked_across_two_instances(
 ) -> None:
     settings = auth_settings.model_copy(
         update={
-            "throttle_base_delay_seconds": 0.3,
+            "throttle_base_delay_seconds": 0.5,
             "login_max_failures_per_account": 7,
             "throttle_lock_seconds": 300,
         }
@@ -54,11 +54,11 @@ async def test_guessing_one_account_is_slowed_then_locked_across_two_instances(
         slowed = await bad_login(second, email, "10.0.1.1")
         assert slowed.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert retry_after(slowed) >= 1
-        # After the delay (0.3 s, then 0.6 s) the next guesses are heard, and fail.
-        await asyncio.sleep(0.35)
+        # After the delay (0.5 s, then 1 s) the next guesses are heard, and fail.
+        await asyncio.sleep(0.55)
         assert (await bad_login(first, email, "10.0.1.2")).code() == grpc.StatusCode.UNAUTHENTICATED
         assert (await bad_login(second, email, "10.0.1.3")).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-        await asyncio.sleep(0.65)
+        await asyncio.sleep(1.05)
         # The 7th wrong password locks the account for THROTTLE_LOCK_SECONDS.
         assert (await bad_login(second, email, "10.0.1.4")).code() == grpc.StatusCode.UNAUTHENTICATED
         await asyncio.sleep(1.5)
