@@ -7,15 +7,19 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from grpc import aio
+
 from ocr_svc.engines import create_engine, warm_up
 from ocr_svc.engines.base import EngineUnavailable, OcrEngine
 from ocr_svc.images import ImageLimits
 from ocr_svc.memory import return_large_buffers_to_the_os
 from ocr_svc.notifications import CompletionMailer, EventPublisher
+from ocr_svc.per_user import CallsPerUser
 from ocr_svc.pipeline import OcrPipeline
 from ocr_svc.servicer import Authenticate, OcrServicer
 from ocr_svc.settings import OcrSettings
 from ocrmesh.events import AsyncEmailPublisher
+from ocrmesh.grpc_auth import BearerTokenInterceptor
 from ocrmesh.grpc_client import create_channel
 from ocrmesh.grpc_server import HostedService, MeshServer, create_server
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
@@ -24,6 +28,7 @@ from ocrmesh.tokens import TokenVerifier
 log = logging.getLogger(__name__)
 
 OCR_SERVICE = ocr_pb2.DESCRIPTOR.services_by_name["OcrService"].full_name
+RECOGNIZE_METHOD = f"/{OCR_SERVICE}/Recognize"
 
 
 @dataclass
@@ -84,6 +89,7 @@ def create_app(
     publisher, and OCR_PORT=0. Call from inside the event loop that will run it."""
     closers: list[Callable[[], Awaitable[None]]] = []
     engine = engine or create_engine(settings)
+    interceptors: list[aio.ServerInterceptor] = []
     if authenticate is None:
         auth_channel = create_channel(settings.auth_addr, tls=settings.grpc_tls)
         closers.append(auth_channel.close)
@@ -91,6 +97,8 @@ def create_app(
             auth_channel, issuer=settings.token_issuer, audience=settings.token_audience
         )
         authenticate = verifier.authenticate
+        # A call without a valid token is refused before its image is parsed.
+        interceptors.append(BearerTokenInterceptor(verifier, [RECOGNIZE_METHOD]))
     if publisher is None:
         email_publisher = AsyncEmailPublisher(
             settings.rabbitmq_url,
@@ -112,12 +120,13 @@ def create_app(
         buffer_size=settings.ocr_email_buffer_size,
         publish_timeout=settings.ocr_email_publish_timeout,
     )
-    servicer = OcrServicer(pipeline, authenticate, mailer)
+    servicer = OcrServicer(pipeline, authenticate, mailer, CallsPerUser(settings.ocr_max_calls_per_user))
     mesh, port = create_server(
         [HostedService.of(servicer, ocr_pb2_grpc.add_OcrServiceServicer_to_server, OCR_SERVICE)],
         port=settings.ocr_port,
         host=settings.ocr_host,
         tls=settings.grpc_tls,
+        interceptors=interceptors,
         max_receive_message_bytes=settings.max_receive_message_bytes(),
     )
     return OcrApp(

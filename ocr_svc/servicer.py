@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -11,6 +11,7 @@ from grpc import aio
 
 from ocr_svc.images import InvalidImage
 from ocr_svc.notifications import CompletionMailer, completion_email
+from ocr_svc.per_user import CallsPerUser, TooManyCalls
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.tokens import TokenClaims
@@ -29,7 +30,11 @@ ERROR_STATUS: dict[type[Exception], grpc.StatusCode] = {
     InvalidImage: grpc.StatusCode.INVALID_ARGUMENT,
     InvalidRequest: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    TooManyCalls: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+# Trailing metadata with the seconds after which a refused call may succeed (the gateway's
+# Retry-After).
+RETRY_AFTER_KEY = "retry-after-seconds"
 
 
 def to_response(event: OcrEvent) -> ocr_pb2.RecognizeResponse:
@@ -71,10 +76,17 @@ def _error_message(exc: Exception) -> str:
 class OcrServicer(ocr_pb2_grpc.OcrServiceServicer):
     """`ocrmesh.ocr.v1.OcrService`."""
 
-    def __init__(self, pipeline: OcrPipeline, authenticate: Authenticate, mailer: CompletionMailer) -> None:
+    def __init__(
+        self,
+        pipeline: OcrPipeline,
+        authenticate: Authenticate,
+        mailer: CompletionMailer,
+        per_user: CallsPerUser | None = None,
+    ) -> None:
         self._pipeline = pipeline
         self._authenticate = authenticate
         self._mailer = mailer
+        self._per_user = per_user or CallsPerUser(0)
 
     async def Recognize(
         self, request: ocr_pb2.RecognizeRequest, context: aio.ServicerContext[Any, Any]
@@ -83,19 +95,29 @@ class OcrServicer(ocr_pb2_grpc.OcrServiceServicer):
         try:
             if len(request.filename) > MAX_FILENAME_LENGTH:
                 raise InvalidRequest(f"filename is longer than {MAX_FILENAME_LENGTH} characters")
-            async with contextlib.aclosing(self._pipeline.recognize(request.image)) as events:
-                async for event in events:
-                    if isinstance(event, Completed):
-                        # Queued before the last event goes out: the work is done even if
-                        # the caller disconnects now. Never blocks, never fails the call.
-                        self._mailer.submit(
-                            completion_email(
-                                claims,
-                                full_text=event.full_text,
-                                line_count=event.line_count,
-                                filename=request.filename,
-                            )
-                        )
-                    yield to_response(event)
+            with self._per_user.hold(claims.user_id):
+                async with contextlib.aclosing(self._recognize(request, claims)) as responses:
+                    async for response in responses:
+                        yield response
         except tuple(ERROR_STATUS) as exc:
+            if isinstance(exc, TooManyCalls):
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, str(exc.retry_after_seconds)),))
             await context.abort(ERROR_STATUS[type(exc)], _error_message(exc))
+
+    async def _recognize(
+        self, request: ocr_pb2.RecognizeRequest, claims: TokenClaims
+    ) -> AsyncGenerator[ocr_pb2.RecognizeResponse, None]:
+        async with contextlib.aclosing(self._pipeline.recognize(request.image)) as events:
+            async for event in events:
+                if isinstance(event, Completed):
+                    # Queued before the last event goes out: the work is done even if the
+                    # caller disconnects now. Never blocks, never fails the call.
+                    self._mailer.submit(
+                        completion_email(
+                            claims,
+                            full_text=event.full_text,
+                            line_count=event.line_count,
+                            filename=request.filename,
+                        )
+                    )
+                yield to_response(event)

@@ -34,6 +34,9 @@ class OcrSettings(EmailEventSettings, GrpcTlsSettings):
     ocr_workers: int = Field(default_factory=_cpu_count, ge=1, le=64)
     # Calls allowed to wait for a worker; beyond workers + queue, RESOURCE_EXHAUSTED at once.
     ocr_queue_size: int = Field(default=8, ge=0, le=1024)
+    # Calls one user may have in flight (per process, like the workers); the next is refused
+    # RESOURCE_EXHAUSTED (HTTP 429 with Retry-After). 0 = no limit.
+    ocr_max_calls_per_user: int = Field(default=2, ge=0, le=1024)
     ocr_max_image_bytes: int = Field(default=10 * MiB, ge=1, le=256 * MiB)
     ocr_max_pixels: int = Field(default=40_000_000, ge=1, le=1_000_000_000)
     # Inference threads per engine call; 0 = cores / workers (at least 1), so that the
