@@ -369,6 +369,8 @@ async def run(args: argparse.Namespace) -> list[Row]:
         ocr_host="127.0.0.1",
         ocr_workers=workers,
         ocr_queue_size=max(8, workers),
+        # Every caller is the same user here: measure the service, not the per-user limit.
+        ocr_max_calls_per_user=0,
         rabbitmq_url=rabbitmq_url,
         email_queue=topology.queue,
     )

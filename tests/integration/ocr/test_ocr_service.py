@@ -207,7 +207,8 @@ async def test_calls_beyond_the_queue_get_resource_exhausted_and_the_rest_comple
 ) -> None:
     engine = ScriptedEngine(["held"])
     held = engine.gate(0)
-    ocr = await start_ocr(engine, ocr_workers=1, ocr_queue_size=2)
+    # One user for every call: the per-user limit is not what this test is about.
+    ocr = await start_ocr(engine, ocr_workers=1, ocr_queue_size=2, ocr_max_calls_per_user=0)
 
     async def call() -> str:
         try:
