@@ -4,13 +4,13 @@ engine and decoder, real tokens and a real gRPC connection."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 
 import grpc
 import pytest
 
 from ocr_svc.engines.rapid import RapidOcrEngine
+from ocrmesh.ocr.v1 import ocr_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import GatedLastLine, completed_of
 from tests.support.images import SAMPLE_PARAGRAPH, sample_multiline_png
@@ -51,26 +51,26 @@ async def test_a_user_at_the_limit_gets_resource_exhausted_with_retry_after_whil
 
 
 async def test_a_call_without_a_valid_token_is_refused_before_its_image_is_parsed(
-    start_ocr: StartOcr, rapid_engine: RapidOcrEngine, monkeypatch: pytest.MonkeyPatch
+    start_ocr: StartOcr, rapid_engine: RapidOcrEngine
 ) -> None:
     ocr = await start_ocr(rapid_engine, ocr_max_image_bytes=11 * 1024 * 1024)
-    parsed = 0
-    from ocrmesh.ocr.v1 import ocr_pb2
+    # 10 MiB that are not a protobuf message at all: parsing them fails at once, so the
+    # answer tells whether the server parsed the request before looking at the token.
+    garbage = b"\xff" * (10 * 1024 * 1024)
+    recognize = ocr.channel.unary_stream(
+        "/ocrmesh.ocr.v1.OcrService/Recognize",
+        request_serializer=lambda raw: raw,
+        response_deserializer=ocr_pb2.RecognizeResponse.FromString,
+    )
 
-    real_from_string = ocr_pb2.RecognizeRequest.FromString
-
-    def counting(data: bytes) -> ocr_pb2.RecognizeRequest:
-        nonlocal parsed
-        parsed += 1
-        return real_from_string(data)
-
-    # The servicer's deserializer is looked up per call from the registered handler; count
-    # what it parses by wrapping the class method the generated code registered.
-    monkeypatch.setattr(ocr_pb2.RecognizeRequest, "FromString", staticmethod(counting))
-    big = b"\x89PNG" + b"\0" * (10 * 1024 * 1024)
-    for token in ("not-a-jwt", ocr.issuer.mint_expired(), ocr.issuer.mint_forged()):
+    async def answer(token: str) -> grpc.StatusCode:
+        call = recognize(garbage, metadata=(("authorization", f"Bearer {token}"),), timeout=30)
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await ocr.events(big, token=token)
-        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    await asyncio.sleep(0)
-    assert parsed == 0
+            async for _ in call:
+                pass
+        return refused.value.code()
+
+    for token in ("not-a-jwt", ocr.issuer.mint_expired(), ocr.issuer.mint_forged()):
+        assert await answer(token) == grpc.StatusCode.UNAUTHENTICATED
+    # With a valid token the same bytes are parsed, and fail as what they are.
+    assert await answer(ocr.token()) != grpc.StatusCode.UNAUTHENTICATED
