@@ -244,6 +244,13 @@ class AuthUseCases:
     def send_code(self, *, email: str, client: str = "") -> CodeSent:
         """Queue a new verification code mail, replacing any pending code, when the address
         has an unverified account; answer the same in every case."""
+        return self._mail_code(email, client, purpose=VERIFY, wanted=lambda user: not user.is_verified)
+
+    def _mail_code(
+        self, email: str, client: str, *, purpose: str, wanted: Callable[[User], bool]
+    ) -> CodeSent:
+        """Throttled like every code send (one per cooldown per address): a code for
+        `purpose` to the address's live account when `wanted(user)`; the same answer always."""
         email = domain.normalise_email(email)
         t = self.throttles
         keyed = self._keyed("code_send", email, t.code_send_account, client, t.code_send_client)
@@ -252,8 +259,8 @@ class AuthUseCases:
         with self.sessions.begin() as session:
             users = Users(session)
             user = users.by_email(email, for_update=True)
-            if user is not None and not user.is_verified and not self._expired(user):
-                self._issue_code(session, users, user)
+            if user is not None and wanted(user) and not self._expired(user):
+                self._issue_code(session, users, user, purpose=purpose)
                 queued = True
         if queued:
             self.on_email_queued()
@@ -302,23 +309,7 @@ class AuthUseCases:
     def request_password_reset(self, *, email: str, client: str = "") -> CodeSent:
         """Queue a reset code mail when the address has an account; answer the same always.
         Throttled like code sending (one per cooldown per address)."""
-        email = domain.normalise_email(email)
-        t = self.throttles
-        keyed = self._keyed("code_send", email, t.code_send_account, client, t.code_send_client)
-        self._take(keyed)
-        queued = False
-        with self.sessions.begin() as session:
-            users = Users(session)
-            user = users.by_email(email, for_update=True)
-            if user is not None and not self._expired(user):
-                self._issue_code(session, users, user, purpose=RESET)
-                queued = True
-        if queued:
-            self.on_email_queued()
-        return CodeSent(
-            resend_after_seconds=self.code_policy.resend_cooldown_seconds,
-            expires_in_seconds=self.code_policy.ttl_seconds,
-        )
+        return self._mail_code(email, client, purpose=RESET, wanted=lambda user: True)
 
     def reset_password(self, *, email: str, code: str, new_password: str, client: str = "") -> None:
         """Set `new_password` when `code` is the address's pending reset code; the address
