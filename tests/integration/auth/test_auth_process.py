@@ -48,18 +48,27 @@ def auth_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def serving_env(
+    tmp_path: Path, database_url: str, rabbitmq_url: str, topology: EmailTopology, port: int, **extra: str
+) -> dict[str, str]:
+    """The environment of an auth_svc that serves on 127.0.0.1:`port` with its own database
+    and queues."""
+    return auth_env(
+        tmp_path,
+        DATABASE_URL=database_url,
+        RABBITMQ_URL=rabbitmq_url,
+        EMAIL_QUEUE=topology.queue,
+        AUTH_PORT=str(port),
+        AUTH_HOST="127.0.0.1",
+        **extra,
+    )
+
+
 def test_service_creates_its_database_serves_and_stops_on_sigterm(
     fresh_database_url: str, rabbitmq_url: str, email_topology: EmailTopology, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = auth_env(
-        tmp_path,
-        DATABASE_URL=fresh_database_url,
-        RABBITMQ_URL=rabbitmq_url,
-        EMAIL_QUEUE=email_topology.queue,
-        AUTH_PORT=str(port),
-        AUTH_HOST="127.0.0.1",
-    )
+    env = serving_env(tmp_path, fresh_database_url, rabbitmq_url, email_topology, port)
     log = (tmp_path / "auth.log").open("w+")
     process = subprocess.Popen([sys.executable, "-m", "auth_svc"], cwd=REPO, env=env, stdout=log, stderr=log)
     try:
@@ -156,15 +165,8 @@ def test_several_processes_share_the_port_survive_a_killed_worker_and_stop_toget
     fresh_database_url: str, rabbitmq_url: str, email_topology: EmailTopology, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = auth_env(
-        tmp_path,
-        DATABASE_URL=fresh_database_url,
-        RABBITMQ_URL=rabbitmq_url,
-        EMAIL_QUEUE=email_topology.queue,
-        AUTH_PORT=str(port),
-        AUTH_HOST="127.0.0.1",
-        AUTH_PROCESSES="2",
-        AUTH_WORKERS="2",
+    env = serving_env(
+        tmp_path, fresh_database_url, rabbitmq_url, email_topology, port, AUTH_PROCESSES="2", AUTH_WORKERS="2"
     )
     log_path = tmp_path / "auth.log"
     log = log_path.open("w+")
