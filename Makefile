@@ -51,6 +51,7 @@ fmt: install ## apply ruff's fixes and formatting
 	$(VENV)/bin/ruff format .
 
 test: install ## every test: unit, integration (real PostgreSQL, RabbitMQ, SMTP), e2e
+	$(PY) scripts/debian_tools.py test
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: install

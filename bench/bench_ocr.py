@@ -56,6 +56,7 @@ from ocrmesh.grpc_client import bearer_metadata, create_channel
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.settings import DEFAULT_RABBITMQ_URL
 from ocrmesh.tokens import TOKEN_ALGORITHM, TokenVerifier
+from scripts import debian_tools
 from tests.support.pages import PageSpec, page_error_rate, render_page
 
 SLICE_SECONDS = 3.0
@@ -144,14 +145,7 @@ async def through_service(
 
 def ensure_tesseract() -> str | None:
     """The tesseract CLI, installed with apt-get (Debian's `tesseract-ocr`) when missing."""
-    found = shutil.which("tesseract")
-    if found:
-        return found
-    apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    print("tesseract not found: installing Debian's tesseract-ocr with apt-get ...", flush=True)
-    subprocess.run([*apt, "update", "-q"], check=False, env=env)
-    subprocess.run([*apt, "install", "-y", "-q", "tesseract-ocr"], check=False, env=env)
+    debian_tools.ensure("bench")
     return shutil.which("tesseract")
 
 

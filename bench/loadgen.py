@@ -24,19 +24,15 @@ from pathlib import Path
 
 from google.protobuf.message import Message
 
-TOOLS = {"h2load": "nghttp2-client", "wrk": "wrk"}
+from scripts import debian_tools
 
 
 def ensure_tools() -> None:
     """Install h2load and wrk from Debian's packages when they are missing (as root)."""
-    missing = sorted({package for tool, package in TOOLS.items() if shutil.which(tool) is None})
-    if not missing:
-        return
-    if shutil.which("apt-get") is None:
-        raise SystemExit(f"install {', '.join(missing)} (h2load and wrk) to run this benchmark")
-    print(f"installing {', '.join(missing)} from Debian's packages ...", flush=True)
-    subprocess.run(["apt-get", "update", "-qq"], check=True)
-    subprocess.run(["apt-get", "install", "-y", "-qq", *missing], check=True)
+    debian_tools.ensure("bench")
+    missing = [tool for tool in ("h2load", "wrk") if shutil.which(tool) is None]
+    if missing:
+        raise SystemExit(f"install {' and '.join(missing)} (Debian: nghttp2-client, wrk) for the benchmark")
 
 
 def grpc_frame(message: Message) -> bytes:

@@ -1,0 +1,60 @@
+"""Installs the Debian tools the tests and benchmarks drive, when they are missing.
+
+`make test` needs Chromium (the web page in a real browser) and Prometheus (promtool checks
+the rules; a real server scrapes the e2e mesh); `make bench` needs h2load, wrk and
+Tesseract. Each is installed with apt-get as root (or `sudo -n`); where that is not possible
+the script says what is missing and the tests that need it skip with that reason.
+
+    python scripts/debian_tools.py test     # chromium, prometheus
+    python scripts/debian_tools.py bench    # h2load, wrk, tesseract
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+# command -> Debian package, per use
+TOOLS: dict[str, dict[str, str]] = {
+    "test": {"chromium": "chromium", "promtool": "prometheus", "prometheus": "prometheus"},
+    "bench": {"h2load": "nghttp2-client", "wrk": "wrk", "tesseract": "tesseract-ocr"},
+}
+
+
+def missing_packages(use: str) -> list[str]:
+    """The packages whose commands are not on PATH."""
+    return sorted({package for tool, package in TOOLS[use].items() if shutil.which(tool) is None})
+
+
+def ensure(use: str) -> list[str]:
+    """Install what `use` needs; returns the packages still missing afterwards."""
+    missing = missing_packages(use)
+    if not missing:
+        return []
+    if shutil.which("apt-get") is None:
+        return missing
+    apt = ["apt-get"] if os.geteuid() == 0 else ["sudo", "-n", "apt-get"]
+    if apt[0] == "sudo" and shutil.which("sudo") is None:
+        return missing
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    print(f"installing {', '.join(missing)} from Debian's packages ...", flush=True)
+    subprocess.run([*apt, "update", "-qq"], check=False, env=env)
+    install = [*apt, "install", "-y", "-qq", "--no-install-recommends", *missing]
+    subprocess.run(install, check=False, env=env, stdout=subprocess.DEVNULL)
+    return missing_packages(use)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1 or argv[0] not in TOOLS:
+        print(f"usage: debian_tools.py {{{','.join(TOOLS)}}}", file=sys.stderr)
+        return 2
+    still = ensure(argv[0])
+    if still:
+        print(f"not installed (tests that need them skip): {', '.join(still)}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
