@@ -190,6 +190,8 @@ def create_app(
         port=settings.auth_port,
         host=settings.auth_host,
         tls=settings.grpc_tls,
+        max_connection_age_s=settings.grpc_max_connection_age_seconds,
+        max_connection_age_grace_s=settings.grpc_max_connection_age_grace_seconds,
     )
     server = AuthServer(
         server=mesh.server,

@@ -9,13 +9,13 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from ocrmesh.events.settings import EmailEventSettings
-from ocrmesh.settings import GrpcTlsSettings
+from ocrmesh.settings import GrpcServerSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ocrmesh"
 
 
-class AuthSettings(EmailEventSettings, GrpcTlsSettings):
+class AuthSettings(EmailEventSettings, GrpcServerSettings):
     """DATABASE_URL, RABBITMQ_URL, EMAIL_QUEUE, EMAIL_RETRY_DELAYS, AUTH_HOST, AUTH_PORT, ENVIRONMENT,
     AUTH_SIGNING_KEY_FILE, AUTH_EXTRA_PUBLIC_KEY_FILES (comma separated), AUTH_KEY_DIR,
     TOKEN_ISSUER, TOKEN_AUDIENCE, TOKEN_TTL_SECONDS, OTP_TTL_SECONDS,

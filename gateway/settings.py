@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTlsSettings
+from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTarget, GrpcTlsSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 KiB = 1024
@@ -31,8 +31,10 @@ class GatewaySettings(GrpcTlsSettings):
     # uvicorn worker processes on GATEWAY_PORT; 0 = one per core. Each has its own channels
     # and token verifier (its key cache and verified-token cache are per process).
     gateway_workers: int = Field(default=1, ge=0, le=64)
-    auth_addr: str = DEFAULT_AUTH_ADDR
-    ocr_addr: str = DEFAULT_OCR_ADDR
+    # Any gRPC target: host:port, dns:///name:port (every address the name resolves to, e.g.
+    # a headless Service's pods), ipv4:a:port,b:port. Calls are spread round robin.
+    auth_addr: GrpcTarget = DEFAULT_AUTH_ADDR
+    ocr_addr: GrpcTarget = DEFAULT_OCR_ADDR
     # Must match what auth_svc signs with; the verifier rejects tokens for anything else.
     token_issuer: str = Field(default=DEFAULT_TOKEN_ISSUER, min_length=1)
     token_audience: str = Field(default=DEFAULT_TOKEN_AUDIENCE, min_length=1)

@@ -128,6 +128,8 @@ def create_app(
         tls=settings.grpc_tls,
         interceptors=interceptors,
         max_receive_message_bytes=settings.max_receive_message_bytes(),
+        max_connection_age_s=settings.grpc_max_connection_age_seconds,
+        max_connection_age_grace_s=settings.grpc_max_connection_age_grace_seconds,
     )
     return OcrApp(
         settings=settings,

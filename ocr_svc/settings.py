@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from ocrmesh.events.settings import EmailEventSettings
 from ocrmesh.processes import process_count
-from ocrmesh.settings import DEFAULT_AUTH_ADDR, GrpcTlsSettings
+from ocrmesh.settings import DEFAULT_AUTH_ADDR, GrpcServerSettings, GrpcTarget
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 MiB = 1024 * 1024
@@ -20,7 +20,7 @@ def _cpu_count() -> int:
     return os.cpu_count() or 1
 
 
-class OcrSettings(EmailEventSettings, GrpcTlsSettings):
+class OcrSettings(EmailEventSettings, GrpcServerSettings):
     """Environment variables of ocr_svc (names are the upper-cased field names)."""
 
     ocr_port: int = Field(default=50052, ge=0, le=65535)
@@ -44,7 +44,7 @@ class OcrSettings(EmailEventSettings, GrpcTlsSettings):
     # threads (at least OCR_WORKERS): an image alone uses the cores the others leave idle.
     ocr_engine_threads: int = Field(default=0, ge=0, le=256)
 
-    auth_addr: str = DEFAULT_AUTH_ADDR
+    auth_addr: GrpcTarget = DEFAULT_AUTH_ADDR
     token_issuer: str = Field(default=DEFAULT_TOKEN_ISSUER, min_length=1)
     token_audience: str = Field(default=DEFAULT_TOKEN_AUDIENCE, min_length=1)
 

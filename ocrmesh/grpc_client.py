@@ -1,14 +1,25 @@
 """Client channels with keepalive, a default deadline on every call, and the request id
-of the current call passed on as `x-request-id` metadata."""
+of the current call passed on as `x-request-id` metadata.
+
+A channel spreads its calls over every address its target resolves to (`round_robin`):
+`host:port` is one server, `dns:///auth-svc:50051` every pod of a headless Service,
+`ipv4:10.0.0.1:50051,10.0.0.2:50051` a fixed list. A replica that goes away is skipped
+as soon as its connection fails, and used again once it accepts connections. Calls that
+are safe to send twice (reads: `READ_ONLY_METHODS`) are retried on UNAVAILABLE, on another
+replica; gRPC itself retries any call transparently only when it never reached a server.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import grpc
 from grpc import aio
+from grpc_health.v1 import health_pb2
 
+from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.grpc_server import MiB
 from ocrmesh.request_context import REQUEST_ID_HEADER, current_request_id
 from ocrmesh.settings import GrpcTls
@@ -17,6 +28,50 @@ from ocrmesh.settings import GrpcTls
 DEFAULT_UNARY_TIMEOUT_S = 5.0
 # Streams (OCR) legitimately run longer.
 DEFAULT_STREAM_TIMEOUT_S = 120.0
+
+
+def _method(service: Any, name: str) -> dict[str, str]:
+    return {"service": service.full_name, "method": service.methods_by_name[name].name}
+
+
+_AUTH = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
+_HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
+# Reads without side effects: a second attempt on another replica does no harm. Never a call
+# that writes (Register, Login's counters, codes) or Recognize (it mails on completion).
+READ_ONLY_METHODS = (
+    _method(_AUTH, "GetCurrentUser"),
+    _method(_AUTH, "GetPublicKeys"),
+    _method(_AUTH, "GetRevocations"),
+    _method(_HEALTH, "Check"),
+)
+
+
+def service_config(read_only_methods: Sequence[dict[str, str]] = READ_ONLY_METHODS) -> str:
+    """The channels' gRPC service config (JSON): round_robin over every resolved address;
+    read-only methods retried up to 3 attempts on UNAVAILABLE with backoff, within the
+    call's own deadline; retries pause while about one call in ten fails (retryThrottling),
+    so a failing fleet is not flooded with retries."""
+    return json.dumps(
+        {
+            "loadBalancingConfig": [{"round_robin": {}}],
+            "methodConfig": [
+                {
+                    "name": list(read_only_methods),
+                    "retryPolicy": {
+                        "maxAttempts": 3,
+                        "initialBackoff": "0.05s",
+                        "maxBackoff": "0.5s",
+                        "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"],
+                    },
+                }
+            ],
+            "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
+        }
+    )
+
+
+_SERVICE_CONFIG = service_config()
 
 
 def _with_request_id(metadata: Any) -> Any:
@@ -110,8 +165,9 @@ def create_channel(
     max_message_bytes: int = 16 * MiB,
     options: Sequence[tuple[str, Any]] = (),
 ) -> aio.Channel:
-    """A grpc.aio channel to `target` ("host:port"): plaintext, or TLS when `tls` is
-    enabled (see `channel_credentials`).
+    """A grpc.aio channel to `target` (any gRPC target URI, see the module's docstring),
+    balancing round robin over its addresses: plaintext, or TLS when `tls` is enabled (see
+    `channel_credentials`).
 
     Every call made on it without an explicit `timeout=` gets the default deadline for its
     kind (unary or server-streaming). Keepalive pings detect a dead peer on an idle
@@ -126,6 +182,8 @@ def create_channel(
         # Reconnect soon after a restarted peer is back, not after a long backoff.
         ("grpc.initial_reconnect_backoff_ms", 200),
         ("grpc.max_reconnect_backoff_ms", 2_000),
+        ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
         *options,
     ]
     if tls is not None and tls.enabled:

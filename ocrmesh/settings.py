@@ -8,9 +8,9 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,46 @@ class GrpcTlsSettings(ServiceSettings):
     @property
     def grpc_tls(self) -> GrpcTls:
         return GrpcTls(self.grpc_tls_cert_file, self.grpc_tls_key_file, self.grpc_tls_ca_file)
+
+
+class GrpcServerSettings(GrpcTlsSettings):
+    """The settings of every service that serves gRPC (mixed into its settings class).
+
+    GRPC_MAX_CONNECTION_AGE_SECONDS: a client connection older than this is asked to go away
+    (HTTP/2 GOAWAY, gRPC adds +/-10% jitter), so clients re-resolve their target and spread
+    onto replicas added since. GRPC_MAX_CONNECTION_AGE_GRACE_SECONDS: calls still running on
+    such a connection get this long to finish; keep it above the longest deadline a caller
+    sets (the gateway's OCR_TIMEOUT_SECONDS, 120 s by default), so no OCR stream is cut.
+    """
+
+    grpc_max_connection_age_seconds: float = Field(default=300.0, gt=0)
+    grpc_max_connection_age_grace_seconds: float = Field(default=150.0, gt=0)
+
+
+def _valid_grpc_target(target: str) -> str:
+    """A gRPC target URI as channels accept it: `host:port`, `dns:///name:port`,
+    `ipv4:a:port,b:port`, `ipv6:[::1]:port`, `unix:/path`. Checked for shape only (the
+    resolver says the rest when it resolves)."""
+    target = target.strip()
+    if not target or any(ch.isspace() for ch in target):
+        raise ValueError("must be a gRPC target: host:port, dns:///name:port or ipv4:a:port,b:port")
+    scheme, sep, rest = target.partition(":")
+    if sep and scheme in GRPC_TARGET_SCHEMES:
+        if not rest.strip("/"):
+            raise ValueError(f"{scheme}: needs an address after it")
+        return target
+    if target.startswith("[") or target.count(":") == 1:  # host:port, [v6]:port
+        host, _, port = target.rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return target
+    raise ValueError(
+        f"{target!r} is not a gRPC target: use host:port, dns:///name:port or ipv4:a:port,b:port"
+    )
+
+
+GRPC_TARGET_SCHEMES = ("dns", "ipv4", "ipv6", "unix", "unix-abstract")
+# AUTH_ADDR, OCR_ADDR: where a client finds a service (any replica of it, see grpc_client).
+GrpcTarget = Annotated[str, AfterValidator(_valid_grpc_target)]
 
 
 S = TypeVar("S", bound=BaseSettings)
