@@ -10,6 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pb2
+from google.protobuf.descriptor_database import DescriptorDatabase
+from google.protobuf.descriptor_pool import DescriptorPool
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
@@ -20,6 +23,7 @@ from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.grpc_client import create_channel
 from ocrmesh.grpc_server import HostedService, MeshServer, create_server
 from ocrmesh.logs import JsonFormatter
+from ocrmesh.reflection.v1 import reflection_pb2, reflection_pb2_grpc
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 log = logging.getLogger("tests.kernel.servicer")
@@ -113,8 +117,6 @@ async def test_reflection_lists_hosted_services_and_describes_a_method(tiny) -> 
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             database = ProtoReflectionDescriptorDatabase(channel)
             services = list(database.get_services())
-            from google.protobuf.descriptor_pool import DescriptorPool
-
             pool = DescriptorPool(database)
             method = pool.FindServiceByName(AUTH_SERVICE).methods_by_name["Login"]
             return services, method.input_type.full_name, method.output_type.full_name
@@ -123,7 +125,50 @@ async def test_reflection_lists_hosted_services_and_describes_a_method(tiny) -> 
     assert AUTH_SERVICE in services
     assert "grpc.health.v1.Health" in services
     assert "grpc.reflection.v1alpha.ServerReflection" in services
+    assert "grpc.reflection.v1.ServerReflection" in services
     assert (input_type, output_type) == ("ocrmesh.auth.v1.LoginRequest", "ocrmesh.auth.v1.LoginResponse")
+
+
+async def reflect_v1(
+    port: int, *requests: reflection_pb2.ServerReflectionRequest
+) -> list[reflection_pb2.ServerReflectionResponse]:
+    """The answers of one grpc.reflection.v1 session, as grpcurl >= 1.9 holds it."""
+    async with create_channel(f"127.0.0.1:{port}") as channel:
+        call = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter(requests), timeout=5
+        )
+        return [response async for response in call]
+
+
+async def test_reflection_v1_lists_services_and_describes_a_method_and_itself(tiny) -> None:
+    _, port, _ = tiny
+    listed, auth_file, v1_file, missing = await reflect_v1(
+        port,
+        reflection_pb2.ServerReflectionRequest(list_services=""),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=AUTH_SERVICE),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="grpc.reflection.v1.ServerReflection"),
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="no.such.Service"),
+    )
+
+    services = {service.name for service in listed.list_services_response.service}
+    assert {AUTH_SERVICE, "grpc.health.v1.Health"} <= services
+    assert {"grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"} <= services
+    # The answers hold each file with its dependencies, in no particular order.
+    files = DescriptorDatabase()
+    for answer in (auth_file, v1_file):
+        for serialized in answer.file_descriptor_response.file_descriptor_proto:
+            files.Add(descriptor_pb2.FileDescriptorProto.FromString(serialized))
+    pool = DescriptorPool(files)
+    login = pool.FindServiceByName(AUTH_SERVICE).methods_by_name["Login"]
+    assert (login.input_type.full_name, login.output_type.full_name) == (
+        "ocrmesh.auth.v1.LoginRequest",
+        "ocrmesh.auth.v1.LoginResponse",
+    )
+    info = pool.FindServiceByName("grpc.reflection.v1.ServerReflection").methods_by_name[
+        "ServerReflectionInfo"
+    ]
+    assert info.input_type.full_name == "grpc.reflection.v1.ServerReflectionRequest"
+    assert missing.error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
 
 
 async def test_request_id_from_metadata_reaches_every_log_line_of_the_call(tiny, json_log) -> None:
