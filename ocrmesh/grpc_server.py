@@ -87,6 +87,8 @@ def create_server(
     tls: GrpcTls | None = None,
     interceptors: Sequence[aio.ServerInterceptor] = (),
     max_receive_message_bytes: int = 4 * MiB,
+    max_connection_age_s: float | None = None,
+    max_connection_age_grace_s: float | None = None,
     options: Sequence[tuple[str, Any]] = (),
 ) -> tuple[MeshServer, int]:
     """Build a grpc.aio server hosting `services` plus grpc.health.v1.Health and server
@@ -94,7 +96,16 @@ def create_server(
 
     The default host is the loopback interface: a service is reachable from other machines
     only when its settings say so (AUTH_HOST, OCR_HOST). With `tls` enabled the port serves
-    TLS (mutual TLS when it names a CA), see `server_credentials`."""
+    TLS (mutual TLS when it names a CA), see `server_credentials`.
+
+    With `max_connection_age_s` a client connection is closed (GOAWAY) after about that
+    long, calls on it getting `max_connection_age_grace_s` to finish: clients then reconnect
+    and re-resolve, which spreads them over replicas started since (see GrpcServerSettings)."""
+    age_options = []
+    if max_connection_age_s is not None:
+        age_options.append(("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)))
+    if max_connection_age_grace_s is not None:
+        age_options.append(("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_s * 1000)))
     server = aio.server(
         interceptors=[ServerContextInterceptor(), *interceptors],
         options=[
@@ -103,6 +114,7 @@ def create_server(
             # Accept the client keepalive pings ocrmesh.grpc_client sends.
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
             ("grpc.keepalive_permit_without_calls", 1),
+            *age_options,
             *options,
         ],
     )
