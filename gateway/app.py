@@ -13,7 +13,7 @@ from gateway.backends import VerifierFactory, open_backends
 from gateway.body_limits import BodyLimitMiddleware, BodyLimits, BodyRule
 from gateway.client_limits import ClientRequestLimitMiddleware
 from gateway.middleware import RESPONSE_REQUEST_ID_HEADER, RequestContextMiddleware
-from gateway.routes import auth, health, ocr
+from gateway.routes import auth, health, ocr, page
 from gateway.settings import GatewaySettings
 from gateway.uploads import MULTIPART_OVERHEAD_BYTES
 from ocrmesh.settings import load_settings
@@ -59,6 +59,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(ocr.router)
     app.include_router(health.router)
+    page.add_page(app)  # GET / and /static/: the web page
     if settings.gateway_cors_origins:
         app.add_middleware(
             CORSMiddleware,
