@@ -1,0 +1,112 @@
+"""`ocrmesh ocr --grpc`: OcrService.Recognize straight from ocr_svc, for internal callers
+that can reach it (OCR_ADDR), with the token from `ocrmesh login` as bearer metadata.
+TLS as every mesh client: the GRPC_TLS_* variables (ocrmesh.settings.GrpcTls)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Final
+
+import grpc
+
+from ocrmesh.cli.errors import CliError, ExitCode, exit_code_for_grpc
+from ocrmesh.cli.events import Completed, Line, OcrEvent, Started
+from ocrmesh.grpc_client import bearer_metadata, create_channel
+from ocrmesh.grpc_server import MiB
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.settings import GrpcTls
+
+# ocr_svc's trailing metadata on RESOURCE_EXHAUSTED: seconds until a retry may work.
+RETRY_AFTER_KEY: Final = "retry-after-seconds"
+
+
+def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
+    """The event one message of the Recognize stream carries (None for an unknown kind)."""
+    kind = response.WhichOneof("event")
+    if kind == "started":
+        started = response.started
+        return Started(
+            engine=started.engine, image_width=started.image_width, image_height=started.image_height
+        )
+    if kind == "line":
+        line = response.line
+        return Line(
+            index=line.index,
+            block=line.block,
+            text=line.text,
+            confidence=round(line.confidence, 4),
+            box=[(point.x, point.y) for point in line.box],
+        )
+    if kind == "completed":
+        completed = response.completed
+        timings = completed.timings
+        return Completed(
+            full_text=completed.full_text,
+            line_count=completed.line_count,
+            timings={
+                "decode_ms": timings.decode_ms,
+                "detect_ms": timings.detect_ms,
+                "recognize_ms": timings.recognize_ms,
+                "total_ms": timings.total_ms,
+            },
+        )
+    return None
+
+
+def error_from_rpc(error: grpc.aio.AioRpcError, *, addr: str, what: str) -> CliError:
+    """The CliError for a failed Recognize call."""
+    code = error.code()
+    retry_after = None
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        for key, value in error.trailing_metadata() or ():
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            if key == RETRY_AFTER_KEY and text.isdigit():
+                retry_after = float(text)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        message = f"cannot reach ocr_svc at {addr}: {error.details() or 'unavailable'}"
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        message = f"ocr_svc at {addr} did not answer in time"
+    else:
+        message = f"{error.details() or code.name.lower()} ({code.name})"
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            message += " (run `ocrmesh login` again)"
+    return CliError(exit_code_for_grpc(code), f"{what}: {message}", retry_after=retry_after)
+
+
+class GrpcOcr:
+    """Recognize calls to ocr_svc at `addr` on one channel, each with `timeout` seconds."""
+
+    def __init__(self, addr: str, token: str, *, timeout: float, max_image_bytes: int, tls: GrpcTls) -> None:
+        self.addr = addr
+        self._token = token
+        self._timeout = timeout
+        try:
+            self._channel = create_channel(
+                addr, tls=tls, stream_timeout=timeout, max_message_bytes=max_image_bytes + MiB
+            )
+        except OSError as exc:  # a TLS file that cannot be read
+            raise CliError(ExitCode.USAGE, f"cannot read the gRPC TLS files: {exc}") from None
+        self._stub = ocr_pb2_grpc.OcrServiceStub(self._channel)
+
+    async def __aenter__(self) -> GrpcOcr:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._channel.close()
+
+    async def recognize(self, data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
+        """The events of Recognize for one image, each as soon as it arrives."""
+        call = self._stub.Recognize(
+            ocr_pb2.RecognizeRequest(image=data, filename=filename),
+            metadata=bearer_metadata(self._token),
+            timeout=self._timeout,
+        )
+        try:
+            async for response in call:
+                event = event_from_proto(response)
+                if event is not None:
+                    yield event
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, addr=self.addr, what=filename) from None
+        finally:
+            call.cancel()
