@@ -68,6 +68,7 @@ up: install ## run the whole mesh here as processes (Ctrl-C stops it)
 	@mkdir -p var/mail var/keys
 	@echo ""
 	@echo "  ocrmesh is starting (Ctrl-C stops every process):"
+	@echo "    web page          http://127.0.0.1:$${GATEWAY_PORT:-8000}/"
 	@echo "    REST API + docs   http://127.0.0.1:$${GATEWAY_PORT:-8000}/docs"
 	@echo "    auth_svc (gRPC)   127.0.0.1:$${AUTH_PORT:-50051}   grpcurl -plaintext 127.0.0.1:$${AUTH_PORT:-50051} list"
 	@echo "    ocr_svc  (gRPC)   127.0.0.1:$${OCR_PORT:-50052}   grpcurl -plaintext 127.0.0.1:$${OCR_PORT:-50052} list"

@@ -35,7 +35,7 @@ PAGE_HEADERS: Final = {
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/", response_class=FileResponse)
+@router.api_route("/", methods=["GET", "HEAD"], response_class=FileResponse)
 async def index() -> FileResponse:
     return FileResponse(
         STATIC_DIR / "index.html", media_type="text/html; charset=utf-8", headers=PAGE_HEADERS

@@ -6,6 +6,7 @@ words. Screenshots go to each test's tmp_path."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,12 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 
 from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 from tests.e2e.conftest import SignedUpUser, random_email
-from tests.support.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
+from tests.support.images import (
+    SAMPLE_PARAGRAPH,
+    character_error_rate,
+    render_text_image,
+    sample_multiline_png,
+)
 from tests.support.mesh import Mesh
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -187,6 +193,27 @@ def test_a_file_that_is_no_image_is_refused_in_words(
     expect(error).to_contain_text("HTTP 415")
     expect(page.locator("#lines li")).to_have_count(0)
     screenshot(page, tmp_path / "web_page_not_an_image.png")
+    assert problems.seen == []
+
+
+def test_an_image_the_browser_cannot_show_still_gets_its_boxes_on_a_blank_sheet(
+    page: Page, user: SignedUpUser, problems: PageProblems, tmp_path: Path
+) -> None:
+    # Chromium does not display TIFF; ocr_svc reads it.
+    tiff = render_text_image(SAMPLE_PARAGRAPH[:3], image_format="TIFF")
+    page.goto("/")
+    log_in(page, user.email, user.password)
+    page.locator("#file").set_input_files(
+        files=[{"name": "scan.tiff", "mimeType": "image/tiff", "buffer": tiff}]
+    )
+    expect(page.locator("#lines li")).to_have_count(3, timeout=OCR_TIMEOUT_MS)
+    expect(page.locator("#canvas")).to_have_class(re.compile(r"\bno-preview\b"))
+    expect(page.locator("#image")).to_be_hidden()
+    boxes = page.locator("#boxes polygon")
+    expect(boxes).to_have_count(3)
+    for index in range(3):
+        expect(boxes.nth(index)).to_be_visible()
+    screenshot(page, tmp_path / "web_page_tiff.png")
     assert problems.seen == []
 
 

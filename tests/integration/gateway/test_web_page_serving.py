@@ -63,6 +63,10 @@ async def test_the_page_is_served_at_the_root_with_its_security_headers(client: 
     assert markup.module_scripts == ["/static/app.js"]
     assert "/static/style.css" in markup.references
     assert "var/mail/" in response.text  # where `make up` puts the verification code
+    head = await client.head("/")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert_page_headers(head)
 
 
 async def test_the_script_and_style_are_served_with_their_types_and_headers(
