@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
@@ -176,6 +177,17 @@ def test_a_new_user_signs_up_and_reads_an_image_as_it_streams_over_it(
     assert all(len(line["box"]) == 4 for line in result["lines"])
 
     screenshot(page, tmp_path / "web_page_ocr.png")
+
+    # Logging out forgets the token here and revokes it at the gateway.
+    token = json.loads(page.evaluate(f"sessionStorage.getItem('{SESSION_KEY}')"))["token"]
+    with page.expect_response("**/auth/logout") as logout:
+        page.get_by_role("button", name="Log out").click()
+    assert logout.value.status == 204
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#reader")).to_be_hidden()
+    assert page.evaluate(f"sessionStorage.getItem('{SESSION_KEY}')") is None
+    me = httpx.get(f"{mesh.gateway_url}/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert me.status_code == 401
     assert problems.seen == []
 
 
