@@ -46,6 +46,8 @@ class Mesh:
     database: str
     admin_dsn: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Replicas started under their own name ("ocr-2"): which service, and their own env.
+    replicas: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -63,17 +65,32 @@ class Mesh:
     def mail_dir(self) -> Path:
         return Path(self.env["MAIL_DIR"])
 
+    @property
+    def metrics_targets(self) -> dict[str, str]:
+        """Prometheus job -> host:port of each service's metrics (deploy/prometheus's jobs)."""
+        return {
+            "gateway": f"127.0.0.1:{self.env['GATEWAY_PORT']}",
+            "auth_svc": f"127.0.0.1:{self.env['AUTH_METRICS_PORT']}",
+            "ocr_svc": f"127.0.0.1:{self.env['OCR_METRICS_PORT']}",
+            "notifier": f"127.0.0.1:{self.env['NOTIFIER_METRICS_PORT']}",
+        }
+
     def log_of(self, name: str) -> str:
         path = self.workdir / f"{name}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
     # -- processes -------------------------------------------------------------------------
-    def start(self, name: str) -> None:
+    def start(self, name: str, *, service: str | None = None, env: Mapping[str, str] | None = None) -> None:
+        """Start `name` (a service), or a replica of `service` named `name` with `env` over
+        the mesh's (for example its own OCR_HOST); a replica keeps its env across restarts."""
+        if service is not None:
+            self.replicas[name] = (service, {**self.env, **(env or {})})
+        service, process_env = self.replicas.get(name, (name, self.env))
         log = (self.workdir / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]],
+            [sys.executable, "-m", MODULES[service]],
             cwd=ROOT,
-            env=self.env,
+            env=process_env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -101,6 +118,10 @@ class Mesh:
         raise TimeoutError(f"{name} not ready after {timeout}s:\n{self.log_of(name)[-4000:]}")
 
     def _is_ready(self, name: str) -> bool:
+        if name in self.replicas:
+            service, env = self.replicas[name]
+            address = f"{env[service.upper() + '_HOST']}:{env[service.upper() + '_PORT']}"
+            return check(address, timeout=1, tls=GrpcTls.from_env(env))
         if name == "auth":
             return check(self.auth_addr, timeout=1, tls=GrpcTls.from_env(self.env))
         if name == "ocr":
@@ -178,6 +199,10 @@ def running_mesh(
         "NOTIFIER_HEALTH_FILE": str(workdir / "notifier.alive"),
         "OCR_WORKERS": "1",
         "SHUTDOWN_GRACE_SECONDS": "5",
+        # Prometheus metrics of the gRPC services and the notifier (the gateway's: /metrics).
+        "AUTH_METRICS_PORT": str(free_port()),
+        "OCR_METRICS_PORT": str(free_port()),
+        "NOTIFIER_METRICS_PORT": str(free_port()),
         **(extra_env or {}),
     }
     (workdir / "mail").mkdir(parents=True, exist_ok=True)
