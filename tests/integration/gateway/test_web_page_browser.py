@@ -1,0 +1,134 @@
+"""The web page in Chromium against the gateway under a real uvicorn and the test servicers,
+where a test decides when each stream event leaves ocr_svc: lines appear one by one as they
+arrive, and failures (an `error` event mid-stream, a 429) are shown in words."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from gateway.settings import GatewaySettings
+from tests.integration.gateway.conftest import LiveGateway
+from tests.integration.gateway.fakes import Mesh
+from tests.support.images import encode
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = [
+    pytest.mark.timeout(90),
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no {CHROMIUM}: `python scripts/debian_tools.py test` (run by `make test`) installs it",
+    ),
+]
+
+# The size FakeOcr's `started` event reports, so the boxes sit where they would.
+BLANK_PAGE = encode(Image.new("RGB", (640, 480), "white"))
+SESSION_KEY = "ocrmesh.session"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def gateway_page(
+    browser: Browser, mesh: Mesh, live_gateway: Callable[[GatewaySettings], Awaitable[LiveGateway]]
+) -> AsyncIterator[Page]:
+    """A browser tab on a live gateway whose auth_svc knows Ada."""
+    mesh.auth.add_user()
+    gateway = await live_gateway(mesh.settings())
+    context = await browser.new_context(base_url=gateway.url)
+    context.set_default_timeout(15_000)
+    page = await context.new_page()
+    yield page
+    await context.close()
+
+
+@pytest.fixture
+async def signed_in_page(gateway_page: Page, mesh: Mesh) -> Page:
+    """The page with a token for Ada in the tab's session, as after logging in."""
+    session = json.dumps({"token": mesh.token(), "expiresAt": 32503680000000})
+    await gateway_page.goto("/")
+    await gateway_page.evaluate(
+        "([key, value]) => sessionStorage.setItem(key, value)", [SESSION_KEY, session]
+    )
+    await gateway_page.reload()
+    await expect(gateway_page.locator("#session-name")).to_contain_text("Ada Lovelace")
+    return gateway_page
+
+
+async def choose_image(page: Page) -> None:
+    await page.locator("#file").set_input_files(
+        files=[{"name": "page.png", "mimeType": "image/png", "buffer": BLANK_PAGE}]
+    )
+
+
+async def test_each_line_is_listed_and_boxed_as_its_event_arrives(signed_in_page: Page, mesh: Mesh) -> None:
+    page = signed_in_page
+    mesh.ocr.mode = "gated"
+    mesh.ocr.texts = ["first line", "second line", "third line"]
+    mesh.ocr.gate.put_nowait(None)  # "started"; every later event waits for the test
+    await choose_image(page)
+    lines, boxes = page.locator("#lines li"), page.locator("#boxes polygon")
+    await expect(page.locator("#image")).to_be_visible()
+    for count, text in enumerate(mesh.ocr.texts, start=1):
+        mesh.ocr.gate.put_nowait(None)
+        await expect(lines).to_have_count(count)
+        await expect(boxes).to_have_count(count)
+        await expect(lines.nth(count - 1)).to_contain_text(text)
+        # No result yet: the stream is still open.
+        await expect(page.locator("#timings")).to_be_hidden()
+        await expect(page.locator("#copy")).to_be_disabled()
+    mesh.ocr.gate.put_nowait(None)  # "completed"
+    await expect(page.locator("#timings")).to_be_visible()
+    await expect(page.locator("#progress")).to_contain_text("3 lines in 6 ms")
+    await expect(page.locator("#copy")).to_be_enabled()
+    await expect(lines.nth(0)).to_contain_text("94%")
+
+
+async def test_an_error_event_mid_stream_is_shown_in_words_after_the_lines_so_far(
+    signed_in_page: Page, mesh: Mesh
+) -> None:
+    page = signed_in_page
+    mesh.ocr.mode = "fail_mid"  # started, one line, then ocr_svc fails
+    await choose_image(page)
+    error = page.locator("#ocr-error")
+    await expect(error).to_be_visible()
+    await expect(error).to_contain_text("internal error")
+    await expect(error).to_contain_text("HTTP 500")
+    await expect(error).not_to_contain_text("onnxruntime")
+    await expect(page.locator("#lines li")).to_have_count(1)
+    await expect(page.locator("#download")).to_be_disabled()
+
+
+async def test_a_busy_ocr_service_is_shown_with_when_to_retry(signed_in_page: Page, mesh: Mesh) -> None:
+    page = signed_in_page
+    mesh.ocr.mode = "busy"
+    await choose_image(page)
+    error = page.locator("#ocr-error")
+    await expect(error).to_contain_text("the OCR queue is full")
+    await expect(error).to_contain_text("HTTP 429")
+    await expect(page.locator("#result")).to_be_hidden()
+
+
+async def test_asking_for_codes_too_often_says_when_to_ask_again(gateway_page: Page) -> None:
+    page = gateway_page
+    await page.goto("/")
+    verify = page.locator("#verify-form")
+    await verify.get_by_label("Email").fill("ada@example.com")
+    await verify.get_by_role("button", name="Send a new code").click()
+    await expect(page.locator("#status")).to_contain_text("valid for 10 minutes")
+    await verify.get_by_role("button", name="Send a new code").click()
+    status = page.locator("#status")
+    await expect(status).to_contain_text("wait 42 seconds before asking again")
+    await expect(status).to_contain_text("(try again in 42 s) (HTTP 429)")
