@@ -4,12 +4,17 @@ value."""
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
+from auth_svc.keys import load_private_key
 from tests.support.deployment import ROOT
 from tests.support.k8s import (
     BASE,
@@ -228,3 +233,32 @@ def test_the_dev_secrets_example_holds_placeholders_that_agree() -> None:
         assert example[name].startswith("change-me"), f"{name} must be a placeholder, not a password"
     assert f":{example['POSTGRES_PASSWORD']}@" in example["DATABASE_URL"]
     assert f":{example['RABBITMQ_PASSWORD']}@" in example["RABBITMQ_URL"]
+
+
+def readme_dev_secret_commands() -> list[str]:
+    """The README's commands that make the dev overlay's secret files (run in its directory)."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Kubernetes") :]
+    block = section[
+        section.index("```sh\n") + len("```sh\n") : section.index("```", section.index("```sh\n") + 5)
+    ]
+    lines = block.splitlines()
+    assert lines[0] == "cd deploy/k8s/overlays/dev"
+    assert lines[-2] == "cd - && kubectl apply -k deploy/k8s/overlays/dev"
+    return lines[1:-2]
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl is not installed")
+def test_the_readme_commands_make_dev_secrets_with_fresh_passwords_and_a_signing_key(tmp_path: Path) -> None:
+    shutil.copyfile(K8S_DIR / DEV_SECRETS_EXAMPLE, tmp_path / Path(DEV_SECRETS_EXAMPLE).name)
+    script = "set -eu\n" + "\n".join(readme_dev_secret_commands())
+    subprocess.run(["bash", "-c", script], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    made = read_env_file(tmp_path / Path(DEV_SECRETS_ENV).name)
+    example = read_env_file(K8S_DIR / DEV_SECRETS_EXAMPLE)
+    assert set(made) == set(example)
+    assert "change-me" not in "".join(made.values())
+    for password, url in (("POSTGRES_PASSWORD", "DATABASE_URL"), ("RABBITMQ_PASSWORD", "RABBITMQ_URL")):
+        assert re.fullmatch(r"[0-9a-f]{32}", made[password]), "letters and digits only: it goes into a URL"
+        assert unquote(urlsplit(made[url]).password or "") == made[password]
+    assert made["POSTGRES_PASSWORD"] != made["RABBITMQ_PASSWORD"]
+    load_private_key(tmp_path / Path(DEV_SIGNING_KEY).name)  # an Ed25519 key auth_svc accepts
