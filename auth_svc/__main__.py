@@ -13,6 +13,7 @@ from auth_svc.settings import AuthSettings
 from ocrmesh.events import TopologyError
 from ocrmesh.grpc_server import run_until_signalled
 from ocrmesh.logs import configure_logging
+from ocrmesh.metrics import metrics_served
 from ocrmesh.processes import process_count, serve_in_processes
 from ocrmesh.settings import load_settings
 
@@ -44,14 +45,17 @@ def serve_on(settings: AuthSettings, port: int) -> int:
 def main() -> int:
     settings = load_settings(AuthSettings)
     configure_logging("auth_svc", settings.log_level)
-    return serve_in_processes(
-        process_count(settings.auth_processes),
-        lambda port: serve_on(settings, port),
-        host=settings.auth_host,
-        port=settings.auth_port,
-        name="auth_svc",
-        stop_timeout=settings.shutdown_grace_seconds + 10,
-    )
+    processes = process_count(settings.auth_processes)
+    # Served by this process: with several, the supervisor, which adds up its workers'.
+    with metrics_served(settings.auth_metrics_port, host=settings.auth_host, processes=processes):
+        return serve_in_processes(
+            processes,
+            lambda port: serve_on(settings, port),
+            host=settings.auth_host,
+            port=settings.auth_port,
+            name="auth_svc",
+            stop_timeout=settings.shutdown_grace_seconds + 10,
+        )
 
 
 if __name__ == "__main__":

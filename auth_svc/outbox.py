@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from auth_svc.metrics import OutboxBacklog
 from auth_svc.orm import OutboxMessage
 from ocrmesh.events import EVENT_TYPE, PublishError
 from ocrmesh.notify.v1 import email_pb2
@@ -82,6 +83,8 @@ class OutboxRelay:
         self.housekeeping: Callable[[], object] | None = None
         #: Rows this relay published (tests and logs read it).
         self.published_total = 0
+        #: The backlog gauges (Prometheus), measured on every pass.
+        self.backlog = OutboxBacklog(sessions)
 
     def start(self) -> None:
         if self._thread is not None:
@@ -142,6 +145,7 @@ class OutboxRelay:
                 row.payload = b""
                 published += 1
         self.published_total += published
+        self.backlog.published(published)
         if published:
             log.info("outbox rows published", extra={"count": published})
         return published, failed
@@ -175,6 +179,7 @@ class OutboxRelay:
                 # The relay thread must survive whatever happens; the next pass retries.
                 log.exception("outbox relay pass failed")
                 published, failed = 0, True
+            self.backlog.measure()
             if failed:
                 failures += 1
                 # Back off without listening to nudges: new rows cannot go out either.

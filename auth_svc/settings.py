@@ -22,12 +22,15 @@ class AuthSettings(EmailEventSettings, GrpcServerSettings):
     OTP_RESEND_COOLDOWN_SECONDS, OTP_MAX_ATTEMPTS, PASSWORD_MIN_LENGTH, ARGON2_MEMORY_KIB,
     ARGON2_TIME_COST, ARGON2_PARALLELISM, AUTH_WORKERS, OUTBOX_POLL_SECONDS,
     OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE, AUTH_PROCESSES,
+    AUTH_METRICS_PORT,
     GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE."""
 
     database_url: str = DEFAULT_DATABASE_URL
     # Loopback unless told otherwise: compose and other machines set the service network.
     auth_host: str = "127.0.0.1"
     auth_port: int = Field(default=50051, ge=0, le=65535)
+    # Prometheus `/metrics` on AUTH_HOST:AUTH_METRICS_PORT (every process's, added up); unset: none.
+    auth_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     # "production" forbids what is only convenient on a laptop (a generated signing key,
     # creating the database).
     environment: Literal["development", "test", "production"] = "development"

@@ -14,6 +14,7 @@ from gateway.app import create_app
 from gateway.client_limits import GuardedServerConfig
 from gateway.settings import GatewaySettings
 from ocrmesh.logs import configure_logging
+from ocrmesh.metrics import multiprocess_values
 from ocrmesh.processes import process_count
 from ocrmesh.settings import load_settings
 
@@ -82,7 +83,10 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     if config.workers > 1:
-        Multiprocess(config, sockets=[_tcp_listener(config)]).run()
+        # Each worker (a fresh interpreter) keeps its metric values in files of this run's
+        # directory, and whichever answers GET /metrics adds up all of them.
+        with multiprocess_values(config.workers):
+            Multiprocess(config, sockets=[_tcp_listener(config)]).run()
     else:
         uvicorn.Server(config).run()
 

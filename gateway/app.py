@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from gateway import metrics
 from gateway.backends import VerifierFactory, open_backends
 from gateway.body_limits import BodyLimitMiddleware, BodyLimits, BodyRule
 from gateway.client_limits import ClientRequestLimitMiddleware
@@ -59,6 +60,7 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(ocr.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     page.add_page(app)  # GET / and /static/: the web page
     if settings.gateway_cors_origins:
         app.add_middleware(

@@ -14,14 +14,15 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import internal_error_detail
+from gateway.metrics import observe_request
 from ocrmesh.request_context import REQUEST_ID_HEADER, accept_request_id, reset_request_id, set_request_id
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
 
 RESPONSE_REQUEST_ID_HEADER = "X-Request-ID"
-# Probes hit these every few seconds; a line per healthy probe drowns the useful ones.
-_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+# Probes and scrapes hit these every few seconds; a line per healthy one drowns the useful ones.
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 class RequestContextMiddleware:
@@ -63,6 +64,8 @@ class RequestContextMiddleware:
             status_code = 500
             await _send_internal_error(send, request_id)
         finally:
+            elapsed = time.perf_counter() - started
+            observe_request(scope, status_code, elapsed)
             path = scope.get("path", "")
             if not (path in _QUIET_PATHS and status_code < 400):
                 client = scope.get("client")
@@ -75,7 +78,7 @@ class RequestContextMiddleware:
                         "method": scope.get("method"),
                         "path": path,
                         "status": status_code,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "duration_ms": round(elapsed * 1000, 2),
                         "client": f"{client[0]}:{client[1]}" if client else None,
                     },
                 )

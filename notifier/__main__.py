@@ -30,6 +30,7 @@ from notifier.db import make_engine, prepare_database
 from notifier.delivery import MailDelivery
 from notifier.health import HealthFile, check
 from notifier.ledger import DeliveryLedger
+from notifier.metrics import TimedTransport
 from notifier.migration import MigrationError, migrate_topology
 from notifier.parking import list_parked, requeue_parked
 from notifier.settings import NotifierSettings
@@ -37,6 +38,7 @@ from notifier.transports import FileTransport, MailTransport, SmtpTransport
 from ocrmesh.events.connection import connection_parameters
 from ocrmesh.events.errors import TopologyError
 from ocrmesh.logs import configure_logging
+from ocrmesh.metrics import metrics_served
 from ocrmesh.settings import load_settings
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ def build_consumer(settings: NotifierSettings, ledger: DeliveryLedger | None) ->
     """Wire the real adapters (the one place that does): one MailDelivery per sender thread,
     each with its own transport, all sharing the ledger."""
     first = MailDelivery(
-        build_transport(settings),
+        TimedTransport(build_transport(settings)),
         mail_from=settings.mail_from,
         retry_delays=settings.email_retry_delays,
         max_attempts=settings.notifier_max_attempts,
@@ -79,7 +81,10 @@ def build_consumer(settings: NotifierSettings, ledger: DeliveryLedger | None) ->
     )
     deliveries = [
         first,
-        *(first.sibling(build_transport(settings)) for _ in range(settings.notifier_senders - 1)),
+        *(
+            first.sibling(TimedTransport(build_transport(settings)))
+            for _ in range(settings.notifier_senders - 1)
+        ),
     ]
     return NotifierConsumer(
         settings.rabbitmq_url,
@@ -140,7 +145,8 @@ def serve(settings: NotifierSettings) -> int:
     # A queue declared with other arguments does not end the process (that would be a
     # restart loop): the consumer logs what to do and waits for it, not ready.
     try:
-        consumer.run()
+        with metrics_served(settings.notifier_metrics_port, host=settings.notifier_metrics_host):
+            consumer.run()
     finally:
         stop_purging.set()
         engine.dispose()

@@ -44,6 +44,7 @@ from notifier.delivery import (
     attempt_from_headers,
 )
 from notifier.health import HealthFile
+from notifier.metrics import count_outcome
 from ocrmesh.events.connection import CONNECTION_ERRORS, connection_parameters
 from ocrmesh.events.errors import TopologyError
 from ocrmesh.events.topology import EmailTopology
@@ -63,6 +64,16 @@ class _Delivery:
     body: bytes
 
 
+# ConsumerStats' counters -> the outcome label of notifier_messages_total.
+_OUTCOMES = {
+    "delivered": "delivered",
+    "duplicates": "duplicate",
+    "retried": "retried",
+    "deferred": "deferred",
+    "parked": "parked",
+}
+
+
 @dataclass
 class ConsumerStats:
     """Counters since start (tests and the bench read them; logs carry the same events)."""
@@ -78,6 +89,8 @@ class ConsumerStats:
     def count(self, name: str) -> None:
         with self.lock:
             setattr(self, name, getattr(self, name) + 1)
+        if name in _OUTCOMES:
+            count_outcome(_OUTCOMES[name])
 
 
 class NotifierConsumer:

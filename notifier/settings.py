@@ -34,6 +34,9 @@ class NotifierSettings(EmailEventSettings):
     # How many delivered event ids are remembered to drop redeliveries.
     notifier_dedup_size: int = Field(default=100_000, ge=1)
     notifier_health_file: Path = Path("var/notifier.health")
+    # Prometheus `/metrics` on NOTIFIER_METRICS_HOST:NOTIFIER_METRICS_PORT; unset: none.
+    notifier_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    notifier_metrics_host: str = "127.0.0.1"
     # While a queue exists with other arguments (a classic queue to migrate), how often the
     # notifier looks again whether it was fixed.
     notifier_topology_recheck_seconds: float = Field(default=30.0, gt=0, le=3600)

@@ -11,6 +11,7 @@ from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.settings import OcrSettings
 from ocrmesh.grpc_server import run_until_signalled
 from ocrmesh.logs import configure_logging
+from ocrmesh.metrics import metrics_served
 from ocrmesh.processes import process_count, serve_in_processes
 from ocrmesh.settings import load_settings
 
@@ -45,14 +46,17 @@ def main() -> int:
             "processes": process_count(settings.ocr_processes),
         },
     )
-    return serve_in_processes(
-        process_count(settings.ocr_processes),
-        lambda port: asyncio.run(serve(settings.model_copy(update={"ocr_port": port}))),
-        host=settings.ocr_host,
-        port=settings.ocr_port,
-        name="ocr_svc",
-        stop_timeout=settings.shutdown_grace_seconds + 10,
-    )
+    processes = process_count(settings.ocr_processes)
+    # Served by this process: with several, the supervisor, which adds up its workers'.
+    with metrics_served(settings.ocr_metrics_port, host=settings.ocr_host, processes=processes):
+        return serve_in_processes(
+            processes,
+            lambda port: asyncio.run(serve(settings.model_copy(update={"ocr_port": port}))),
+            host=settings.ocr_host,
+            port=settings.ocr_port,
+            name="ocr_svc",
+            stop_timeout=settings.shutdown_grace_seconds + 10,
+        )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from ocr_svc.engines.base import BatchReader, OcrEngine, RecognizedLine, RgbImage, TextRegion
 from ocr_svc.images import DecodedImage, ImageLimits, decode_image
 from ocr_svc.layout import OrderedLine, reading_order
+from ocr_svc.metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ class OcrPipeline:
         self._admitted = 0
         self._running = 0
         self._borrowed = 0
+        self.metrics = PipelineMetrics(engine.name, workers=workers, queue_size=queue_size)
 
     @property
     def admitted(self) -> int:
@@ -141,17 +143,21 @@ class OcrPipeline:
             waiting = self.capacity - self.workers
             raise Overloaded(f"all {self.workers} OCR workers are busy and {waiting} calls wait; retry later")
         self._admitted += 1
+        self.metrics.load(self._admitted, self._running)
         admitted_at = time.perf_counter()
         try:
             async with self._slots:
                 self._running += 1
+                self.metrics.load(self._admitted, self._running)
                 try:
                     async for event in self._run_image(image, admitted_at):
                         yield event
                 finally:
                     self._running -= 1
+                    self.metrics.load(self._admitted, self._running)
         finally:
             self._admitted -= 1
+            self.metrics.load(self._admitted, self._running)
 
     async def _run_image(self, data: bytes, admitted_at: float) -> AsyncIterator[OcrEvent]:
         t0 = time.perf_counter()
@@ -175,10 +181,15 @@ class OcrPipeline:
                 if line is None:
                     continue
                 lines.append(line)
+                if len(lines) == 1:
+                    self.metrics.first_line(time.perf_counter() - admitted_at)
                 # Blocks numbered by the lines sent: a block of noise only is not counted.
                 block = blocks.setdefault(item.block, len(blocks))
                 yield LineRecognized(index=len(lines) - 1, line=line, block=block)
 
+        self.metrics.image_done(
+            decode_s=decode_s, detect_s=detect_s, recognize_s=recognize_s, lines=len(lines)
+        )
         timings = Timings(
             decode_ms=_ms(decode_s),
             detect_ms=_ms(detect_s),

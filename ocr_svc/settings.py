@@ -26,6 +26,8 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     ocr_port: int = Field(default=50052, ge=0, le=65535)
     # Loopback unless told otherwise: compose and other machines set the service network.
     ocr_host: str = "127.0.0.1"
+    # Prometheus `/metrics` on OCR_HOST:OCR_METRICS_PORT (every process's, added up); unset: none.
+    ocr_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     ocr_engine: Literal["rapidocr", "keras"] = "rapidocr"
     # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its
     # own engine, and every limit below (workers, queue, engine threads) is per process.

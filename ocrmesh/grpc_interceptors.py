@@ -12,6 +12,7 @@ from typing import Any, TypeAlias
 import grpc
 from grpc import aio
 
+from ocrmesh.metrics import rpc_metrics
 from ocrmesh.request_context import (
     REQUEST_ID_HEADER,
     accept_request_id,
@@ -44,6 +45,7 @@ class _Call:
         self.method = method
         self.request_id = request_id
         self.quiet = method.startswith(_QUIET_PREFIXES)
+        self.metrics = rpc_metrics(method)
 
     @contextmanager
     def bound(self) -> Iterator[None]:
@@ -62,6 +64,8 @@ class _Call:
         code = context.code()
         if not isinstance(code, grpc.StatusCode):
             code = grpc.StatusCode.INTERNAL if failed else grpc.StatusCode.OK
+        elapsed = time.perf_counter() - started
+        self.metrics.handled(code, elapsed)
         if self.quiet and code == grpc.StatusCode.OK:
             return
         log.info(
@@ -71,7 +75,7 @@ class _Call:
             extra={
                 "method": self.method,
                 "code": code.name,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                "duration_ms": round(elapsed * 1000, 2),
                 "peer": context.peer(),
             },
         )
@@ -137,6 +141,7 @@ def _wrap_stream(call: _Call, inner: Any) -> Callable[[Any, Context], AsyncItera
     async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
         with call.bound():
             started, failed = time.perf_counter(), False
+            call.metrics.streams.inc()
             try:
                 async for response in inner(request, context):
                     yield response
@@ -146,6 +151,7 @@ def _wrap_stream(call: _Call, inner: Any) -> Callable[[Any, Context], AsyncItera
                 failed = True
                 await call.internal_error(context)
             finally:
+                call.metrics.streams.dec()
                 call.access(context, started, failed)
 
     return stream

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 
+from ocrmesh.metrics import worker_exited
+
 log = logging.getLogger(__name__)
 
 # Exit codes a worker uses to say "starting again would fail the same way": bad
@@ -117,6 +119,8 @@ class _Supervisor:
             if process.is_alive():
                 continue
             process.join()
+            if process.pid is not None:
+                worker_exited(process.pid)
             code = process.exitcode if process.exitcode is not None else 1
             lived = time.monotonic() - self.started_at[slot]
             if code in START_FAILURE_CODES:
@@ -143,6 +147,8 @@ class _Supervisor:
                 log.warning("worker did not stop in time; killing it", extra={"worker": slot})
                 process.kill()
                 process.join()
+            if process.pid is not None:
+                worker_exited(process.pid)
             if process.exitcode not in (0, None) and self.exit_code == 0:
                 self.exit_code = 1 if process.exitcode is None or process.exitcode < 0 else process.exitcode
 

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from grpc import aio
 
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.metrics import count_token_failure
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +370,16 @@ class TokenVerifier:
         unknown key after a refetch, bad signature, expired, wrong issuer or audience,
         missing claims) and `KeysUnavailable` when the keys cannot be fetched.
         """
+        try:
+            return await self._verify(token)
+        except InvalidToken as exc:
+            count_token_failure(exc.reason)
+            raise
+        except KeysUnavailable:
+            count_token_failure(None)
+            raise
+
+    async def _verify(self, token: str) -> TokenClaims:
         if not token or len(token) > MAX_TOKEN_LENGTH:
             raise InvalidToken("malformed token")
         fetched_at = self._fetched_at

@@ -34,6 +34,7 @@ from ocrmesh.events.connection import connection_parameters
 from ocrmesh.events.email_events import event_properties
 from ocrmesh.events.errors import PublishError, PublishRejected
 from ocrmesh.events.topology import EmailTopology, topology_mismatch
+from ocrmesh.metrics import EMAIL_PUBLISHER_CONFIRMS, count_publisher_return
 from ocrmesh.notify.v1 import email_pb2
 
 log = logging.getLogger(__name__)
@@ -274,6 +275,7 @@ class EmailPublisher:
         self, channel: Channel, method: Any, properties: pika.BasicProperties, body: bytes
     ) -> None:
         # The broker returns an unroutable mandatory message just before it confirms it.
+        count_publisher_return(getattr(method, "reply_code", None))
         if properties.message_id:
             self._returned.add(properties.message_id)
 
@@ -290,6 +292,7 @@ class EmailPublisher:
                 continue
             message_id = job.properties.message_id or ""
             if isinstance(method, Basic.Nack):
+                EMAIL_PUBLISHER_CONFIRMS.labels("nack").inc()
                 _fail(
                     job,
                     PublishRejected(
@@ -300,8 +303,10 @@ class EmailPublisher:
                 )
             elif message_id in self._returned:
                 self._returned.discard(message_id)
+                EMAIL_PUBLISHER_CONFIRMS.labels("returned").inc()
                 _fail(job, PublishError(f"unroutable: no queue {self._topology.queue!r}"))
             else:
+                EMAIL_PUBLISHER_CONFIRMS.labels("ack").inc()
                 _resolve(job.future)
         self._finish_close_if_drained()
 
