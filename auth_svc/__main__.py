@@ -16,15 +16,18 @@ from ocrmesh.logs import configure_logging
 from ocrmesh.metrics import metrics_served
 from ocrmesh.processes import process_count, serve_in_processes
 from ocrmesh.settings import load_settings
+from ocrmesh.telemetry import tracing
 
 log = logging.getLogger("auth_svc")
 
 
 async def serve(settings: AuthSettings) -> None:
-    server, port = create_app(settings)
-    await server.start()
-    log.info("auth_svc serving", extra={"port": port, "environment": settings.environment})
-    await run_until_signalled(server, settings.shutdown_grace_seconds)
+    # In the serving process (a forked worker's own), before the server and engines exist.
+    with tracing("auth_svc"):
+        server, port = create_app(settings)
+        await server.start()
+        log.info("auth_svc serving", extra={"port": port, "environment": settings.environment})
+        await run_until_signalled(server, settings.shutdown_grace_seconds)
 
 
 def serve_on(settings: AuthSettings, port: int) -> int:

@@ -29,6 +29,7 @@ from auth_svc.use_cases import AuthUseCases, CodePolicy
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.events import EmailPublisher
 from ocrmesh.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.telemetry import instrument_engines
 from ocrmesh.tokens import PublicKeyLike, RevocationFetcher, Revocations, TokenVerifier
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,7 @@ def create_app(
         raise
     sessions = make_session_factory(engine)
     reads = make_engine(settings.database_url, pool_size=settings.auth_workers, autocommit=True)
+    instrument_engines(engine, reads)  # tracing on: a span per statement
     publisher = EmailPublisher(
         settings.rabbitmq_url,
         settings.topology,

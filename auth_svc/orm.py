@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Named constraints, so migrations can refer to them and diffs stay stable.
@@ -117,6 +117,9 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # The W3C trace context of the call that wrote the row (`traceparent`, `tracestate`), so
+    # the relay's publish, however late, continues that trace. NULL when tracing is off.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB, nullable=True)
 
     __table_args__ = (
         # The relay only ever scans pending rows; sent ones never enter this index.

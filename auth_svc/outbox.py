@@ -27,6 +27,7 @@ from auth_svc.metrics import OutboxBacklog
 from auth_svc.orm import OutboxMessage
 from ocrmesh.events import EVENT_TYPE, PublishError
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span, current_carrier
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,14 @@ def enqueue_email(session: Session, event: email_pb2.EmailRequested) -> None:
             event_id=uuid.UUID(event.event_id),
             event_type=EVENT_TYPE,
             payload=event.SerializeToString(),
+            trace_context=current_carrier() or None,
         )
     )
+
+
+def _span_attributes(event: email_pb2.EmailRequested) -> dict[str, str]:
+    # Ids only: never the recipient, subject or body (they hold addresses and codes).
+    return {"messaging.message.id": event.event_id, REQUEST_ID_ATTRIBUTE: event.correlation_id}
 
 
 class OutboxRelay:
@@ -128,7 +135,14 @@ class OutboxRelay:
                     log.error("unreadable outbox row parked", extra={"outbox_id": row.id})
                     continue
                 try:
-                    self._publisher.publish(event, timeout=self.publish_timeout)
+                    # In the trace of the call that wrote the row, minutes later or not.
+                    with continued_span(
+                        "outbox publish",
+                        row.trace_context,
+                        kind=SpanKind.PRODUCER,
+                        attributes=_span_attributes(event),
+                    ):
+                        self._publisher.publish(event, timeout=self.publish_timeout)
                 except PublishError as exc:
                     row.last_error = str(exc)[:1000]
                     row.available_at = func.now() + timedelta(seconds=self._backoff(row.attempts))

@@ -18,6 +18,7 @@ from gateway.routes import auth, health, ocr, page
 from gateway.settings import GatewaySettings
 from gateway.uploads import MULTIPART_OVERHEAD_BYTES
 from ocrmesh.settings import load_settings
+from ocrmesh.telemetry import configure_tracing, instrument_fastapi, shutdown_tracing
 
 DESCRIPTION = """\
 The REST edge of ocrmesh. Register, verify your email with the emailed code, log in, then
@@ -34,6 +35,9 @@ def create_app(
     """The gateway app. Channels open when its lifespan starts and close when it ends, so one
     app serves many requests over the same connections."""
     settings = settings or load_settings(GatewaySettings)
+    # Here rather than in `main`: each uvicorn worker process builds its own app. On only
+    # with OTEL_* set; off, no middleware is added.
+    traced = configure_tracing("gateway")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +47,8 @@ def create_app(
                 yield
             finally:
                 del app.state.backends
+                if traced:
+                    shutdown_tracing()  # the last spans out before the process ends
 
     app = FastAPI(
         title="ocrmesh gateway",
@@ -90,4 +96,5 @@ def create_app(
     )
     # Added last, so outermost: even CORS answers and 500s carry the request id.
     app.add_middleware(RequestContextMiddleware)
+    instrument_fastapi(app)  # outermost when on: its span covers every middleware
     return app

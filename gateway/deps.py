@@ -12,6 +12,7 @@ from gateway.backends import Backends
 from gateway.client_limits import forwarded_client
 from gateway.errors import BEARER_CHALLENGE
 from gateway.settings import GatewaySettings
+from ocrmesh.telemetry import set_user_id
 from ocrmesh.tokens import InvalidToken, KeysUnavailable, TokenClaims
 
 if TYPE_CHECKING:
@@ -89,7 +90,7 @@ async def get_current_user(token: BearerToken, backends: BackendsDep) -> TokenCl
     """The verified claims of the request's bearer token, checked locally with auth_svc's
     published keys (no call to auth_svc per request)."""
     try:
-        return await backends.verifier.verify(token)
+        claims = await backends.verifier.verify(token)
     except InvalidToken as exc:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED, detail=exc.reason, headers=dict(BEARER_CHALLENGE)
@@ -99,6 +100,8 @@ async def get_current_user(token: BearerToken, backends: BackendsDep) -> TokenCl
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             detail="cannot verify tokens right now (the auth service is unavailable), try again shortly",
         ) from None
+    set_user_id(claims.user_id)
+    return claims
 
 
 CurrentUser = Annotated[TokenClaims, Depends(get_current_user)]

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway.errors import internal_error_detail
 from gateway.metrics import observe_request
 from ocrmesh.request_context import REQUEST_ID_HEADER, accept_request_id, reset_request_id, set_request_id
+from ocrmesh.telemetry import tag_request_id
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("gateway.access")
@@ -40,6 +41,8 @@ class RequestContextMiddleware:
         request_id = accept_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
         scope.setdefault("state", {})["request_id"] = request_id
         context_token = set_request_id(request_id)
+        # The trace's server span (tracing on) starts before this id is known.
+        tag_request_id(request_id)
         started = time.perf_counter()
         status_code = 500
         response_started = False

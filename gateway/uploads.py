@@ -16,6 +16,8 @@ from fastapi import HTTPException, Request, status
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from ocrmesh.telemetry import span
+
 log = logging.getLogger(__name__)
 
 # Room for the multipart framing (boundaries, part headers, a small extra field or two)
@@ -182,13 +184,16 @@ async def read_image_upload(request: Request, *, max_bytes: int, field_name: str
     collector = _FilePartCollector(field_name, max_bytes)
     received = 0
     try:
-        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
-        async for chunk in request.stream():
-            received += len(chunk)
-            if received > body_limit:
-                raise _too_large(max_bytes)
-            parser.write(chunk)
-        parser.finalize()
+        with span("gateway.upload.read") as read_span:
+            parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > body_limit:
+                    raise _too_large(max_bytes)
+                parser.write(chunk)
+            parser.finalize()
+            if read_span is not None:
+                read_span.set_attribute("ocrmesh.upload_bytes", received)
     except FormParserError as exc:
         log.info("malformed multipart body", extra={"error": str(exc)})
         raise HTTPException(

@@ -40,6 +40,7 @@ from ocrmesh.events.errors import TopologyError
 from ocrmesh.logs import configure_logging
 from ocrmesh.metrics import metrics_served
 from ocrmesh.settings import load_settings
+from ocrmesh.telemetry import configure_tracing, instrument_engines, shutdown_tracing
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +133,8 @@ def serve(settings: NotifierSettings) -> int:
             extra={"error": str(exc)[:500]},
         )
         return 1
+    configure_tracing("notifier")
+    instrument_engines(engine)  # tracing on: a span per ledger statement
     consumer = build_consumer(settings, ledger)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -150,6 +153,7 @@ def serve(settings: NotifierSettings) -> int:
     finally:
         stop_purging.set()
         engine.dispose()
+        shutdown_tracing()
     return 0
 
 

@@ -14,6 +14,7 @@ rather than losing it.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import logging
 import queue
@@ -48,6 +49,7 @@ from notifier.metrics import count_outcome
 from ocrmesh.events.connection import CONNECTION_ERRORS, connection_parameters
 from ocrmesh.events.errors import TopologyError
 from ocrmesh.events.topology import EmailTopology
+from ocrmesh.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span
 
 log = logging.getLogger(__name__)
 
@@ -373,14 +375,28 @@ class NotifierConsumer:
             self._unsettled[item.generation] += 1
         attempt = attempt_from_headers(item.properties.headers)
         decision: Decision
+        # The span joins the trace of the call that caused the mail (its traceparent header).
+        with continued_span(
+            "notifier deliver",
+            item.properties.headers,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.message.id": item.properties.message_id or "",
+                "messaging.destination.name": self._topology.queue,
+                REQUEST_ID_ATTRIBUTE: item.properties.correlation_id or "",
+                "ocrmesh.attempt": attempt,
+            },
+        ):
+            try:
+                decision = delivery.handle(item.body, message_type=item.properties.type, attempt=attempt)
+            except Exception as exc:
+                # handle() is meant never to raise; if it does, this worker must survive it.
+                log.exception("unexpected error handling a message")
+                decision = Park(reason=f"unexpected: {exc!r}", attempts=attempt)
+            # Settled in this context: its log line ("mail delivered") names the trace too.
+            settle = functools.partial(contextvars.copy_context().run, self._settle, item, decision)
         try:
-            decision = delivery.handle(item.body, message_type=item.properties.type, attempt=attempt)
-        except Exception as exc:
-            # handle() is meant never to raise; if it does, this worker must survive it.
-            log.exception("unexpected error handling a message")
-            decision = Park(reason=f"unexpected: {exc!r}", attempts=attempt)
-        try:
-            connection.add_callback_threadsafe(functools.partial(self._settle, item, decision))
+            connection.add_callback_threadsafe(settle)
         except pika.exceptions.ConnectionWrongStateError:
             with self._unsettled_lock:
                 self._unsettled[item.generation] -= 1

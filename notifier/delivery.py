@@ -16,6 +16,7 @@ from typing import Any
 from notifier.ledger import ClaimState, DeliveryLedger, LedgerUnavailable
 from notifier.mail import MalformedEvent, build_message, parse_event
 from notifier.transports import MailTransport, PermanentDeliveryError, TransientDeliveryError
+from ocrmesh.telemetry import span
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +160,8 @@ class MailDelivery:
                     reason=f"claimed by another notifier (lease ends in {claim.lease_left:.0f}s)",
                 )
         try:
-            self.transport.send(build_message(event, self._mail_from), event_id)
+            with span("mail send"):
+                self.transport.send(build_message(event, self._mail_from), event_id)
         except PermanentDeliveryError as exc:
             self._release(event_id)
             return Park(reason=f"rejected: {exc}", attempts=attempt)

@@ -14,11 +14,18 @@ from ocrmesh.logs import configure_logging
 from ocrmesh.metrics import metrics_served
 from ocrmesh.processes import process_count, serve_in_processes
 from ocrmesh.settings import load_settings
+from ocrmesh.telemetry import tracing
 
 log = logging.getLogger("ocr_svc")
 
 
 async def serve(settings: OcrSettings) -> int:
+    # In the serving process (a forked worker's own), before the server and channels exist.
+    with tracing("ocr_svc"):
+        return await _serve(settings)
+
+
+async def _serve(settings: OcrSettings) -> int:
     app = create_app(settings)
     try:
         await app.start()

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from ocrmesh.events import new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.telemetry import REQUEST_ID_ATTRIBUTE, Context, SpanKind, current_context, resumed, span
 from ocrmesh.tokens import TokenClaims
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class CompletionMailer:
         self._max_backoff = max_backoff
         self._task: asyncio.Task[None] | None = None
         self._in_flight: email_pb2.EmailRequested | None = None
+        # Tracing on: the trace context of the call each buffered event came from, so its
+        # publish (and the notifier's delivery) joins that call's trace.
+        self._traces: dict[str, Context] = {}
         #: Events the broker confirmed.
         self.published = 0
         #: Events given up on (buffer full, or still unsent at shutdown).
@@ -101,6 +105,9 @@ class CompletionMailer:
                 extra={"event_id": event.event_id, "dropped_total": self.dropped},
             )
             return False
+        trace = current_context()
+        if trace is not None:
+            self._traces[event.event_id] = trace
         return True
 
     async def _drain(self) -> None:
@@ -108,7 +115,15 @@ class CompletionMailer:
             event = await self._buffer.get()
             # Cleared only once confirmed: after a cancel, stop() still sees it as unsent.
             self._in_flight = event
-            await self._publish_until_confirmed(event)
+            with (
+                resumed(self._traces.pop(event.event_id, None)),
+                span(
+                    "email publish",
+                    {"messaging.message.id": event.event_id, REQUEST_ID_ATTRIBUTE: event.correlation_id},
+                    kind=SpanKind.PRODUCER,
+                ),
+            ):
+                await self._publish_until_confirmed(event)
             self._in_flight = None
             self._buffer.task_done()
 
@@ -150,6 +165,7 @@ class CompletionMailer:
         while not self._buffer.empty():
             left.append(self._buffer.get_nowait().event_id)
             self._buffer.task_done()
+        self._traces.clear()
         if left:
             self.dropped += len(left)
             log.error(

@@ -26,6 +26,7 @@ from ocr_svc.engines.base import BatchReader, OcrEngine, RecognizedLine, RgbImag
 from ocr_svc.images import DecodedImage, ImageLimits, decode_image
 from ocr_svc.layout import OrderedLine, reading_order
 from ocr_svc.metrics import PipelineMetrics
+from ocrmesh.telemetry import now_ns, record_span, span
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,10 @@ class OcrPipeline:
             raise Overloaded(f"all {self.workers} OCR workers are busy and {waiting} calls wait; retry later")
         self._admitted += 1
         self.metrics.load(self._admitted, self._running)
-        admitted_at = time.perf_counter()
+        admitted_at, admitted_ns = time.perf_counter(), now_ns()
         try:
             async with self._slots:
+                record_span("ocr.queue_wait", admitted_ns)
                 self._running += 1
                 self.metrics.load(self._admitted, self._running)
                 try:
@@ -161,12 +163,14 @@ class OcrPipeline:
 
     async def _run_image(self, data: bytes, admitted_at: float) -> AsyncIterator[OcrEvent]:
         t0 = time.perf_counter()
-        decoded: DecodedImage = await self._in_worker(decode_image, data, self.limits)
+        with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
+            decoded: DecodedImage = await self._in_worker(decode_image, data, self.limits)
         decode_s = time.perf_counter() - t0
         yield Started(engine=self.engine.name, width=decoded.width, height=decoded.height)
 
         t0 = time.perf_counter()
-        regions = await self._in_worker(self.engine.detect, decoded.pixels)
+        with span("ocr.detect", {"ocrmesh.width": decoded.width, "ocrmesh.height": decoded.height}):
+            regions = await self._in_worker(self.engine.detect, decoded.pixels)
         detect_s = time.perf_counter() - t0
 
         order = reading_order([region.box for region in regions])
@@ -175,7 +179,8 @@ class OcrPipeline:
         recognize_s = 0.0
         for window in self._windows(order):
             t0 = time.perf_counter()
-            read = await self._read_window(decoded.pixels, [regions[item.index] for item in window])
+            with span("ocr.recognize", {"ocrmesh.lines": len(window)}):
+                read = await self._read_window(decoded.pixels, [regions[item.index] for item in window])
             recognize_s += time.perf_counter() - t0
             for item, line in zip(window, read, strict=True):
                 if line is None:

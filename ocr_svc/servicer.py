@@ -14,6 +14,7 @@ from ocr_svc.notifications import CompletionMailer, completion_email
 from ocr_svc.per_user import CallsPerUser, TooManyCalls
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.telemetry import set_user_id
 from ocrmesh.tokens import TokenClaims
 
 Authenticate = Callable[[aio.ServicerContext[Any, Any]], Awaitable[TokenClaims]]
@@ -92,6 +93,7 @@ class OcrServicer(ocr_pb2_grpc.OcrServiceServicer):
         self, request: ocr_pb2.RecognizeRequest, context: aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[ocr_pb2.RecognizeResponse]:
         claims = await self._authenticate(context)
+        set_user_id(claims.user_id)
         try:
             if len(request.filename) > MAX_FILENAME_LENGTH:
                 raise InvalidRequest(f"filename is longer than {MAX_FILENAME_LENGTH} characters")

@@ -23,6 +23,7 @@ from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.grpc_server import MiB
 from ocrmesh.request_context import REQUEST_ID_HEADER, current_request_id
 from ocrmesh.settings import GrpcTls
+from ocrmesh.telemetry import grpc_client_interceptors
 
 # A unary call that takes longer than this is a failure, not a slow success.
 DEFAULT_UNARY_TIMEOUT_S = 5.0
@@ -186,10 +187,14 @@ def create_channel(
         ("grpc.enable_retries", 1),
         *options,
     ]
+    # Tracing's interceptors (None when it is off: then calls take no extra task).
+    interceptors = grpc_client_interceptors()
     if tls is not None and tls.enabled:
-        channel = aio.secure_channel(target, channel_credentials(tls), options=channel_options)
+        channel = aio.secure_channel(
+            target, channel_credentials(tls), options=channel_options, interceptors=interceptors
+        )
     else:
-        channel = aio.insecure_channel(target, options=channel_options)
+        channel = aio.insecure_channel(target, options=channel_options, interceptors=interceptors)
     return _MeshChannel(channel, unary_timeout, stream_timeout)
 
 

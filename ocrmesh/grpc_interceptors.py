@@ -19,6 +19,7 @@ from ocrmesh.request_context import (
     reset_request_id,
     set_request_id,
 )
+from ocrmesh.telemetry import tag_request_id
 
 log = logging.getLogger("ocrmesh.access")
 
@@ -50,6 +51,7 @@ class _Call:
     @contextmanager
     def bound(self) -> Iterator[None]:
         token = set_request_id(self.request_id)
+        tag_request_id(self.request_id)  # on the call's trace span, when tracing is on
         try:
             yield
         finally:

@@ -18,6 +18,7 @@ from grpc_health.v1.health import aio as health_aio
 from ocrmesh.grpc_interceptors import ServerContextInterceptor
 from ocrmesh.server_reflection import enable_server_reflection
 from ocrmesh.settings import GrpcTls
+from ocrmesh.telemetry import grpc_server_interceptors
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,8 @@ def create_server(
     if max_connection_age_grace_s is not None:
         age_options.append(("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_s * 1000)))
     server = aio.server(
-        interceptors=[ServerContextInterceptor(), *interceptors],
+        # Tracing (when on) outermost: its span covers the call's access log line.
+        interceptors=[*grpc_server_interceptors(), ServerContextInterceptor(), *interceptors],
         options=[
             ("grpc.max_receive_message_length", max_receive_message_bytes),
             ("grpc.max_send_message_length", max_receive_message_bytes),

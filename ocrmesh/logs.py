@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ocrmesh.request_context import current_request_id
+from ocrmesh.telemetry import log_fields, tracing_enabled
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is a field.
 # uvicorn adds `color_message` (the message with ANSI colours): noise in a JSON line.
@@ -41,6 +42,9 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None) or current_request_id()
         if request_id:
             entry["request_id"] = request_id
+        if tracing_enabled():
+            # trace_id/span_id: grep one trace across every process's log.
+            entry.update(log_fields())
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and key not in entry:
                 entry[key] = value

@@ -10,6 +10,7 @@ from pika.delivery_mode import DeliveryMode
 
 from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.request_context import current_request_id
+from ocrmesh.telemetry import current_carrier
 
 CONTENT_TYPE = "application/x-protobuf"
 EVENT_TYPE: str = email_pb2.EmailRequested.DESCRIPTOR.full_name
@@ -38,7 +39,9 @@ def new_email_event(
 
 
 def event_properties(event: email_pb2.EmailRequested) -> pika.BasicProperties:
-    """Persistent delivery, `message_id` = `event_id`, `type` = the message's full name."""
+    """Persistent delivery, `message_id` = `event_id`, `type` = the message's full name, and
+    when tracing is on the current trace context as W3C headers (`traceparent`), so the
+    notifier's delivery joins the trace that caused the mail."""
     return pika.BasicProperties(
         content_type=CONTENT_TYPE,
         delivery_mode=DeliveryMode.Persistent,
@@ -46,4 +49,5 @@ def event_properties(event: email_pb2.EmailRequested) -> pika.BasicProperties:
         type=EVENT_TYPE,
         timestamp=event.created_at.seconds or None,
         correlation_id=event.correlation_id or None,
+        headers=current_carrier() or None,
     )
