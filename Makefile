@@ -17,7 +17,7 @@ BUF_AGAINST ?= .git\#branch=main
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install lint fmt protos protos-check test test-unit test-integration test-e2e up demo bench certs clean
+.PHONY: help install lint fmt protos protos-check test test-unit test-integration test-e2e up up-observed demo bench certs clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,7 +77,24 @@ up: install ## run the whole mesh here as processes (Ctrl-C stops it)
 	@echo "    walkthrough       make demo   (in another terminal)"
 	@echo ""
 	AUTH_PROCESSES=$${AUTH_PROCESSES:-$(CORES)} GATEWAY_WORKERS=$${GATEWAY_WORKERS:-$(CORES)} \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f $(PROCFILE)
+
+# `make up` plus metrics: each service's metrics port (the ports deploy/prometheus scrapes) and,
+# when Debian's prometheus is installed, a Prometheus on 127.0.0.1:9090 (Procfile.observed).
+PROCFILE ?= Procfile
+OBSERVED_ENV := AUTH_METRICS_PORT=9101 OCR_METRICS_PORT=9102 NOTIFIER_METRICS_PORT=9103
+# Tracing (OTEL_*) variables for the observed mesh go here, next to the metrics ports.
+up-observed: ## `make up` with metrics on and Prometheus at http://127.0.0.1:9090 (docs/observability.md)
+	@mkdir -p var/prometheus
+	@if command -v prometheus >/dev/null; then \
+	  echo "  Prometheus        http://127.0.0.1:9090   (try: sum by (job) (up), or the Alerts tab)"; \
+	  echo "  metrics           gateway :$${GATEWAY_PORT:-8000}/metrics, auth_svc :9101, ocr_svc :9102, notifier :9103"; \
+	  $(OBSERVED_ENV) $(MAKE) --no-print-directory up PROCFILE=Procfile.observed; \
+	else \
+	  echo "  prometheus is not installed (sudo apt-get install prometheus): metrics only, on"; \
+	  echo "  gateway :$${GATEWAY_PORT:-8000}/metrics, auth_svc :9101, ocr_svc :9102, notifier :9103"; \
+	  $(OBSERVED_ENV) $(MAKE) --no-print-directory up; \
+	fi
 
 demo: install ## walk through register, verify, login and streamed OCR against `make up`
 	$(PY) scripts/demo.py

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pytest
+import yaml
 
 from tests.support.deployment import (
     APP_SERVICES,
@@ -39,6 +40,8 @@ from tests.support.deployment import (
 
 APP_IDS = [app.name for app in APP_SERVICES]
 INFRASTRUCTURE = ("postgres", "rabbitmq", "mailpit")
+# Metrics and the dashboard (docs/observability.md).
+OBSERVABILITY = ("prometheus", "grafana")
 # The one-shot that prepares the signing key; it runs to completion, it is not a server.
 ONE_SHOTS = ("auth-keys",)
 
@@ -64,7 +67,7 @@ def svc(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def test_the_mesh_is_the_four_services_with_postgres_rabbitmq_and_a_mail_catcher(
     svc: dict[str, dict[str, Any]],
 ) -> None:
-    assert set(svc) == {*APP_IDS, *INFRASTRUCTURE, *ONE_SHOTS}
+    assert set(svc) == {*APP_IDS, *INFRASTRUCTURE, *OBSERVABILITY, *ONE_SHOTS}
     assert svc["postgres"]["image"].startswith("postgres:")
     assert svc["rabbitmq"]["image"].startswith("rabbitmq:")
     assert svc["rabbitmq"]["image"].endswith("-management")
@@ -192,13 +195,15 @@ def test_only_the_gateway_the_web_uis_and_the_grpc_ports_are_published(
         "rabbitmq": [15672],  # management UI; AMQP 5672 stays inside
         "auth": [50051],
         "ocr": [50052],
+        "prometheus": [9090],
+        "grafana": [3000],
     }
     # Debugging ports listen on this machine only; the API is the one public entry.
-    for name in ("mailpit", "rabbitmq", "auth", "ocr"):
+    for name in ("mailpit", "rabbitmq", "auth", "ocr", *OBSERVABILITY):
         assert all(p.host_ip == "127.0.0.1" for p in published_ports(svc[name])), name
 
 
-@pytest.mark.parametrize("name", [*APP_IDS, *INFRASTRUCTURE])
+@pytest.mark.parametrize("name", [*APP_IDS, *INFRASTRUCTURE, *OBSERVABILITY])
 def test_every_long_running_service_has_a_healthcheck_and_restarts(
     name: str, svc: dict[str, dict[str, Any]]
 ) -> None:
@@ -301,7 +306,8 @@ def test_docker_waits_longer_than_the_graceful_shutdown(
 
 def test_named_volumes_hold_the_data_and_the_signing_key(compose: dict[str, Any]) -> None:
     declared = set(compose["volumes"])
-    used = {m.source for s in services(compose).values() for m in mounts(s)}
+    # Bind mounts (./deploy/...: configuration read-only) are files of the checkout, not volumes.
+    used = {m.source for s in services(compose).values() for m in mounts(s) if not m.source.startswith(".")}
     assert used == declared, "every named volume is used, every used volume is named"
     svc = services(compose)
     assert {m.target: m.source for m in mounts(svc["postgres"])} == {"/var/lib/postgresql/data": "pgdata"}
@@ -380,3 +386,52 @@ def test_docker_compose_accepts_the_file(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+# ---- metrics
+
+
+def test_prometheus_reads_the_compose_scrape_config_and_rules_read_only(
+    svc: dict[str, dict[str, Any]],
+) -> None:
+    prometheus = svc["prometheus"]
+    config = next(arg for arg in prometheus["command"] if arg.startswith("--config.file="))
+    binds = {m.target: m for m in mounts(prometheus)}
+    deploy = binds["/etc/prometheus"]
+    assert deploy.source == "./deploy/prometheus"
+    assert deploy.read_only
+    assert config == "--config.file=/etc/prometheus/prometheus.compose.yml"
+    assert (COMPOSE_FILE.parent / "deploy" / "prometheus" / "prometheus.compose.yml").is_file()
+
+
+def test_each_service_serves_metrics_where_the_compose_scrape_config_looks(
+    svc: dict[str, dict[str, Any]],
+) -> None:
+    scrape = yaml.safe_load(
+        (COMPOSE_FILE.parent / "deploy" / "prometheus" / "prometheus.compose.yml").read_text()
+    )
+    targets = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in scrape["scrape_configs"]}
+    expected = {
+        "auth_svc": ("auth", "AUTH_METRICS_PORT"),
+        "ocr_svc": ("ocr", "OCR_METRICS_PORT"),
+        "notifier": ("notifier", "NOTIFIER_METRICS_PORT"),
+    }
+    for job, (service, variable) in expected.items():
+        assert targets[job] == f"{service}:{environment(svc[service])[variable]}"
+    assert targets["gateway"] == f"gateway:{environment(svc['gateway'])['GATEWAY_PORT']}"
+    # Scraped over the compose network: never the container's loopback.
+    assert environment(svc["notifier"])["NOTIFIER_METRICS_HOST"] == "0.0.0.0"
+    assert environment(svc["auth"])["AUTH_HOST"] == environment(svc["ocr"])["OCR_HOST"] == "0.0.0.0"
+
+
+def test_grafana_is_provisioned_with_the_dashboard_and_only_lets_viewers_in(
+    svc: dict[str, dict[str, Any]],
+) -> None:
+    grafana = svc["grafana"]
+    binds = {m.target: m for m in mounts(grafana)}
+    assert all(m.read_only for m in binds.values())
+    for mount in binds.values():
+        assert (COMPOSE_FILE.parent / mount.source).is_dir(), mount.source
+    env = environment(grafana)
+    assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert env["GF_AUTH_DISABLE_LOGIN_FORM"] == "true"

@@ -182,3 +182,23 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     (tmp_path / "dashboard.rules.yml").write_text(yaml.safe_dump(rules))
     done = promtool("check", "rules", "dashboard.rules.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_up_observed_runs_the_procfile_services_and_prometheus_on_the_local_config() -> None:
+    def processes(path: Path) -> dict[str, str]:
+        lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        return dict(line.split(": ", 1) for line in lines)
+
+    plain, observed = processes(ROOT / "Procfile"), processes(ROOT / "Procfile.observed")
+    assert {name: observed[name] for name in plain} == plain
+    assert set(observed) - set(plain) == {"prometheus"}
+    command = observed["prometheus"].split()
+    assert "--config.file=deploy/prometheus/prometheus.yml" in command
+    assert "--storage.tsdb.path=var/prometheus" in command
+    # Where the local config's own job scrapes it.
+    assert "--web.listen-address=127.0.0.1:9090" in command
+    assert jobs(DEPLOY / "prometheus.yml")["prometheus"] == ["127.0.0.1:9090"]
+    makefile = (ROOT / "Makefile").read_text()
+    for job, port in METRICS_PORTS.items():
+        variable = {"auth_svc": "AUTH", "ocr_svc": "OCR", "notifier": "NOTIFIER"}[job]
+        assert f"{variable}_METRICS_PORT={port}" in makefile
