@@ -125,6 +125,8 @@ def purge_periodically(ledger: DeliveryLedger, stop: threading.Event, every: flo
 
 def serve(settings: NotifierSettings) -> int:
     configure_logging("notifier", settings.log_level)
+    # First: a tracing configuration this build cannot serve stops us before any work.
+    configure_tracing("notifier")
     try:
         engine, ledger = open_ledger(settings)
     except SQLAlchemyError as exc:
@@ -133,7 +135,6 @@ def serve(settings: NotifierSettings) -> int:
             extra={"error": str(exc)[:500]},
         )
         return 1
-    configure_tracing("notifier")
     instrument_engines(engine)  # tracing on: a span per ledger statement
     consumer = build_consumer(settings, ledger)
 
