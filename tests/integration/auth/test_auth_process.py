@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
@@ -22,6 +23,7 @@ from auth_svc.db import drop_database
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.events import EmailTopology
 from ocrmesh.health_probe import check
+from tests.support.prometheus import value
 
 pytestmark = pytest.mark.integration
 
@@ -228,3 +230,49 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_several_processes_add_up_behind_one_metrics_port(
+    fresh_database_url: str, rabbitmq_url: str, email_topology: EmailTopology, tmp_path: Path
+) -> None:
+    port, metrics_port = free_port(), free_port()
+    env = serving_env(
+        tmp_path,
+        fresh_database_url,
+        rabbitmq_url,
+        email_topology,
+        port,
+        AUTH_PROCESSES="2",
+        AUTH_WORKERS="2",
+        AUTH_METRICS_PORT=str(metrics_port),
+    )
+    log_path = tmp_path / "auth.log"
+    log = log_path.open("w+")
+    process = subprocess.Popen([sys.executable, "-m", "auth_svc"], cwd=REPO, env=env, stdout=log, stderr=log)
+    try:
+        workers = _wait_for_workers(process, 2, log_path)
+        _wait_serving(port, process, log_path)
+        _public_key_ids(port, 30)
+        # Both workers answered some of the calls; the supervisor's /metrics counts them all.
+        assert set(_access_pids(log_path.read_text())) == set(workers)
+        assert _handled(metrics_port, "GetPublicKeys") == 30
+
+        # A killed worker's calls still count; its replacement's add to them.
+        os.kill(workers[0], signal.SIGKILL)
+        _wait_for_workers(process, 3, log_path)
+        _wait_serving(port, process, log_path)
+        _public_key_ids(port, 10)
+        assert _handled(metrics_port, "GetPublicKeys") == 40
+
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=40) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _handled(metrics_port: int, method: str) -> float:
+    text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    return value(text, "grpc_server_handled_total", grpc_method=method, grpc_code="OK")
