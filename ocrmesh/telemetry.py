@@ -4,8 +4,10 @@ On when `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`) 
 `OTEL_TRACES_EXPORTER` is set and `OTEL_SDK_DISABLED` is not `true`. Then each process has
 the SDK's tracer provider (sampler from `OTEL_TRACES_SAMPLER`, service name from
 `OTEL_SERVICE_NAME` or the service's own), a batch span processor (`OTEL_BSP_*`) and the
-OTLP/HTTP exporter (`OTEL_EXPORTER_OTLP_*`), or the console one; W3C `traceparent` is the
-propagation format (the API's default, `OTEL_PROPAGATORS`).
+OTLP/HTTP exporter (`OTEL_EXPORTER_OTLP_*`), or the console one. The context travels as
+W3C `traceparent`/`tracestate`: in gRPC metadata and HTTP headers (the instrumentations,
+through the API's default propagator), in the email event's AMQP headers and in the outbox
+row (`current_carrier`, `continued_span`).
 
 Off, nothing is installed: no gRPC interceptor, no ASGI middleware, no SQLAlchemy event
 hook, no log field; the helpers below return empty lists and null contexts. Configure in
@@ -54,6 +56,7 @@ _EXPORTERS = frozenset({"otlp", "console"})
 GATEWAY_EXCLUDED_URLS = "/healthz,/readyz,/metrics"
 
 _provider: TracerProvider | None = None
+_sqlalchemy_instrumented = False
 _tracer: trace.Tracer = trace.NoOpTracer()
 
 
@@ -165,11 +168,16 @@ def _install(service_name: str, exporters: list[SpanExporter], env: Mapping[str,
 
 def shutdown_tracing(timeout_s: float = 5.0) -> None:
     """Send the spans still buffered and stop the exporters (within `timeout_s`)."""
-    global _provider, _tracer
+    global _provider, _tracer, _sqlalchemy_instrumented
     provider, _provider = _provider, None
     _tracer = trace.NoOpTracer()
     if provider is None:
         return
+    if _sqlalchemy_instrumented:
+        from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+        SQLAlchemyInstrumentor().uninstrument()
+        _sqlalchemy_instrumented = False
     provider.force_flush(int(timeout_s * 1000))
     provider.shutdown()
 
@@ -269,6 +277,7 @@ def grpc_client_interceptors() -> list[aio.ClientInterceptor] | None:
 def instrument_engines(*engines: Engine) -> None:
     """A span per SQL statement on `engines` when tracing is on (once per process: the
     instrumentor is a singleton). The statement text only, never its bound parameters."""
+    global _sqlalchemy_instrumented
     if _provider is None:
         return
     from opentelemetry.instrumentation.sqlalchemy import (  # type: ignore[import-untyped]
@@ -283,6 +292,7 @@ def instrument_engines(*engines: Engine) -> None:
         # are unchanged in 2.1 (tests/e2e/test_tracing.py sees the statements' spans).
         skip_dep_check=True,
     )
+    _sqlalchemy_instrumented = True
 
 
 def instrument_fastapi(app: FastAPI) -> None:
