@@ -51,23 +51,29 @@ class _Busy(Exception):
 
 
 async def _stream_once(path: Path, data: bytes, recognize: Recognizer, output: OcrOutput) -> None:
-    """Relay one call's events to `output`, up to its `completed` event."""
-    relayed = False
+    """Relay one call's events to `output`, up to its `completed` event. Every failure is
+    a CliError whose message starts with the file's path."""
+    relayed = completed = False
     try:
         async with contextlib.aclosing(recognize(data, path.name)) as events:
             async for event in events:
+                if completed:
+                    continue  # nothing follows `completed`; read on to the stream's own end
                 if isinstance(event, Failed):
                     code = exit_code_for_http(event.status)
-                    raise CliError(code, f"{path}: {event.detail} (HTTP {event.status})")
+                    raise CliError(code, f"{event.detail} (HTTP {event.status})")
                 output.event(path, event)
                 relayed = True
-                if isinstance(event, Completed):
-                    return
+                completed = isinstance(event, Completed)
+        # Leaving at `completed` would cut the call off before its status: the server would
+        # see a cancelled call instead of a finished one.
+        if not completed:
+            raise CliError(ExitCode.FAILURE, "the stream ended without a result")
     except CliError as error:
-        if error.retry_after is not None and not relayed:
-            raise _Busy(error, error.retry_after) from None
-        raise
-    raise CliError(ExitCode.FAILURE, f"{path}: the stream ended without a result")
+        failure = CliError(error.code, f"{path}: {error.message}", retry_after=error.retry_after)
+        if failure.retry_after is not None and not relayed:
+            raise _Busy(failure, failure.retry_after) from None
+        raise failure from None
 
 
 async def recognize_file(path: Path, recognize: Recognizer, output: OcrOutput, *, seconds: float) -> ExitCode:

@@ -89,13 +89,14 @@ def _retry_after(headers: httpx.Headers) -> float | None:
 
 
 def http_error(status: int, body: bytes, headers: httpx.Headers, *, what: str) -> CliError:
-    """The CliError for an error answer to `what` ("login", "page.png", ...)."""
+    """The CliError for an error answer to `what` ("login", "me", ...; "" for no prefix)."""
     code = exit_code_for_http(status)
     detail = error_detail(body)
     if code == ExitCode.AUTH and status == 401:
         detail += " (run `ocrmesh login` again)"
     retry_after = _retry_after(headers) if status == 429 else None
-    return CliError(code, f"{what}: {detail} (HTTP {status})", retry_after=retry_after)
+    message = f"{what}: {detail} (HTTP {status})" if what else f"{detail} (HTTP {status})"
+    return CliError(code, message, retry_after=retry_after)
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
@@ -214,7 +215,7 @@ class Gateway:
             try:
                 if response.status_code != 200:
                     content = await _read_limited(response, MAX_RESPONSE_BYTES)
-                    raise http_error(response.status_code, content, response.headers, what=filename)
+                    raise http_error(response.status_code, content, response.headers, what="")
                 async for line in _lines(response, MAX_EVENT_BYTES):
                     event = parse_event(line)
                     if event is not None:

@@ -53,7 +53,7 @@ def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
     return None
 
 
-def error_from_rpc(error: grpc.aio.AioRpcError, *, addr: str, what: str) -> CliError:
+def error_from_rpc(error: grpc.aio.AioRpcError, *, addr: str) -> CliError:
     """The CliError for a failed Recognize call."""
     code = error.code()
     retry_after = None
@@ -70,7 +70,7 @@ def error_from_rpc(error: grpc.aio.AioRpcError, *, addr: str, what: str) -> CliE
         message = f"{error.details() or code.name.lower()} ({code.name})"
         if code == grpc.StatusCode.UNAUTHENTICATED:
             message += " (run `ocrmesh login` again)"
-    return CliError(exit_code_for_grpc(code), f"{what}: {message}", retry_after=retry_after)
+    return CliError(exit_code_for_grpc(code), message, retry_after=retry_after)
 
 
 class GrpcOcr:
@@ -107,6 +107,6 @@ class GrpcOcr:
                 if event is not None:
                     yield event
         except grpc.aio.AioRpcError as exc:
-            raise error_from_rpc(exc, addr=self.addr, what=filename) from None
+            raise error_from_rpc(exc, addr=self.addr) from None
         finally:
             call.cancel()

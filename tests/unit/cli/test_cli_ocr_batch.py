@@ -121,7 +121,7 @@ def test_json_output_keeps_each_files_events_in_order_and_ends_a_failed_file_wit
     recognize, _ = scripted(
         {
             "good.png": events_for("x", "y"),
-            "bad.png": CliError(ExitCode.REJECTED, "bad.png: not an image (HTTP 415)"),
+            "bad.png": CliError(ExitCode.REJECTED, "not an image (HTTP 415)"),
         }
     )
     out, err = io.StringIO(), io.StringIO()
@@ -131,13 +131,9 @@ def test_json_output_keeps_each_files_events_in_order_and_ends_a_failed_file_wit
     good = [r["type"] for r in records if r["file"] == str(paths[0])]
     assert good == ["started", "line", "line", "completed"]
     [bad] = [r for r in records if r["file"] == str(paths[1])]
-    assert bad == {
-        "type": "error",
-        "file": str(paths[1]),
-        "exit_code": 4,
-        "detail": "bad.png: not an image (HTTP 415)",
-    }
-    assert err.getvalue() == "ocrmesh: bad.png: not an image (HTTP 415)\n"
+    detail = f"{paths[1]}: not an image (HTTP 415)"
+    assert bad == {"type": "error", "file": str(paths[1]), "exit_code": 4, "detail": detail}
+    assert err.getvalue() == f"ocrmesh: {detail}\n"
 
 
 def test_an_error_event_in_the_stream_fails_the_file_with_its_statuss_code(tmp_path: Path) -> None:
@@ -214,3 +210,23 @@ def test_an_empty_or_oversized_file_is_rejected_before_anything_is_sent(tmp_path
         with pytest.raises(CliError) as raised:
             read_image(path, max_bytes=limit)
         assert raised.value.code == ExitCode.REJECTED
+
+
+def test_a_stream_is_read_to_its_end_after_completed_not_cut_off(tmp_path: Path) -> None:
+    # Cancelling a Recognize call between `completed` and its status crashed ocr_svc: the
+    # client reads on to the end instead.
+    [path] = image_files(tmp_path, "p.png")
+    ended = False
+
+    async def then_ends(data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
+        nonlocal ended
+        for event in events_for("done"):
+            yield event
+        await asyncio.sleep(0.01)  # the status after the last message
+        ended = True
+
+    out = io.StringIO()
+    code = asyncio.run(
+        recognize_files([path], then_ends, TextOutput(several=False, stdout=out), concurrency=1, seconds=5)
+    )
+    assert (code, ended, out.getvalue()) == (ExitCode.OK, True, "done\n")
