@@ -149,7 +149,8 @@ class RichOutput:
         elif isinstance(event, Completed):
             self._advance()
             seconds = event.timings.get("total_ms", 0.0) / 1000
-            self._err.print(Text(f"{path}: {event.line_count} lines in {seconds:.1f} s", style="green"))
+            lines = f"{event.line_count} line{'' if event.line_count == 1 else 's'}"
+            self._err.print(Text(f"{path}: {lines} in {seconds:.1f} s", style="green"))
 
     def failed(self, path: Path, error: CliError) -> None:
         self._advance()

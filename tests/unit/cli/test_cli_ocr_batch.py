@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from gateway.ocr_events import encode_ndjson
 from gateway.schemas import CompletedEvent, ErrorEvent, LineEvent, StartedEvent, TimingsOut
@@ -19,7 +20,7 @@ from ocrmesh.cli.batch import Recognizer, read_image, recognize_files
 from ocrmesh.cli.errors import CliError, ExitCode
 from ocrmesh.cli.events import Completed, Failed, Line, OcrEvent, Started, parse_event
 from ocrmesh.cli.grpc_ocr import event_from_proto
-from ocrmesh.cli.output import JsonOutput, TextOutput
+from ocrmesh.cli.output import JsonOutput, RichOutput, TextOutput
 from ocrmesh.ocr.v1 import ocr_pb2
 
 TIMINGS = {"decode_ms": 1.0, "detect_ms": 2.0, "recognize_ms": 3.0, "total_ms": 6.0}
@@ -230,3 +231,25 @@ def test_a_stream_is_read_to_its_end_after_completed_not_cut_off(tmp_path: Path)
         recognize_files([path], then_ends, TextOutput(several=False, stdout=out), concurrency=1, seconds=5)
     )
     assert (code, ended, out.getvalue()) == (ExitCode.OK, True, "done\n")
+
+
+def test_the_default_output_prints_lines_on_stdout_and_the_progress_and_summaries_on_stderr(
+    tmp_path: Path,
+) -> None:
+    paths = image_files(tmp_path, "a.png", "b.png")
+    recognize, _ = scripted({"a.png": events_for("[bold]not markup[/bold]"), "b.png": events_for("two")})
+    stdout, stderr = io.StringIO(), io.StringIO()
+    output = RichOutput(
+        total=2,
+        progress=True,
+        stdout=Console(file=stdout, width=40, soft_wrap=True),
+        stderr=Console(file=stderr, force_terminal=True, width=40, soft_wrap=True),
+    )
+    with output:
+        code = asyncio.run(recognize_files(paths, recognize, output, concurrency=2, seconds=5))
+    assert code == ExitCode.OK
+    assert sorted(stdout.getvalue().splitlines()) == sorted(
+        [f"{paths[0]}: [bold]not markup[/bold]", f"{paths[1]}: two"]
+    )
+    assert f"{paths[0]}: 1 line in 0.0 s" in stderr.getvalue()
+    assert "2/2" in stderr.getvalue()  # the progress bar
