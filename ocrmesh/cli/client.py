@@ -132,8 +132,7 @@ class Gateway:
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
             limits=httpx.Limits(max_connections=max_connections),
             headers={"User-Agent": USER_AGENT},
-            follow_redirects=False,
-            trust_env=False,  # no proxies from the environment for a token-bearing client
+            follow_redirects=False,  # a redirect would carry the token elsewhere
         )
 
     async def __aenter__(self) -> Gateway:
@@ -183,10 +182,6 @@ class Gateway:
             "POST", "/auth/verify_otp", what="verify", body={"email": email, "otp": code}
         )
         return self._parse(_Verified, content).user
-
-    async def resend_code(self, email: str) -> str:
-        content = await self._call("POST", "/auth/generate_otp", what="resend code", body={"email": email})
-        return self._parse(_Detail, content).detail
 
     async def login(self, email: str, password: str) -> Token:
         content = await self._call(
