@@ -73,6 +73,9 @@ def prometheus(mesh: Mesh, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     if not Path(PROMETHEUS).exists():
         pytest.skip("Debian's prometheus is not installed (scripts/debian_tools.py test installs it)")
     with running_prometheus(tmp_path_factory.mktemp("prometheus"), mesh.metrics_targets) as server:
+        # Every target scraped once before a test reads a count (a "before" read as empty
+        # would make an "after" trivially true).
+        server.wait_for('count(up{job=~"gateway|auth_svc|ocr_svc|notifier"} == 1) == 4')
         yield server
 
 

@@ -4,10 +4,15 @@ are forgotten while its counters stay."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+
+from ocrmesh.metrics import metrics_served
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -61,3 +66,21 @@ def test_forked_workers_add_up_and_a_dead_workers_live_gauges_are_forgotten(tmp_
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["running 2.0 2.0", "stopped 2.0 0.0"]
+
+
+def test_a_metrics_port_that_cannot_be_bound_stops_the_service_as_a_configuration_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as stopped, metrics_served(port, host="127.0.0.1"):
+            pass
+    assert stopped.value.code == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in capsys.readouterr().err
+
+
+def test_no_port_means_no_metrics_server() -> None:
+    with metrics_served(None, host="127.0.0.1") as port:
+        assert port is None
