@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from ocrmesh.account_rules import (
+    NAME_MAX_LENGTH,
+    OTP_DIGITS,
+    OTP_PATTERN,
+    PASSWORD_MAX_LENGTH,
+    is_forbidden_in_name,
+)
 from ocrmesh.emails import InvalidEmail, check_email
 
-NAME_MAX_LENGTH = 100
-# passlib refuses anything above 4096 bytes; a password manager's longest output fits in far less.
+# passlib refuses anything above 4096 bytes; 128 characters are at most 512 bytes of UTF-8.
 PASSWORD_MAX_BYTES = 1024
-# ASVS 2.1.2: at least 64 allowed, at most 128.
-PASSWORD_MAX_LENGTH = 128
-OTP_DIGITS = 6
+_OTP = re.compile(OTP_PATTERN)
 
 
 class AuthError(Exception):
@@ -116,7 +121,7 @@ def validate_name(raw: str) -> str:
         raise InvalidInput("name is required")
     if len(name) > NAME_MAX_LENGTH:
         raise InvalidInput(f"name is longer than {NAME_MAX_LENGTH} characters")
-    if any(unicodedata.category(ch).startswith("C") for ch in name):
+    if any(is_forbidden_in_name(ch) for ch in name):
         raise InvalidInput("name contains control characters")
     return name
 
@@ -145,7 +150,7 @@ def validate_password(
 
 def validate_code_format(raw: str) -> str:
     code = raw.strip()
-    if len(code) != OTP_DIGITS or not code.isascii() or not code.isdigit():
+    if not _OTP.fullmatch(code):
         raise InvalidInput(f"the code is {OTP_DIGITS} digits")
     return code
 

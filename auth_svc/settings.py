@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from ocrmesh.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from ocrmesh.events.settings import EmailEventSettings
 from ocrmesh.settings import GrpcServerSettings
 from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
@@ -49,8 +50,11 @@ class AuthSettings(EmailEventSettings, GrpcServerSettings):
     otp_resend_cooldown_seconds: int = Field(default=60, ge=0, le=3600)
     otp_max_attempts: int = Field(default=5, ge=1, le=20)
 
-    # ASVS 2.1.1: at least 12 characters; up to 128 of any kind, common ones refused.
-    password_min_length: int = Field(default=12, ge=8, le=128)
+    # ASVS 2.1.1: at least 12 characters; up to 128 of any kind, common ones refused. The
+    # gateway's OpenAPI states the shared minimum: this may raise it, never lower it.
+    password_min_length: int = Field(
+        default=PASSWORD_MIN_LENGTH, ge=PASSWORD_MIN_LENGTH, le=PASSWORD_MAX_LENGTH
+    )
     # Unverified accounts older than this hold their address no more (and are deleted).
     unverified_account_ttl_seconds: int = Field(default=24 * 3600, ge=1, le=30 * 24 * 3600)
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Final
+from typing import Any, Final
 
 import grpc
 from fastapi import HTTPException, status
+from pydantic import BaseModel, Field
 
 from ocrmesh.request_context import current_request_id
 
@@ -39,6 +40,35 @@ LOGIN_OVERRIDES: Final[Mapping[grpc.StatusCode, int]] = {
 
 # What a caller needs to resend with a token; RFC 6750.
 BEARER_CHALLENGE: Final[Mapping[str, str]] = {"WWW-Authenticate": "Bearer"}
+
+
+class ErrorOut(BaseModel):
+    """The body of every error answer but 422 (FastAPI's list of field errors)."""
+
+    detail: str = Field(description="What went wrong, for a person to read.")
+
+
+# Answers any route can give, whatever it does: the edge's own limits (gateway.body_limits,
+# gateway.client_limits) and the request's JSON body or form not being what it should be.
+EDGE_ERRORS: Final[Mapping[int, str]] = {
+    status.HTTP_408_REQUEST_TIMEOUT: "The body did not arrive within GATEWAY_BODY_TIMEOUT_SECONDS.",
+    status.HTTP_413_CONTENT_TOO_LARGE: "The body is larger than the route's limit.",
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "A body of a media type the route does not take.",
+    status.HTTP_429_TOO_MANY_REQUESTS: "Too many requests in flight from this address; see Retry-After.",
+}
+
+
+def error_responses(descriptions: Mapping[int, str], *, edge: bool = True) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the error statuses in `descriptions` (and, with `edge`, those
+    of EDGE_ERRORS not named there), each with the `ErrorOut` body. A 422 keeps FastAPI's
+    own validation-error body."""
+    merged = {**EDGE_ERRORS, **descriptions} if edge else dict(descriptions)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for code, text in sorted(merged.items()):
+        responses[code] = {"description": text}
+        if code != status.HTTP_422_UNPROCESSABLE_CONTENT:
+            responses[code]["model"] = ErrorOut
+    return responses
 
 
 def internal_error_detail() -> str:

@@ -5,18 +5,90 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from ocrmesh.account_rules import (
+    EMAIL_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+    OTP_DIGITS,
+    OTP_PATTERN,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+)
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.ocr.v1 import ocr_pb2
 
-OTP_DIGITS = 6
+# The account rules as auth_svc enforces them (ocrmesh.account_rules, one definition), so
+# the OpenAPI schema says what the service accepts. What no schema can say (a common
+# password, the user's own name as password, a domain the email check refuses, a wrong
+# code) is auth_svc's 400 with its message.
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=NAME_MAX_LENGTH,
+        pattern=NAME_PATTERN,
+        description=(
+            f"Up to {NAME_MAX_LENGTH} characters once trimmed, not all whitespace; no control, "
+            "format (bidi, zero-width), surrogate or private-use characters."
+        ),
+        examples=["Ada Lovelace"],
+    ),
+]
+Email = Annotated[
+    str,
+    Field(
+        min_length=3,
+        max_length=EMAIL_MAX_LENGTH,
+        json_schema_extra={"format": "email"},
+        description="An address mail can be sent to (ASCII before the @; no DNS check).",
+        examples=["ada@example.com"],
+    ),
+]
+NewPassword = Annotated[
+    str,
+    Field(
+        min_length=PASSWORD_MIN_LENGTH,
+        max_length=PASSWORD_MAX_LENGTH,
+        description=(
+            f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters of any kind; not a common "
+            "password, nor your name or email address."
+        ),
+        examples=["correct horse battery"],
+    ),
+]
+# A password being checked: no account has a longer one.
+Password = Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 
-# Bounds against abuse only; the rules themselves (email syntax, password policy) are
-# auth_svc's, and its INVALID_ARGUMENT comes back as a 400 with its message.
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Email = Annotated[str, Field(min_length=3, max_length=320, examples=["ada@example.com"])]
-Password = Annotated[str, Field(min_length=1, max_length=1024)]
+
+def _trimmed(value: object) -> object:
+    # Codes are copied out of emails: surrounding whitespace is no part of them.
+    return value.strip() if isinstance(value, str) else value
+
+
+Code = Annotated[
+    StrictStr,
+    Field(
+        pattern=OTP_PATTERN,
+        description=(
+            f"The {OTP_DIGITS}-digit code from the email, leading zeros included (surrounding "
+            "whitespace is ignored)."
+        ),
+        examples=["042917"],
+    ),
+    # Listed after the constraints so that it runs before them.
+    BeforeValidator(_trimmed),
+]
+
+
+def _integral(value: object) -> object:
+    # JSON Schema's "integer" is any number with no fraction: 12345.0 is one.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# The original system's clients send the code as a JSON number; leading zeros are then lost.
+NumericCode = Annotated[StrictInt, Field(ge=0, lt=10**OTP_DIGITS), BeforeValidator(_integral)]
 
 
 class _Request(BaseModel):
@@ -27,7 +99,7 @@ class _Request(BaseModel):
 class RegisterRequest(_Request):
     name: Name
     email: Email
-    password: Password
+    password: NewPassword
 
 
 class GenerateOtpRequest(_Request):
@@ -36,10 +108,10 @@ class GenerateOtpRequest(_Request):
 
 class VerifyOtpRequest(_Request):
     email: Email
-    otp: StrictStr | StrictInt = Field(
+    otp: Code | NumericCode = Field(
         description=(
-            "The code from the email. A string is taken as typed (leading zeros kept); "
-            f"a JSON number is written with {OTP_DIGITS} digits, zero-padded (12345 -> '012345')."
+            f"The code from the email: {OTP_DIGITS} digits as a string, or a JSON number, read "
+            f"as {OTP_DIGITS} digits zero-padded (12345 -> '012345')."
         ),
         examples=["042917"],
     )
@@ -47,16 +119,7 @@ class VerifyOtpRequest(_Request):
     @field_validator("otp")
     @classmethod
     def _as_code_string(cls, value: str | int) -> str:
-        if isinstance(value, int):
-            if not 0 <= value < 10**OTP_DIGITS:
-                raise ValueError(f"a numeric code must have at most {OTP_DIGITS} digits")
-            return f"{value:0{OTP_DIGITS}d}"
-        code = value.strip()
-        if not code:
-            raise ValueError("the code must not be empty")
-        if len(code) > 32:
-            raise ValueError("the code is too long")
-        return code
+        return f"{value:0{OTP_DIGITS}d}" if isinstance(value, int) else value
 
     @property
     def code(self) -> str:
@@ -70,18 +133,29 @@ class ForgotPasswordRequest(_Request):
 
 class ResetPasswordRequest(_Request):
     email: Email
-    otp: StrictStr = Field(description="The reset code from the email, as typed.", max_length=32)
-    new_password: Password
+    otp: Code
+    new_password: NewPassword
 
 
 class ChangePasswordRequest(_Request):
     current_password: Password
-    new_password: Password
+    new_password: NewPassword
 
 
 class LoginRequest(_Request):
     username: Email = Field(description="The email address the account was registered with.")
     password: Password
+
+
+class TokenForm(BaseModel):
+    """OAuth2's password-flow form (RFC 6749, 4.3.2), under the account rules of LoginRequest."""
+
+    grant_type: Annotated[str | None, Field(pattern="^password$")] = None
+    username: Email = Field(description="The email address the account was registered with.")
+    password: Password
+    scope: str = ""
+    client_id: str | None = None
+    client_secret: str | None = None
 
 
 class UserOut(BaseModel):

@@ -34,8 +34,12 @@ _SIGNATURES: Final[tuple[tuple[bytes, int, str], ...]] = (
     (b"WEBP", 8, "image/webp"),  # after "RIFF" and a 4-byte size
 )
 SUPPORTED_FORMATS: Final = "PNG, JPEG, WebP, TIFF or BMP"
+IMAGE_MEDIA_TYPES: Final = tuple(dict.fromkeys(media_type for _, _, media_type in _SIGNATURES))
 # Declared part types that say nothing against an image; anything else is refused early.
 _NEUTRAL_TYPES: Final = frozenset({"", "application/octet-stream"})
+# The part types OpenAPI lists: the formats read, and the neutral one. (Any declared image/*
+# passes to the bytes' check too.)
+_FILE_PART_TYPES: Final = ", ".join([*IMAGE_MEDIA_TYPES, "application/octet-stream"])
 
 # The OpenAPI description of the body, since the route reads the stream itself.
 MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
@@ -50,10 +54,14 @@ MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
                         "file": {
                             "type": "string",
                             "format": "binary",
-                            "description": f"The image: {SUPPORTED_FORMATS}.",
+                            "description": (
+                                f"The image: {SUPPORTED_FORMATS}, whatever its part's declared type "
+                                "(the bytes decide)."
+                            ),
                         }
                     },
-                }
+                },
+                "encoding": {"file": {"contentType": _FILE_PART_TYPES}},
             }
         },
     }

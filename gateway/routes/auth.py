@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response, status
-from fastapi.security import OAuth2PasswordRequestForm
+from fastapi import APIRouter, Form, Response, status
 
 from gateway.deps import AuthStub, BearerToken, ClientAddress
-from gateway.errors import LOGIN_OVERRIDES, rpc_errors
+from gateway.errors import LOGIN_OVERRIDES, error_responses, rpc_errors
 from gateway.schemas import (
     ChangePasswordRequest,
     ForgotPasswordRequest,
@@ -20,6 +19,7 @@ from gateway.schemas import (
     RegisterRequest,
     ResetPasswordRequest,
     ResetRequestedOut,
+    TokenForm,
     TokenOut,
     UserOut,
     VerifiedOut,
@@ -41,24 +41,59 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 AUTH = "auth"
 
 
+_DESCRIPTIONS = {
+    400: "Refused by the auth service's rules that no schema states (a common password, the "
+    "user's own name or address as password, an undeliverable address, a wrong or expired code); "
+    "its message says which.",
+    401: "Missing, invalid, expired or revoked credentials.",
+    403: "The email address is not verified yet.",
+    422: "The body does not match the schema (FastAPI's list of field errors).",
+    429: "Too many attempts, codes or sign-ins for this account or address; see Retry-After.",
+    503: "The auth service is unavailable.",
+    504: "The auth service did not answer in time.",
+}
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    descriptions = {
-        400: "Rejected by the auth service's rules (its message says which).",
-        401: "Missing, invalid or expired credentials.",
-        403: "The email address is not verified yet.",
-        404: "No such user.",
-        409: "An account with this email exists.",
-        422: "The body is not valid JSON of the expected shape.",
-        429: "Too many attempts or codes; wait and retry.",
-        503: "The auth service is unavailable.",
-    }
-    return {code: {"description": descriptions[code]} for code in codes}
+    return error_responses({code: _DESCRIPTIONS[code] for code in (*codes, 429, 503, 504)})
+
+
+# OpenAPI links: what a client does next with what it just sent or got (sign up, verify,
+# log in, ask who it is). Schemathesis' stateful tests walk them too.
+def _then(status_code: int, description: str, **links: dict[str, Any]) -> dict[int | str, dict[str, Any]]:
+    return {status_code: {"description": description, "links": links}}
+
+
+_REGISTERED = _then(
+    202,
+    "Accepted; a code is on its way to a new address.",
+    VerifyEmail={"operationId": "verify_otp", "requestBody": {"email": "$request.body#/email"}},
+    ResendCode={"operationId": "generate_otp", "requestBody": {"email": "$request.body#/email"}},
+    LogIn={
+        "operationId": "login",
+        "requestBody": {"username": "$request.body#/email", "password": "$request.body#/password"},
+    },
+)
+_VERIFIED = _then(
+    200,
+    "Verified.",
+    LogIn={"operationId": "login", "requestBody": {"username": "$response.body#/user/email"}},
+)
+_LOGGED_IN = _then(
+    200,
+    "A bearer token.",
+    WhoAmI={
+        "operationId": "me",
+        "parameters": {"header.Authorization": "Bearer {$response.body#/access_token}"},
+    },
+)
 
 
 @router.post(
     "/register",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_errors(400, 422, 429, 503),
+    operation_id="register",
+    responses={**_REGISTERED, **_errors(400, 422)},
     summary="Create an account and email a verification code",
     description=(
         "Answers 202 alike whether or not the address already has an account: a new address "
@@ -77,7 +112,8 @@ async def register(body: RegisterRequest, auth: AuthStub, client: ClientAddress)
 @router.post(
     "/generate_otp",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_errors(400, 422, 429, 503),
+    operation_id="generate_otp",
+    responses=_errors(400, 422),
     summary="Email a new verification code (the same answer for every address)",
 )
 async def generate_otp(body: GenerateOtpRequest, auth: AuthStub, client: ClientAddress) -> OtpSentOut:
@@ -90,7 +126,8 @@ async def generate_otp(body: GenerateOtpRequest, auth: AuthStub, client: ClientA
 
 @router.post(
     "/verify_otp",
-    responses=_errors(400, 422, 429, 503),
+    operation_id="verify_otp",
+    responses={**_VERIFIED, **_errors(400, 422)},
     summary="Verify the email address with the emailed code",
 )
 async def verify_otp(body: VerifyOtpRequest, auth: AuthStub, client: ClientAddress) -> VerifiedOut:
@@ -111,7 +148,8 @@ async def _login(auth: AuthStub, email: str, password: str, client: str) -> Toke
 
 @router.post(
     "/login",
-    responses=_errors(400, 401, 403, 422, 429, 503),
+    operation_id="login",
+    responses={**_LOGGED_IN, **_errors(400, 401, 403, 422)},
     summary="Log in with JSON {username, password}; username is the email",
 )
 async def login(body: LoginRequest, auth: AuthStub, client: ClientAddress) -> TokenOut:
@@ -120,16 +158,14 @@ async def login(body: LoginRequest, auth: AuthStub, client: ClientAddress) -> To
 
 @router.post(
     "/token",
-    responses=_errors(400, 401, 403, 422, 429, 503),
+    responses=_errors(400, 401, 403, 422),
     summary="Log in with an OAuth2 password-flow form (what the /docs Authorize button uses)",
 )
-async def token(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], auth: AuthStub, client: ClientAddress
-) -> TokenOut:
+async def token(form: Annotated[TokenForm, Form()], auth: AuthStub, client: ClientAddress) -> TokenOut:
     return await _login(auth, form.username, form.password, client)
 
 
-@router.get("/me", responses=_errors(401, 503), summary="The user the bearer token belongs to")
+@router.get("/me", operation_id="me", responses=_errors(401), summary="The user the bearer token belongs to")
 async def me(token: BearerToken, auth: AuthStub) -> UserOut:
     with rpc_errors(AUTH):
         reply = await auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=bearer_metadata(token))
@@ -139,7 +175,7 @@ async def me(token: BearerToken, auth: AuthStub) -> UserOut:
 @router.post(
     "/password/forgot",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_errors(400, 422, 429, 503),
+    responses=_errors(400, 422),
     summary="Email a password reset code (the same answer for every address)",
 )
 async def forgot_password(
@@ -154,7 +190,7 @@ async def forgot_password(
 
 @router.post(
     "/password/reset",
-    responses=_errors(400, 422, 429, 503),
+    responses=_errors(400, 422),
     summary="Set a new password with the emailed reset code; logs out every session",
 )
 async def reset_password(
@@ -170,7 +206,7 @@ async def reset_password(
 
 @router.post(
     "/password/change",
-    responses=_errors(400, 401, 422, 429, 503),
+    responses=_errors(400, 401, 422),
     summary="Change the password (the current one is required); other sessions are logged out",
 )
 async def change_password(
@@ -189,7 +225,7 @@ async def change_password(
 @router.post(
     "/logout",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_errors(401, 503),
+    responses=_errors(401),
     summary="Revoke the bearer token",
 )
 async def logout(token: BearerToken, auth: AuthStub) -> Response:
@@ -201,7 +237,7 @@ async def logout(token: BearerToken, auth: AuthStub) -> Response:
 @router.post(
     "/logout_all",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=_errors(401, 503),
+    responses=_errors(401),
     summary="Revoke every token of the bearer's user (log out everywhere)",
 )
 async def logout_all(token: BearerToken, auth: AuthStub) -> Response:

@@ -7,14 +7,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import grpc
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import StreamingResponse
 
 from gateway.deps import BearerToken, CurrentUser, OcrStub, SettingsDep
-from gateway.errors import http_error_from_rpc, internal_error_detail, rpc_errors
+from gateway.errors import error_responses, http_error_from_rpc, internal_error_detail, rpc_errors
 from gateway.ocr_events import EVENT_STREAM, NDJSON, StreamFormat, event_from_proto, negotiate_stream_format
 from gateway.schemas import (
     CompletedEvent,
@@ -24,7 +24,7 @@ from gateway.schemas import (
     OcrResultOut,
     StartedEvent,
 )
-from gateway.uploads import MULTIPART_IMAGE_BODY, read_image_upload
+from gateway.uploads import MULTIPART_IMAGE_BODY, SUPPORTED_FORMATS, read_image_upload
 from ocrmesh.grpc_client import bearer_metadata
 from ocrmesh.ocr.v1 import ocr_pb2
 
@@ -40,16 +40,21 @@ UPLOAD_PATHS = (OCR_PATH, OCR_STREAM_PATH)
 # Proxies (nginx) buffer responses unless told not to; caches must not keep a stream.
 _STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Empty file, malformed body, or an image ocr_svc cannot read."},
-    401: {"description": "Missing, invalid or expired bearer token."},
-    413: {"description": "The upload is larger than GATEWAY_MAX_UPLOAD_BYTES."},
-    415: {"description": "Not multipart/form-data, or the file is not a PNG/JPEG/WebP/TIFF/BMP image."},
-    422: {"description": "No `file` field."},
-    429: {"description": "ocr_svc's queue is full; retry later."},
-    503: {"description": "ocr_svc (or auth_svc's keys) unavailable."},
-    504: {"description": "OCR did not finish within OCR_TIMEOUT_SECONDS."},
-}
+_ERRORS = error_responses(
+    {
+        400: "Empty file, a malformed multipart body, or an image ocr_svc cannot read (its message "
+        "says why: corrupt, too many pixels, a decompression bomb).",
+        401: "Missing, invalid, expired or revoked bearer token.",
+        413: "The upload is larger than GATEWAY_MAX_UPLOAD_BYTES.",
+        415: f"Not multipart/form-data, or the file is not a {SUPPORTED_FORMATS} image.",
+        422: "No `file` field.",
+        429: "Too many uploads in flight from this address or user, or ocr_svc's queue is full; "
+        "see Retry-After.",
+        502: "ocr_svc ended the call without a result.",
+        503: "ocr_svc (or auth_svc's keys) unavailable.",
+        504: "OCR did not finish within OCR_TIMEOUT_SECONDS.",
+    }
+)
 
 RecognizeCall = grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse]
 
@@ -121,7 +126,10 @@ async def recognize(
                 "default, server-sent events when `Accept: text/event-stream`. Events: started, "
                 "line..., completed; a failure after the first event arrives as a final `error` event."
             ),
-            "content": {NDJSON: {"schema": {"type": "string"}}, EVENT_STREAM: {"schema": {"type": "string"}}},
+            "content": {
+                NDJSON: {"schema": {"type": "string"}},
+                EVENT_STREAM: {"schema": {"type": "string"}},
+            },
         },
         **_ERRORS,
     },

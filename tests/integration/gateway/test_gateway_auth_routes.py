@@ -31,9 +31,20 @@ async def test_the_client_address_is_passed_to_auth_svc(client: httpx.AsyncClien
 
 
 async def test_a_rule_broken_in_auth_svc_is_400_with_its_message(client: httpx.AsyncClient) -> None:
-    response = await client.post("/auth/register", json={**NEW_USER, "password": "short"})
+    # The email syntax is auth_svc's to judge (the schema only says "format: email").
+    response = await client.post("/auth/register", json={**NEW_USER, "email": "not-an-address"})
     assert response.status_code == 400
-    assert response.json() == {"detail": "password: at least 12 characters"}
+    assert response.json() == {"detail": "email: not a valid email address"}
+
+
+async def test_a_rule_the_schema_states_is_refused_by_the_gateway_before_any_call(
+    client: httpx.AsyncClient, mesh
+) -> None:
+    calls = len(mesh.auth.seen_metadata)
+    response = await client.post("/auth/register", json={**NEW_USER, "password": "short"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "password"]
+    assert len(mesh.auth.seen_metadata) == calls
 
 
 @pytest.mark.parametrize(
