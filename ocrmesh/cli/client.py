@@ -125,10 +125,19 @@ async def _lines(response: httpx.Response, limit: int) -> AsyncIterator[bytes]:
 class Gateway:
     """Calls to one gateway (`url`), each bounded by `timeout` seconds per network wait."""
 
-    def __init__(self, url: str, *, timeout: float, max_connections: int = 4) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        max_connections: int = 4,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """`transport`: httpx's own by default; tests pass an ASGI app's."""
         self.url = url
         self._http = httpx.AsyncClient(
             base_url=url,
+            transport=transport,
             timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_S)),
             limits=httpx.Limits(max_connections=max_connections),
             headers={"User-Agent": USER_AGENT},
