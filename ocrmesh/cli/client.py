@@ -94,6 +94,8 @@ def http_error(status: int, body: bytes, headers: httpx.Headers, *, what: str) -
     detail = error_detail(body)
     if code == ExitCode.AUTH and status == 401:
         detail += " (run `ocrmesh login` again)"
+    elif status in (404, 405):  # every route this client calls exists on an ocrmesh gateway
+        detail += "; is --url an ocrmesh gateway?"
     retry_after = _retry_after(headers) if status == 429 else None
     message = f"{what}: {detail} (HTTP {status})" if what else f"{detail} (HTTP {status})"
     return CliError(code, message, retry_after=retry_after)

@@ -72,6 +72,11 @@ def test_an_error_shows_the_gateways_detail_and_a_busy_answer_says_when_to_retry
     assert refused.code == ExitCode.AUTH
     assert "ocrmesh login" in refused.message
     assert refused.retry_after is None
+    elsewhere = http_error(404, b"<html>Not Found</html>", httpx.Headers(), what="login")
+    assert (elsewhere.code, elsewhere.message) == (
+        ExitCode.FAILURE,
+        "login: <html>Not Found</html>; is --url an ocrmesh gateway? (HTTP 404)",
+    )
 
 
 @pytest.mark.parametrize(
