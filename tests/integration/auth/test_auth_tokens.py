@@ -3,6 +3,7 @@ picked up by a verifier in another service."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,6 +105,9 @@ async def test_key_rotation_new_tokens_accepted_after_the_verifier_refreshes(
     try:
         keys = await after.stub.GetPublicKeys(auth_pb2.GetPublicKeysRequest())
         new_token = await after.login(email)
+        # The verifier's channel reconnects by itself (round robin fails calls fast while its
+        # one address is in reconnect backoff, up to 2 s); the rotation is what is tested here.
+        await asyncio.wait_for(verifier_channel.channel_ready(), timeout=10)
 
         new_claims = await verifier.verify(new_token)
 
