@@ -21,7 +21,7 @@ from ocrmesh.cli.config import SavedLogin, TokenStore
 from ocrmesh.cli.errors import CliError, ExitCode
 from ocrmesh.cli.events import OcrEvent
 from ocrmesh.cli.output import JsonOutput, OcrOutput, RichOutput, TextOutput, error_line
-from ocrmesh.settings import DEFAULT_OCR_ADDR
+from ocrmesh.settings import DEFAULT_OCR_ADDR, GrpcTls
 
 T = TypeVar("T")
 
@@ -282,8 +282,7 @@ def ocr(
     async def run() -> ExitCode:
         store = TokenStore()
         if use_grpc:
-            from ocrmesh.cli.grpc_ocr import GrpcOcr  # grpc only for --grpc
-            from ocrmesh.settings import GrpcTls
+            from ocrmesh.cli.grpc_ocr import GrpcOcr  # grpc's runtime only for --grpc
 
             saved = store.require()
             async with GrpcOcr(
