@@ -68,7 +68,22 @@ def error_responses(descriptions: Mapping[int, str], *, edge: bool = True) -> di
         responses[code] = {"description": text}
         if code != status.HTTP_422_UNPROCESSABLE_CONTENT:
             responses[code]["model"] = ErrorOut
+        if code in _ERROR_HEADERS:
+            responses[code]["headers"] = _ERROR_HEADERS[code]
     return responses
+
+
+_ERROR_HEADERS: Final[Mapping[int, dict[str, Any]]] = {
+    status.HTTP_401_UNAUTHORIZED: {
+        "WWW-Authenticate": {"description": "`Bearer` (RFC 6750).", "schema": {"type": "string"}}
+    },
+    status.HTTP_429_TOO_MANY_REQUESTS: {
+        "Retry-After": {
+            "description": "Seconds until a retry may succeed.",
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    },
+}
 
 
 def internal_error_detail() -> str:
