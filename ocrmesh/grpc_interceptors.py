@@ -62,7 +62,9 @@ class _Call:
         log.exception("unhandled exception in %s", self.method, extra={"method": self.method})
         await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {self.request_id})")
 
-    def access(self, context: Context, started: float, failed: bool) -> None:
+    def access(self, context: Context, started: float, failed: bool, peer: str) -> None:
+        # `peer` is read when the call starts: after a caller cancels, grpc.aio may have
+        # freed the call, and `context.peer()` then crashes the process (SIGSEGV, grpc 1.85).
         code = context.code()
         if not isinstance(code, grpc.StatusCode):
             code = grpc.StatusCode.INTERNAL if failed else grpc.StatusCode.OK
@@ -78,7 +80,7 @@ class _Call:
                 "method": self.method,
                 "code": code.name,
                 "duration_ms": round(elapsed * 1000, 2),
-                "peer": context.peer(),
+                "peer": peer,
             },
         )
 
@@ -125,7 +127,7 @@ class ServerContextInterceptor(aio.ServerInterceptor):
 def _wrap_unary(call: _Call, inner: Any) -> Callable[[Any, Context], Awaitable[Any]]:
     async def unary(request: Any, context: Context) -> Any:
         with call.bound():
-            started, failed = time.perf_counter(), False
+            started, failed, peer = time.perf_counter(), False, context.peer()
             try:
                 return await inner(request, context)
             except aio.AbortError:
@@ -134,7 +136,7 @@ def _wrap_unary(call: _Call, inner: Any) -> Callable[[Any, Context], Awaitable[A
                 failed = True
                 await call.internal_error(context)
             finally:
-                call.access(context, started, failed)
+                call.access(context, started, failed, peer)
 
     return unary
 
@@ -142,7 +144,7 @@ def _wrap_unary(call: _Call, inner: Any) -> Callable[[Any, Context], Awaitable[A
 def _wrap_stream(call: _Call, inner: Any) -> Callable[[Any, Context], AsyncIterator[Any]]:
     async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
         with call.bound():
-            started, failed = time.perf_counter(), False
+            started, failed, peer = time.perf_counter(), False, context.peer()
             call.metrics.streams.inc()
             try:
                 async for response in inner(request, context):
@@ -154,6 +156,6 @@ def _wrap_stream(call: _Call, inner: Any) -> Callable[[Any, Context], AsyncItera
                 await call.internal_error(context)
             finally:
                 call.metrics.streams.dec()
-                call.access(context, started, failed)
+                call.access(context, started, failed, peer)
 
     return stream
