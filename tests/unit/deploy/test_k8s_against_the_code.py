@@ -48,7 +48,7 @@ EXTERNAL_VARIABLES = {
     "PYTHONUNBUFFERED": "Python",
 }
 EXTERNAL_PREFIXES = ("OTEL_",)  # the OpenTelemetry SDK
-# Metrics, added by issue 17: accepted until the settings classes have these fields.
+# Where each service is told its metrics port (and the notifier its metrics host).
 METRICS_PORT_VARIABLES = {
     "auth": "AUTH_METRICS_PORT",
     "ocr": "OCR_METRICS_PORT",
@@ -114,9 +114,6 @@ def test_every_variable_a_container_gets_is_one_its_service_reads(
     # The settings ignore unknown names, so a misspelt one would be silently dropped.
     given = rendered[name].env_names(container_of(rendered[name], app))
     known = known_variables(app) | set(EXTERNAL_VARIABLES)
-    for metrics in (METRICS_PORT_VARIABLES, METRICS_HOST_VARIABLES):
-        if app.name in metrics:
-            known.add(metrics[app.name])
     unknown = {n for n in given - known if not n.startswith(EXTERNAL_PREFIXES)}
     assert not unknown, f"{name}: {DEPLOYMENTS[app.name]} is given {sorted(unknown)}, which it does not read"
 
