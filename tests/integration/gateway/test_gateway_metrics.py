@@ -5,23 +5,9 @@ a user id."""
 from __future__ import annotations
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.gateway.fakes import ADA
-
-
-def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    return [
-        (sample.name, sample.labels, sample.value)
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    ]
-
-
-def value(text: str, name: str, **labels: str) -> float:
-    return sum(
-        v for n, lab, v in samples(text) if n == name and all(lab.get(k) == x for k, x in labels.items())
-    )
+from tests.support.prometheus import samples, value
 
 
 async def scrape(client: httpx.AsyncClient) -> str:
