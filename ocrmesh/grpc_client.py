@@ -185,6 +185,10 @@ def create_channel(
         ("grpc.max_reconnect_backoff_ms", 2_000),
         ("grpc.service_config", _SERVICE_CONFIG),
         ("grpc.enable_retries", 1),
+        # Connections of its own: round_robin reconnects a lost address at once and, while
+        # it is refused, backs off; a channel made later for the same address must not
+        # inherit that backoff (gRPC shares connections between channels by default).
+        ("grpc.use_local_subchannel_pool", 1),
         *options,
     ]
     # Tracing's interceptors (None when it is off: then calls take no extra task).
