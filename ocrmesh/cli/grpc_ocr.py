@@ -9,8 +9,9 @@ from typing import Final
 
 import grpc
 
+from gateway.ocr_events import event_from_proto as rest_event
 from ocrmesh.cli.errors import CliError, ExitCode, exit_code_for_grpc
-from ocrmesh.cli.events import Completed, Line, OcrEvent, Started
+from ocrmesh.cli.events import OcrEvent, parse_event
 from ocrmesh.grpc_client import bearer_metadata, create_channel
 from ocrmesh.grpc_server import MiB
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
@@ -21,36 +22,11 @@ RETRY_AFTER_KEY: Final = "retry-after-seconds"
 
 
 def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
-    """The event one message of the Recognize stream carries (None for an unknown kind)."""
-    kind = response.WhichOneof("event")
-    if kind == "started":
-        started = response.started
-        return Started(
-            engine=started.engine, image_width=started.image_width, image_height=started.image_height
-        )
-    if kind == "line":
-        line = response.line
-        return Line(
-            index=line.index,
-            block=line.block,
-            text=line.text,
-            confidence=round(line.confidence, 4),
-            box=[(point.x, point.y) for point in line.box],
-        )
-    if kind == "completed":
-        completed = response.completed
-        timings = completed.timings
-        return Completed(
-            full_text=completed.full_text,
-            line_count=completed.line_count,
-            timings={
-                "decode_ms": timings.decode_ms,
-                "detect_ms": timings.detect_ms,
-                "recognize_ms": timings.recognize_ms,
-                "total_ms": timings.total_ms,
-            },
-        )
-    return None
+    """The event one message of the Recognize stream carries, exactly as the gateway streams
+    it (the gateway's own conversion, read back as this client reads `/ocr/stream`); None
+    for a kind neither knows."""
+    event = rest_event(response)
+    return None if event is None else parse_event(event.model_dump_json().encode())
 
 
 def error_from_rpc(error: grpc.aio.AioRpcError, *, addr: str) -> CliError:
