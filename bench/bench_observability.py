@@ -109,14 +109,12 @@ def recording_cost_us(repeat: int) -> float:
         path = "/auth/me"
 
     scope = {"type": "http", "method": "GET", "path": "/auth/me", "route": Route()}
-    rpc = rpc_metrics(GET_CURRENT_USER)
 
-    def one_request() -> None:
+    def one_request() -> None:  # what the gateway's middleware and auth_svc's interceptor call
         observe_request(scope, 200, 0.0012)
         rpc_metrics(GET_CURRENT_USER).handled(grpc.StatusCode.OK, 0.0004)
 
-    one_request()
-    del rpc
+    one_request()  # the labelled children exist from here on, as after a first request
     runs = timeit.repeat(one_request, number=repeat, repeat=5, timer=time.process_time)
     return min(runs) / repeat * 1e6
 
