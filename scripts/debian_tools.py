@@ -40,6 +40,9 @@ def ensure(use: str) -> list[str]:
         return missing
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     print(f"installing {', '.join(missing)} from Debian's packages ...", flush=True)
+    # Wait for a dpkg lock another install holds (a bench and a test run started together)
+    # instead of failing at once.
+    apt = [*apt, "-o", "DPkg::Lock::Timeout=600"]
     subprocess.run([*apt, "update", "-qq"], check=False, env=env)
     install = [*apt, "install", "-y", "-qq", "--no-install-recommends", *missing]
     subprocess.run(install, check=False, env=env, stdout=subprocess.DEVNULL)
