@@ -439,6 +439,20 @@ def measure_capacity(
                     f"target {target}; {processes}; p50 {m[ours].p50_ms:.2f} vs {m[floor].p50_ms:.2f} ms",
                 )
             )
+        # What the 4x target asks of /auth/me, against what auth_svc serves gRPC callers
+        # directly in the same round (no gateway on the cores): below 1.0x, the target
+        # needs the REST path faster than the call it makes, alone.
+        rows.append(
+            Row(
+                "gateway vs original",
+                f"GetCurrentUser req/s vs 4x original /auth/me, {conns}",
+                m["GetCurrentUser"].rps,
+                4 * m["original /auth/me"].rps,
+                "req/s",
+                median_ratio(runs["GetCurrentUser"], runs["original /auth/me"]) / 4,
+                "the 4x target's ceiling: below 1.0x it asks more of /auth/me than auth_svc alone serves",
+            )
+        )
         if connections == 1:
             over = m["/auth/me"].p50_ms - m["GetCurrentUser"].p50_ms
             rows.append(
