@@ -115,13 +115,23 @@ class Rendered:
     def config_map_data(self, name: str) -> dict[str, str]:
         return dict(self.get("ConfigMap", name).get("data") or {})
 
+    def env_from_data(self, source: Mapping[str, Any]) -> dict[str, str]:
+        """The variables an `envFrom` ConfigMap source gives; none from an optional map this
+        rendering does not hold (the operator's, like the kubelet skips a missing one)."""
+        ref = source["configMapRef"]
+        if ref.get("optional") and not any(
+            obj["metadata"]["name"] == ref["name"] for obj in self.of_kind("ConfigMap")
+        ):
+            return {}
+        return self.config_map_data(ref["name"])
+
     def environment(self, container: Mapping[str, Any]) -> dict[str, str]:
         """The container's variables as the kubelet would set them. Secrets this rendering
         does not hold (created by the operator) read SAMPLE_SECRET_DATA; an optional key
         missing from a rendered Secret is left unset."""
         env: dict[str, str] = {}
         for source in container.get("envFrom") or []:
-            env.update(self.config_map_data(source["configMapRef"]["name"]))
+            env.update(self.env_from_data(source))
         for var in container.get("env") or []:
             if "value" in var:
                 env[var["name"]] = str(var["value"])
@@ -140,7 +150,7 @@ class Rendered:
         """Every variable name the container is given, whether or not its source resolves."""
         names = {var["name"] for var in container.get("env") or []}
         for source in container.get("envFrom") or []:
-            names |= set(self.config_map_data(source["configMapRef"]["name"]))
+            names |= set(self.env_from_data(source))
         return names
 
 

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
+from ocrmesh import telemetry
 from tests.support.deployment import (
     APP_SERVICES,
     COMPOSE_FILE,
@@ -39,6 +40,8 @@ from tests.support.deployment import (
 )
 
 APP_IDS = [app.name for app in APP_SERVICES]
+# What docker-compose.yml passes to each service from .env (x-tracing-env).
+TRACING_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG")
 INFRASTRUCTURE = ("postgres", "rabbitmq", "mailpit")
 # Metrics and the dashboard (docs/observability.md).
 OBSERVABILITY = ("prometheus", "grafana")
@@ -112,9 +115,10 @@ def test_the_key_init_builds_the_same_image_as_auth_svc(svc: dict[str, dict[str,
 def test_every_variable_a_service_is_given_is_one_of_its_settings(
     app: AppService, svc: dict[str, dict[str, Any]]
 ) -> None:
-    # extra="ignore" in the settings would silently drop a misspelt name.
+    # extra="ignore" in the settings would silently drop a misspelt name. OTEL_* are
+    # OpenTelemetry's own variables, read by ocrmesh.telemetry and the SDK (tested below).
     known = {name.upper() for name in app.settings.model_fields}
-    unknown = set(environment(svc[app.name])) - known
+    unknown = {name for name in environment(svc[app.name]) if not name.startswith("OTEL_")} - known
     assert not unknown, f"{app.name} does not read {sorted(unknown)}"
 
 
@@ -435,3 +439,30 @@ def test_grafana_is_provisioned_with_the_dashboard_and_only_lets_viewers_in(
     env = environment(grafana)
     assert env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
     assert env["GF_AUTH_DISABLE_LOGIN_FORM"] == "true"
+
+
+# ---- tracing
+
+
+@pytest.mark.parametrize("app", APP_SERVICES, ids=APP_IDS)
+def test_tracing_is_off_until_env_names_an_otlp_endpoint_then_on_in_every_service(
+    app: AppService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    off = environment(services(load_compose(compose_env()))[app.name])
+    assert {name for name in off if name.startswith("OTEL_")} == set(TRACING_VARIABLES)
+    assert not telemetry.tracing_requested(off)
+
+    endpoint = "http://jaeger:4318"
+    with_endpoint = {**compose_env(), "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}
+    on = environment(services(load_compose(with_endpoint))[app.name])
+    assert on["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint
+    # Started the way the service starts it (the SDK reads the sampler from the process
+    # environment); a value this build cannot serve would stop it with exit code 2.
+    for name in TRACING_VARIABLES:
+        monkeypatch.setenv(name, on[name])
+    try:
+        assert telemetry.configure_tracing(app.module)
+        assert telemetry._provider is not None
+        assert "TraceIdRatioBased{1.0}" in telemetry._provider.sampler.get_description()
+    finally:
+        telemetry.shutdown_tracing()

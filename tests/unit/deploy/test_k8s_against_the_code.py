@@ -15,6 +15,7 @@ import pytest
 from gateway.routes.health import router as health_router
 from notifier.__main__ import main as notifier_main
 from notifier.health import HealthFile
+from ocrmesh import telemetry
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.ocr.v1 import ocr_pb2
 from tests.support.deployment import (
@@ -48,6 +49,8 @@ EXTERNAL_VARIABLES = {
     "PYTHONUNBUFFERED": "Python",
 }
 EXTERNAL_PREFIXES = ("OTEL_",)  # the OpenTelemetry SDK
+# The operator's ConfigMap of OTEL_* variables (docs/kubernetes.md, "Tracing").
+TRACING_CONFIG_MAP = "ocrmesh-tracing"
 # Where each service is told its metrics port (and the notifier its metrics host).
 METRICS_PORT_VARIABLES = {
     "auth": "AUTH_METRICS_PORT",
@@ -116,6 +119,21 @@ def test_every_variable_a_container_gets_is_one_its_service_reads(
     known = known_variables(app) | set(EXTERNAL_VARIABLES)
     unknown = {n for n in given - known if not n.startswith(EXTERNAL_PREFIXES)}
     assert not unknown, f"{name}: {DEPLOYMENTS[app.name]} is given {sorted(unknown)}, which it does not read"
+
+
+@pytest.mark.parametrize("name", RENDERINGS)
+def test_every_service_takes_tracing_from_one_optional_config_map_the_operator_creates(
+    name: str, rendered: dict[str, Rendered]
+) -> None:
+    for app in APP_SERVICES:
+        container = container_of(rendered[name], app)
+        refs = [s["configMapRef"] for s in container.get("envFrom") or [] if "configMapRef" in s]
+        assert {"name": TRACING_CONFIG_MAP, "optional": True} in refs, app.name
+    # Not part of the rendering (docs/kubernetes.md says how to create it): without it every
+    # pod starts, with tracing off.
+    assert TRACING_CONFIG_MAP not in {obj["metadata"]["name"] for obj in rendered[name].of_kind("ConfigMap")}
+    for app in APP_SERVICES:
+        assert not telemetry.tracing_requested(rendered[name].environment(container_of(rendered[name], app)))
 
 
 @pytest.mark.parametrize("name", RENDERINGS)
