@@ -4,10 +4,7 @@ directory (XDG_CONFIG_HOME) and HOME in the test's temporary folder."""
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,36 +13,14 @@ import pytest
 from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 from ocrmesh.cli.config import SavedLogin, TokenStore
 from tests.e2e.conftest import SignedUpUser, random_email
+from tests.support.cli import cli_env, ocrmesh
 from tests.support.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
 from tests.support.mesh import Mesh, free_port
 
 pytestmark = pytest.mark.e2e
 
-# The console script of this virtual environment (`pip install .` puts it next to python).
-OCRMESH = Path(sys.executable).with_name("ocrmesh")
 EXPECTED_TEXT = "\n".join(SAMPLE_PARAGRAPH)
 PASSWORD = "correct horse battery"
-
-
-def cli_env(home: Path, gateway_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OCRMESH_URL", "OCR_ADDR", "XDG_CONFIG_HOME")}
-    env = {k: v for k, v in env.items() if not k.startswith("GRPC_TLS_")}
-    env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "config"), OCRMESH_URL=gateway_url)
-    return env
-
-
-def ocrmesh(
-    env: dict[str, str], *args: str, stdin: str = "", timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(OCRMESH), *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
 
 
 def token_file(env: dict[str, str]) -> Path:

@@ -17,9 +17,10 @@ from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.grpc_client import bearer_metadata, channel_credentials
 from ocrmesh.health_probe import check
 from ocrmesh.settings import GrpcTls
-from tests.e2e.conftest import sign_up
+from tests.e2e.conftest import SignedUpUser, sign_up
 from tests.support.certs import make_certs, tls_env, tls_of
-from tests.support.images import sample_multiline_png
+from tests.support.cli import cli_env, ocrmesh
+from tests.support.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
 from tests.support.mesh import Mesh, running_mesh
 
 pytestmark = pytest.mark.e2e
@@ -90,3 +91,26 @@ def test_grpc_services_listen_on_the_loopback_address_only_by_default(mtls_mesh:
     # 127.0.0.2 is this machine too: a wildcard bind ("[::]", the old default) would answer there.
     with pytest.raises(ConnectionRefusedError), socket.create_connection(("127.0.0.2", port), timeout=2):
         pass
+
+
+def test_the_cli_reads_a_page_from_ocr_svc_with_a_mesh_certificate_and_not_without(
+    mtls_mesh: Mesh, certs: Path, tmp_path: Path
+) -> None:
+    with httpx.Client(base_url=mtls_mesh.gateway_url, timeout=60) as client:
+        user: SignedUpUser = sign_up(client, mtls_mesh.mail_dir)
+    env = cli_env(tmp_path, mtls_mesh.gateway_url)
+    login = ocrmesh(env, "login", user.email, "--password-stdin", stdin=user.password + "\n")
+    assert login.returncode == 0, login.stderr
+    page = tmp_path / "page.png"
+    page.write_bytes(sample_multiline_png())
+    direct = ("ocr", "--grpc", "--ocr-addr", mtls_mesh.ocr_addr, "--text", str(page))
+
+    # An internal caller: the GRPC_TLS_* variables every mesh client reads.
+    done = ocrmesh({**env, **tls_env(tls_of(certs, "client"))}, *direct)
+    assert done.returncode == 0, done.stderr
+    assert character_error_rate("\n".join(SAMPLE_PARAGRAPH), done.stdout.strip()) <= 0.05
+
+    # Without a certificate the handshake fails: "unavailable" (5), a line, no traceback.
+    refused = ocrmesh({**env, "GRPC_TLS_CA_FILE": str(certs / "ca.pem")}, *direct, timeout=120)
+    assert refused.returncode == 5, (refused.stdout, refused.stderr)
+    assert "Traceback" not in refused.stderr
