@@ -54,6 +54,8 @@ def server_config(settings: GatewaySettings) -> uvicorn.Config:
         log_config=None,
         access_log=False,
         server_header=False,
+        # Behind a proxy that strips a path prefix: the prefix, for /docs and OpenAPI.
+        root_path=settings.gateway_root_path,
         # grpc.aio is built and tested on the standard asyncio loop (the gRPC services use
         # it too); measured here, uvloop made no difference that stood out of the noise.
         loop="asyncio",

@@ -24,13 +24,17 @@ class GatewaySettings(GrpcTlsSettings):
     GATEWAY_BODY_IDLE_TIMEOUT_SECONDS, GATEWAY_HEADER_TIMEOUT_SECONDS,
     GATEWAY_KEEPALIVE_TIMEOUT_SECONDS, GATEWAY_MAX_CONNECTIONS,
     GATEWAY_MAX_CONNECTIONS_PER_CLIENT, GATEWAY_MAX_REQUESTS_PER_CLIENT,
-    GATEWAY_MAX_UPLOADS_PER_CLIENT (docs/gateway.md)."""
+    GATEWAY_MAX_UPLOADS_PER_CLIENT (docs/gateway.md), GATEWAY_ROOT_PATH."""
 
     gateway_host: str = "0.0.0.0"  # noqa: S104 - the edge is meant to be reachable
     gateway_port: int = Field(default=8000, ge=1, le=65535)
     # uvicorn worker processes on GATEWAY_PORT; 0 = one per core. Each has its own channels
     # and token verifier (its key cache and verified-token cache are per process).
     gateway_workers: int = Field(default=1, ge=0, le=64)
+    # The path prefix a reverse proxy serves the gateway under and strips before passing the
+    # request on (e.g. /ocrmesh): /docs and the OpenAPI schema name it. The web page's links
+    # are relative, so it works under any prefix without this. Empty: served at the root.
+    gateway_root_path: str = Field(default="", max_length=200, pattern=r"^(/[A-Za-z0-9._~-]+)*$")
     # Any gRPC target: host:port, dns:///name:port (every address the name resolves to, e.g.
     # a headless Service's pods), ipv4:a:port,b:port. Calls are spread round robin.
     auth_addr: GrpcTarget = DEFAULT_AUTH_ADDR

@@ -146,7 +146,7 @@ function fill(form, name, value) {
 }
 
 onSubmit($("signup-form"), async ({ name, email, password }) => {
-  await api("/auth/register", { method: "POST", json: { name, email, password } });
+  await api("auth/register", { method: "POST", json: { name, email, password } });
   fill($("verify-form"), "email", email);
   fill($("login-form"), "username", email);
   say(
@@ -157,7 +157,7 @@ onSubmit($("signup-form"), async ({ name, email, password }) => {
 });
 
 onSubmit($("verify-form"), async ({ email, otp }) => {
-  await api("/auth/verify_otp", { method: "POST", json: { email, otp: otp.trim() } });
+  await api("auth/verify_otp", { method: "POST", json: { email, otp: otp.trim() } });
   fill($("login-form"), "username", email);
   say("Email verified: log in.");
   $("login-form").elements.namedItem("password").focus();
@@ -170,7 +170,7 @@ $("resend").addEventListener("click", async () => {
     return;
   }
   try {
-    const reply = await api("/auth/generate_otp", { method: "POST", json: { email } });
+    const reply = await api("auth/generate_otp", { method: "POST", json: { email } });
     say(`${reply.detail}; it is valid for ${Math.round(reply.expires_in_seconds / 60)} minutes.`);
   } catch (error) {
     say(error.message, "error");
@@ -178,7 +178,7 @@ $("resend").addEventListener("click", async () => {
 });
 
 onSubmit($("login-form"), async ({ username, password }) => {
-  const reply = await api("/auth/login", { method: "POST", json: { username, password } });
+  const reply = await api("auth/login", { method: "POST", json: { username, password } });
   saveSession(reply.access_token, reply.expires_in);
   $("login-form").reset();
   await showCurrentUser();
@@ -187,7 +187,7 @@ onSubmit($("login-form"), async ({ username, password }) => {
 
 async function showCurrentUser() {
   try {
-    showSignedIn(await api("/auth/me", { token: session.token }));
+    showSignedIn(await api("auth/me", { token: session.token }));
   } catch (error) {
     if (error.status === 401) showSignedOut("Your session has ended: log in again.");
     else say(error.message, "error");
@@ -200,7 +200,7 @@ $("logout").addEventListener("click", async () => {
   say("Signed out.");
   if (token) {
     try {
-      await api("/auth/logout", { method: "POST", token });
+      await api("auth/logout", { method: "POST", token });
     } catch {
       // the token is gone from this tab either way
     }
@@ -359,7 +359,7 @@ async function readImage(file) {
 
   let response;
   try {
-    response = await fetch("/ocr/stream", {
+    response = await fetch("ocr/stream", {
       method: "POST",
       headers: { Authorization: `Bearer ${session.token}`, Accept: "application/x-ndjson" },
       body,

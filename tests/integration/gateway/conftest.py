@@ -59,17 +59,20 @@ class LiveGateway:
 
 
 @pytest.fixture
-async def live_gateway() -> AsyncIterator[Callable[[GatewaySettings], Awaitable[LiveGateway]]]:
+async def live_gateway() -> AsyncIterator[Callable[..., Awaitable[LiveGateway]]]:
     """Starts the gateway under a real uvicorn, in this event loop, on a free port, so
-    responses travel over a socket exactly as a client sees them (flushes included)."""
+    responses travel over a socket exactly as a client sees them (flushes included).
+    `config`: uvicorn's configuration to serve with (e.g. `gateway.__main__.server_config`,
+    what `python -m gateway` runs); by default the app alone with uvicorn's defaults."""
     servers: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
-    async def start(settings: GatewaySettings) -> LiveGateway:
+    async def start(settings: GatewaySettings, *, config: uvicorn.Config | None = None) -> LiveGateway:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-        config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
+        if config is None:
+            config = uvicorn.Config(create_app(settings), log_config=None, access_log=False, lifespan="on")
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         servers.append((server, task))

@@ -4,12 +4,17 @@ security headers, nothing inline, nothing from another origin, and out of the Op
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
 
+from gateway.__main__ import server_config
 from gateway.routes.page import CONTENT_SECURITY_POLICY, STATIC_DIR
+from gateway.settings import GatewaySettings
+from tests.integration.gateway.conftest import LiveGateway
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -60,8 +65,8 @@ async def test_the_page_is_served_at_the_root_with_its_security_headers(client: 
     assert_page_headers(response)
     assert "cookie" not in response.headers.get("set-cookie", "").lower()
     markup = parse(response.text)
-    assert markup.module_scripts == ["/static/app.js"]
-    assert "/static/style.css" in markup.references
+    assert markup.module_scripts == ["static/app.js"]
+    assert "static/style.css" in markup.references
     assert "var/mail/" in response.text  # where `make up` puts the verification code
     head = await client.head("/")
     assert head.status_code == 200
@@ -88,9 +93,9 @@ async def test_the_page_runs_nothing_inline_and_fetches_nothing_from_another_ori
     markup = parse((await client.get("/")).text)
     assert markup.inline == []
     for reference in markup.references:
-        assert reference.startswith(("/", "data:", "#")), reference
-        if reference.startswith("/static/"):
-            assert (await client.get(reference)).status_code == 200, reference
+        assert not urlsplit(reference).netloc, reference
+        if reference.startswith("static/"):
+            assert (await client.get(f"/{reference}")).status_code == 200, reference
     for asset in STATIC_DIR.iterdir():
         text = asset.read_text()
         # The only absolute URL allowed is the SVG namespace, which names and fetches nothing.
@@ -110,3 +115,24 @@ async def test_the_page_stays_out_of_the_openapi_schema(client: httpx.AsyncClien
     paths = (await client.get("/openapi.json")).json()["paths"]
     assert "/" not in paths
     assert not any(path.startswith("/static") for path in paths)
+
+
+async def test_behind_a_proxy_that_strips_a_path_prefix_the_page_and_the_docs_still_work(
+    gateway_settings: GatewaySettings, live_gateway: Callable[..., Awaitable[LiveGateway]]
+) -> None:
+    # A proxy serves the gateway at https://example.org/ocrmesh/ and strips the prefix.
+    settings = gateway_settings.model_copy(update={"gateway_root_path": "/ocrmesh"})
+    gateway = await live_gateway(settings, config=server_config(settings))
+    page_url = "https://example.org/ocrmesh/"
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as client:
+        markup = parse((await client.get("/")).text)
+        script = (await client.get("/static/app.js")).text
+        # What the browser fetches, resolved against the page's address: all under the prefix.
+        called = re.findall(r"""(?:api|fetch)\(\s*["'`]([^"'`]+)""", script)
+        assert {"auth/login", "auth/me", "ocr/stream"} <= set(called)
+        for reference in [*markup.references, *called]:
+            if not reference.startswith(("data:", "#")):
+                assert urljoin(page_url, reference).startswith(page_url), reference
+        # /docs loads the schema through the proxy, and the schema names the prefix.
+        assert "/ocrmesh/openapi.json" in (await client.get("/docs")).text
+        assert (await client.get("/openapi.json")).json()["servers"] == [{"url": "/ocrmesh"}]
