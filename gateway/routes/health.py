@@ -11,6 +11,7 @@ from grpc_health.v1 import health_pb2
 
 from gateway.backends import HealthCheck
 from gateway.deps import BackendsDep
+from gateway.errors import error_responses
 from gateway.schemas import HealthOut, ReadinessOut
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.ocr.v1 import ocr_pb2
@@ -31,7 +32,8 @@ async def _health_of(check: HealthCheck, service: str, deadline_seconds: float) 
     return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
-@router.get("/healthz", summary="Liveness: the gateway process answers")
+# The edge's limits hold for the probes too (a client flooding /healthz is still refused).
+@router.get("/healthz", summary="Liveness: the gateway process answers", responses=error_responses({}))
 async def healthz() -> HealthOut:
     return HealthOut()
 
@@ -40,7 +42,10 @@ async def healthz() -> HealthOut:
     "/readyz",
     response_model=ReadinessOut,
     summary="Readiness: auth_svc and ocr_svc report SERVING over gRPC health",
-    responses={503: {"model": ReadinessOut, "description": "At least one service is not serving."}},
+    responses={
+        **error_responses({}),
+        503: {"model": ReadinessOut, "description": "At least one service is not serving."},
+    },
 )
 async def readyz(backends: BackendsDep) -> ReadinessOut | JSONResponse:
     timeout = backends.settings.readiness_timeout_seconds
