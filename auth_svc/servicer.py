@@ -25,7 +25,8 @@ from auth_svc.keys import TokenSigner
 from auth_svc.lookups import UserLookups
 from auth_svc.use_cases import AuthUseCases, user_key
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.tokens import TokenVerifier
+from ocrmesh.telemetry import set_user_id
+from ocrmesh.tokens import TokenClaims, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -204,9 +205,15 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetCurrentUser(
         self, request: auth_pb2.GetCurrentUserRequest, context: Context
     ) -> auth_pb2.GetCurrentUserResponse:
-        claims = await self.verifier.authenticate(context)
+        claims = await self._caller(context)
         user = await self._answer(context, self._current_user(claims.user_id))
         return auth_pb2.GetCurrentUserResponse(user=user_message(user))
+
+    async def _caller(self, context: Context) -> TokenClaims:
+        """The verified claims of the call's bearer token; the user goes on the call's span."""
+        claims = await self.verifier.authenticate(context)
+        set_user_id(claims.user_id)
+        return claims
 
     async def _current_user(self, user_id: str) -> UserView:
         user = await self.lookups.user(user_key(user_id))
@@ -253,7 +260,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def ChangePassword(
         self, request: auth_pb2.ChangePasswordRequest, context: Context
     ) -> auth_pb2.ChangePasswordResponse:
-        claims = await self.verifier.authenticate(context)
+        claims = await self._caller(context)
         issued = await self._hash(
             context,
             self.use_cases.change_password,
@@ -268,7 +275,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         )
 
     async def Logout(self, request: auth_pb2.LogoutRequest, context: Context) -> auth_pb2.LogoutResponse:
-        claims = await self.verifier.authenticate(context)
+        claims = await self._caller(context)
         await self._run(
             context,
             self.use_cases.logout,

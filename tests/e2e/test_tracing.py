@@ -162,6 +162,19 @@ def test_one_trace_runs_from_an_ocr_stream_to_the_completion_mail(
         assert f'"trace_id":"{trace_id}"' in traced_mesh.log_of(service), service
 
 
+def test_auth_svc_names_the_user_a_token_acts_for_on_its_span(
+    traced_client: httpx.Client, traced_user: SignedUpUser, receiver: OtlpReceiver
+) -> None:
+    me = traced_client.get("/auth/me", headers=traced_user.auth)
+    assert me.status_code == 200
+    request_id = me.headers["x-request-id"]
+    call = ("auth_svc", "/ocrmesh.auth.v1.AuthService/GetCurrentUser")
+    spans = receiver.wait_for(trace_with(request_id, ("gateway", "GET /auth/me"), call))
+    trace_id = request_trace(spans, request_id, "/auth/me")
+    server = next(s for s in spans if s.trace_id == trace_id and (s.service, s.name) == call)
+    assert server.attributes["enduser.id"] == me.json()["id"]
+
+
 def test_the_registration_trace_is_in_auth_svcs_log(
     traced_mesh: Mesh, traced_client: httpx.Client, receiver: OtlpReceiver
 ) -> None:
