@@ -1,6 +1,10 @@
 """The Recognize use case: admission (bounded queue), a worker pool for the engine, and
 the stream of events (started, one per line as soon as it is read, completed).
 
+Detection of an image that finds cores no other image holds runs on them too, when the
+engine can (`SpreadDetector`: more inference threads in one call), so the first line of an
+image alone on the machine comes sooner.
+
 After detection the lines are put in reading order (`ocr_svc.layout`) and recognised in
 that order in windows that grow (the first line alone, so the first event comes early,
 then 2, 4, ... up to `MAX_WINDOW` lines), each window's lines streamed, in reading order,
@@ -16,13 +20,21 @@ import contextvars
 import functools
 import logging
 import math
+import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ocr_svc.engines.base import BatchReader, OcrEngine, RecognizedLine, RgbImage, TextRegion
+from ocr_svc.engines.base import (
+    BatchReader,
+    OcrEngine,
+    RecognizedLine,
+    RgbImage,
+    SpreadDetector,
+    TextRegion,
+)
 from ocr_svc.images import DecodedImage, ImageLimits, decode_image
 from ocr_svc.layout import OrderedLine, reading_order
 from ocr_svc.metrics import PipelineMetrics
@@ -170,7 +182,7 @@ class OcrPipeline:
 
         t0 = time.perf_counter()
         with span("ocr.detect", {"ocrmesh.width": decoded.width, "ocrmesh.height": decoded.height}):
-            regions = await self._in_worker(self.engine.detect, decoded.pixels)
+            regions = await self._detect(decoded.pixels)
         detect_s = time.perf_counter() - t0
 
         order = reading_order([region.box for region in regions])
@@ -233,6 +245,32 @@ class OcrPipeline:
             start += size
             size = min(size * 2, MAX_WINDOW)
         return windows
+
+    async def _detect(self, pixels: RgbImage) -> list[TextRegion]:
+        engine = self.engine
+        extra = max(0, self.cores - self._running - self._borrowed)
+        if not isinstance(engine, SpreadDetector) or extra == 0:
+            return await self._in_worker(engine.detect, pixels)
+        self._borrowed += extra
+        try:
+            return await self._in_worker(self._detect_holding, engine, pixels, extra)
+        finally:
+            self._borrowed -= extra
+
+    def _detect_holding(self, engine: SpreadDetector, pixels: RgbImage, extra: int) -> list[TextRegion]:
+        """Detection on the cores of `extra` + 1 calls, in a pool thread. The engine's extra
+        inference threads run outside the pool, so `extra` pool threads are held idle
+        meanwhile: a step of an image arriving now waits for them (as it would behind a
+        borrowed share), and calls x threads stay within the cores. The holders are queued
+        after the detection has started, and a holder that starts late returns at once."""
+        done = threading.Event()
+        holders = [self._executor.submit(done.wait) for _ in range(extra)]
+        try:
+            return engine.detect_spread(pixels, extra + 1)
+        finally:
+            done.set()
+            for holder in holders:
+                holder.cancel()
 
     async def _read_window(self, pixels: RgbImage, regions: list[TextRegion]) -> list[RecognizedLine | None]:
         engine = self.engine

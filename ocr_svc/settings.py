@@ -91,6 +91,12 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
         share = max(1, _cpu_count() // process_count(self.ocr_processes))
         return max(self.ocr_workers, share // self.engine_threads())
 
+    def spread_threads(self) -> int:
+        """Inference threads one image alone may detect with: this process's share of the
+        cores (cores / OCR_PROCESSES), and at least `engine_threads()`."""
+        share = max(1, _cpu_count() // process_count(self.ocr_processes))
+        return max(self.engine_threads(), share)
+
     def max_receive_message_bytes(self) -> int:
         """The gRPC receive limit: an image of the maximum size plus room for the rest of
         the request, so that a slightly oversized image gets our INVALID_ARGUMENT with a

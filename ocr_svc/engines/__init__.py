@@ -29,7 +29,8 @@ def create_engine(settings: OcrSettings) -> OcrEngine:
         )
     from ocr_svc.engines.rapid import RapidOcrEngine
 
-    return RapidOcrEngine(threads=settings.engine_threads())
+    # An image alone may detect on every core of this process (see OcrPipeline).
+    return RapidOcrEngine(threads=settings.engine_threads(), spread_threads=settings.spread_threads())
 
 
 def warm_up(engine: OcrEngine) -> float:

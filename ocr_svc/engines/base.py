@@ -72,6 +72,16 @@ class BatchReader(Protocol):
         ...
 
 
+@runtime_checkable
+class SpreadDetector(Protocol):
+    """An engine whose detection of one image can use the cores of several engine calls
+    at once (more inference threads in one call). Thread-safe like `detect`."""
+
+    def detect_spread(self, image: RgbImage, calls: int) -> list[TextRegion]:
+        """`detect`, on the cores of `calls` engine calls (`calls` >= 1)."""
+        ...
+
+
 def quad_from_array(points: npt.NDArray[Any]) -> Quad:
     """A `Quad` from a 4x2 array of corners."""
     p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]

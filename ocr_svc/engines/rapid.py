@@ -9,12 +9,14 @@ can be streamed as soon as it is read.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ocr_svc.engines.base import (
     EngineUnavailable,
@@ -37,6 +39,16 @@ DETECTION_MODEL = "PP-OCRv6_det_small.onnx"
 # The pipeline gets its parallelism from running several calls at once instead.
 RECOGNITION_BATCH = 1
 RECOGNITION_MODEL = "PP-OCRv6_rec_small.onnx"
+# The recogniser's input: 3 x 48 x width, at least 320 wide (PaddleOCR's and rapidocr's
+# padding; narrower inputs were not measured to be safe for one- or two-character lines).
+RECOGNITION_HEIGHT = 48
+RECOGNITION_MIN_WIDTH = 320
+# Recognition runs on onnxruntime's memory arena: with it off (rapidocr's setting) every
+# activation above malloc's mmap threshold (1 MiB, ocr_svc/memory.py) is mapped and faulted
+# in afresh on each run; measured 95 -> 88.5 ms of CPU per 4-column line (docs/ocr.md).
+# The arena keeps its largest size, so a run wider than this gives its memory back after
+# it (a 40,000 px banner line must not pin hundreds of MB).
+ARENA_SHRINK_WIDTH = 2048
 
 
 def fit_for_detection(image: RgbImage, max_side: int, min_side: int) -> tuple[RgbImage, float, float]:
@@ -69,6 +81,9 @@ class RapidOcrEngine:
 
     `threads` is onnxruntime's intra-op thread count per call; with several workers on few
     cores, workers x threads should not exceed the cores (see docs/ocr.md).
+    `spread_threads`, when above `threads`, loads a second detection session with that many
+    threads, which `detect_spread` uses when the pipeline gives one image the cores of
+    several calls (an image alone on the machine): its first line comes sooner.
     """
 
     name = "rapidocr"
@@ -77,19 +92,25 @@ class RapidOcrEngine:
         self,
         *,
         threads: int = 1,
+        spread_threads: int = 0,
         det_limit_side_len: int = 960,
         min_confidence: float = 0.5,
         batch_size: int = RECOGNITION_BATCH,
         model_dir: Path | None = None,
     ) -> None:
         self.threads = threads
+        self.spread_threads = spread_threads
         self.det_limit_side_len = det_limit_side_len
         self.min_confidence = min_confidence
         self.batch_size = batch_size
         self._model_dir = model_dir
         self._ocr: Any = None
         self._det: Any = None
+        self._det_spread: Any = None
         self._rec: Any = None
+        self._rec_input = ""
+        self._decode: Any = None
+        self._shrink: Any = None
         self._load_lock = threading.Lock()
 
     def load(self) -> None:
@@ -131,22 +152,63 @@ class RapidOcrEngine:
             rapid_log = logging.getLogger("RapidOCR")
             rapid_log.handlers.clear()
             rapid_log.propagate = True
-            # rapidocr loads its models lazily on the first call; load them now, at start-up.
+            # rapidocr loads its models lazily on the first call; load detection now, at
+            # start-up. Recognition runs on a session of our own (arena, run options).
             self._det = ocr._load_det_model()
-            self._rec = ocr._load_rec_model()
-            # rapidocr sorts the crops of one call by width and runs them this many at a time.
-            self._rec.rec_batch_num = self.batch_size
+            if self.spread_threads > self.threads:
+                # The same detector with more intra-op threads, for an image that has the
+                # cores of several calls (docs/ocr.md: 0.97 -> 0.70 s on a dense page).
+                params["EngineConfig.onnxruntime.intra_op_num_threads"] = self.spread_threads
+                spread: Any = RapidOCR(params=params)
+                self._det_spread = spread._load_det_model()
+            self._load_recogniser(rec_path)
             self._ocr = ocr
             log.info(
                 "rapidocr engine loaded",
                 extra={"model_dir": str(model_dir), "threads": self.threads},
             )
 
+    def _load_recogniser(self, rec_path: Path) -> None:
+        import onnxruntime as ort
+        from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.enable_cpu_mem_arena = True
+        self._rec = ort.InferenceSession(str(rec_path), options, providers=["CPUExecutionProvider"])
+        self._rec_input = self._rec.get_inputs()[0].name
+        # The model carries its alphabet (18,710 characters); rapidocr's decoder adds blank
+        # and space and reads the CTC output greedily, as rapidocr's own pipeline does.
+        characters = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
+        self._decode = CTCLabelDecode(character=characters)
+        self._shrink = ort.RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
     def _require_loaded(self) -> None:
         if self._ocr is None:
             raise RuntimeError("RapidOcrEngine.load() was not called")
 
+    def _recognise(self, crops: list[npt.NDArray[np.uint8]]) -> list[tuple[str, float]]:
+        """(text, score) of each crop, in one onnxruntime run."""
+        batch = recognition_input(crops)
+        wide = batch.shape[3] > ARENA_SHRINK_WIDTH
+        outputs = self._rec.run(None, {self._rec_input: batch}, self._shrink if wide else None)
+        ratio = batch.shape[3] / batch.shape[2]
+        lines, _ = self._decode(outputs[0], False, wh_ratio_list=[ratio] * len(crops), max_wh_ratio=ratio)
+        return [(str(text), float(score)) for text, score in lines]
+
     def detect(self, image: RgbImage) -> list[TextRegion]:
+        return self._detect_with(self._det, image)
+
+    def detect_spread(self, image: RgbImage, calls: int) -> list[TextRegion]:
+        """`detect` on the multi-threaded session when `calls` calls' threads cover it."""
+        wide = self._det_spread is not None and calls * self.threads >= self.spread_threads
+        return self._detect_with(self._det_spread if wide else self._det, image)
+
+    def _detect_with(self, detector: Any, image: RgbImage) -> list[TextRegion]:
         self._require_loaded()
         from rapidocr.utils.process_img import apply_vertical_padding, map_boxes_to_original
 
@@ -162,7 +224,7 @@ class RapidOcrEngine:
             record["padding_1"] = {"top": 0, "left": 0}
         # PP-OCR models take BGR (OpenCV's order). Flipped after the resize, so a large image
         # is not copied at full size.
-        result = self._det(np.ascontiguousarray(work[:, :, ::-1]))
+        result = detector(np.ascontiguousarray(work[:, :, ::-1]))
         if result.boxes is None or len(result.boxes) == 0:
             return []
         # The detector already sorts boxes top to bottom, then left to right within a row.
@@ -177,10 +239,9 @@ class RapidOcrEngine:
         return self.read_batch(image, [region])[0]
 
     def read_batch(self, image: RgbImage, regions: Sequence[TextRegion]) -> list[RecognizedLine | None]:
-        """The lines in `regions`, in that order. rapidocr sorts the crops by width and
-        recognises them `batch_size` at a time, each batch padded to its widest crop."""
+        """The lines in `regions`, in that order: the crops sorted by width and recognised
+        `batch_size` at a time, each batch padded to its widest crop (as rapidocr does)."""
         self._require_loaded()
-        from rapidocr.ch_ppocr_rec import TextRecInput
         from rapidocr.utils.process_img import get_rotate_crop_image
 
         crops = []
@@ -197,8 +258,13 @@ class RapidOcrEngine:
         lines: list[RecognizedLine | None] = [None] * len(regions)
         if not crops:
             return lines
-        result = self._rec(TextRecInput(img=crops))
-        for position, raw_text, raw_score in zip(kept, result.txts or (), result.scores or (), strict=False):
+        read: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        by_width = sorted(range(len(crops)), key=lambda k: crops[k].shape[1] / crops[k].shape[0])
+        for start in range(0, len(by_width), self.batch_size):
+            batch = by_width[start : start + self.batch_size]
+            for k, result in zip(batch, self._recognise([crops[k] for k in batch]), strict=True):
+                read[k] = result
+        for position, (raw_text, raw_score) in zip(kept, read, strict=True):
             text = str(raw_text).strip()
             confidence = float(raw_score)
             # Like rapidocr's own pipeline: a low score is noise (texture, a stray mark), not text.
@@ -207,3 +273,24 @@ class RapidOcrEngine:
                     text=text, confidence=min(max(confidence, 0.0), 1.0), box=regions[position].box
                 )
         return lines
+
+
+def recognition_input(crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+    """`crops` (BGR) as one float32 NCHW batch for the PP-OCR recogniser, prepared as
+    rapidocr prepares it: each crop resized to `RECOGNITION_HEIGHT` keeping its aspect
+    (bilinear), scaled to [-1, 1], right-padded with 0 to the widest crop and to at least
+    `RECOGNITION_MIN_WIDTH`."""
+    import cv2
+
+    height = RECOGNITION_HEIGHT
+    ratio = max([RECOGNITION_MIN_WIDTH / height] + [crop.shape[1] / crop.shape[0] for crop in crops])
+    width = int(height * ratio)
+    batch = np.zeros((len(crops), 3, height, width), dtype=np.float32)
+    for k, crop in enumerate(crops):
+        resized_width = min(width, math.ceil(height * crop.shape[1] / crop.shape[0]))
+        resized = np.asarray(cv2.resize(crop, (resized_width, height)), dtype=np.float32)
+        resized /= 255.0
+        resized -= 0.5
+        resized /= 0.5
+        batch[k, :, :, :resized_width] = resized.transpose(2, 0, 1)
+    return batch

@@ -5,7 +5,7 @@ The pages (tests/support/pages.py) are 300 dpi, binarised, with a full-width hea
 2, 3 or 4 columns, as a G4 TIFF and as a noisy, slightly skewed JPEG; Letter width, a
 third of its height and 9 lines per column, so the six of them take seconds, not minutes,
 on two cores. The engine runs as ocr_svc runs it by default on two cores: two workers,
-one inference thread per call.
+one inference thread per call, detection of an image alone on two threads.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pytest
 
 from ocr_svc.engines import warm_up
 from ocr_svc.engines.rapid import RapidOcrEngine
+from ocr_svc.images import ImageLimits, decode_image
 from ocrmesh.ocr.v1 import ocr_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import completed_of
@@ -25,6 +26,7 @@ from tests.support.pages import GeneratedPage, PageSpec, page_error_rate, render
 pytestmark = pytest.mark.integration
 
 MAX_PAGE_CER = 0.05
+LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
 
 
 @cache
@@ -34,7 +36,7 @@ def short_page(columns: int) -> GeneratedPage:
 
 @pytest.fixture(scope="module")
 def engine() -> RapidOcrEngine:
-    engine = RapidOcrEngine(threads=1)
+    engine = RapidOcrEngine(threads=1, spread_threads=2)
     warm_up(engine)
     return engine
 
@@ -79,3 +81,19 @@ async def test_a_scanned_page_is_read_column_after_column_with_few_errors(
         (a == b) == (ta == tb)
         for a, b, ta, tb in zip(blocks, blocks[1:], truth_block, truth_block[1:], strict=False)
     )
+
+
+@pytest.mark.parametrize("image_format", ["tiff", "jpeg"])
+def test_detection_on_two_threads_finds_the_same_lines_as_on_one(
+    engine: RapidOcrEngine, image_format: str
+) -> None:
+    page = short_page(3)
+    pixels = decode_image(page.tiff if image_format == "tiff" else page.jpeg, LIMITS).pixels
+    one = engine.detect(pixels)
+    two = engine.detect_spread(pixels, 2)
+    assert len(two) == len(one) == len(page.truth_lines)
+    for a, b in zip(one, two, strict=True):
+        assert (
+            max(abs(p - q) for pa, pb in zip(a.box, b.box, strict=True) for p, q in zip(pa, pb, strict=True))
+            < 1.0
+        )

@@ -80,3 +80,26 @@ class BatchingScriptedEngine(ScriptedEngine):
         with self._lock:
             self.batch_sizes.append(len(regions))
         return [self.read(image, region) for region in regions]
+
+
+class SpreadScriptedEngine(BatchingScriptedEngine):
+    """A `BatchingScriptedEngine` whose detection can use several calls' cores
+    (`SpreadDetector`): each `detect_spread` records its `calls` and counts them all as
+    active (in `max_active`) for `detect_delay` seconds."""
+
+    def __init__(self, lines: list[str | None], *, detect_delay: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(lines, **kwargs)
+        self.detect_delay = detect_delay
+        self.spread_calls: list[int] = []
+
+    def detect_spread(self, image: RgbImage, calls: int) -> list[TextRegion]:
+        with self._lock:
+            self.spread_calls.append(calls)
+            self._active += calls
+            self.max_active = max(self.max_active, self._active)
+        try:
+            time.sleep(self.detect_delay)
+            return self.detect(image)
+        finally:
+            with self._lock:
+                self._active -= calls

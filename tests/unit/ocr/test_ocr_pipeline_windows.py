@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from ocr_svc.pipeline import MAX_WINDOW, Completed, LineRecognized, OcrEvent, OcrPipeline
-from tests.unit.ocr.scripted_engine import BatchingScriptedEngine, ScriptedEngine
+from tests.unit.ocr.scripted_engine import BatchingScriptedEngine, ScriptedEngine, SpreadScriptedEngine
 from tests.unit.ocr.test_ocr_pipeline import IMAGE, LIMITS
 
 
@@ -71,3 +71,28 @@ async def test_an_engine_without_batches_reads_one_line_per_call(pipelines: list
     assert engine.reads_started == list(range(10))
     assert engine.max_active == 1
     assert sum(isinstance(event, LineRecognized) for event in events) == 10
+
+
+async def test_an_image_alone_detects_on_every_core(pipelines: list[OcrPipeline]) -> None:
+    engine = SpreadScriptedEngine([f"line {i}" for i in range(4)])
+    await collect(make(pipelines, engine, workers=2, cores=2))
+    assert engine.spread_calls == [2]
+
+
+async def test_an_image_arriving_during_a_detection_on_every_core_waits_for_it(
+    pipelines: list[OcrPipeline],
+) -> None:
+    engine = SpreadScriptedEngine([f"line {i}" for i in range(6)], detect_delay=0.3)
+    pipeline = make(pipelines, engine, workers=2, cores=2)
+    first = asyncio.ensure_future(collect(pipeline))
+    while not engine.spread_calls:
+        await asyncio.sleep(0.005)
+    # The second image finds no core free: it detects on its own one, and none of its
+    # steps runs beside the first image's detection on both cores.
+    second = await collect(pipeline)
+    await first
+    assert engine.spread_calls == [2]
+    assert engine.max_active <= 2
+    completed = second[-1]
+    assert isinstance(completed, Completed)
+    assert completed.line_count == 6
