@@ -41,6 +41,16 @@ def test_engine_calls_fill_the_cores_and_give_each_worker_one(monkeypatch: pytes
     assert OcrSettings(ocr_processes=4, ocr_workers=1, ocr_engine_threads=1).engine_calls() == 2
 
 
+def test_an_image_alone_may_detect_on_the_process_share_of_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ocr_svc.settings.os.cpu_count", lambda: 8)
+    assert OcrSettings(ocr_workers=8).spread_threads() == 8
+    assert OcrSettings(ocr_workers=16).spread_threads() == 8
+    # Several processes share the cores.
+    assert OcrSettings(ocr_processes=4, ocr_workers=1, ocr_engine_threads=1).spread_threads() == 2
+    # Never fewer than one call's own threads.
+    assert OcrSettings(ocr_processes=8, ocr_workers=1, ocr_engine_threads=3).spread_threads() == 3
+
+
 def test_limits_may_be_written_in_scientific_notation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OCR_MAX_PIXELS", "40e6")
     monkeypatch.setenv("OCR_MAX_IMAGE_BYTES", "5_000_000")
@@ -79,3 +89,15 @@ def test_a_bad_value_stops_start_up(monkeypatch: pytest.MonkeyPatch, name: str, 
     with pytest.raises(SystemExit) as stopped:
         load_settings(OcrSettings)
     assert stopped.value.code == 2
+
+
+def test_the_default_engine_is_built_to_detect_an_image_alone_on_those_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ocr_svc.engines import create_engine
+    from ocr_svc.engines.rapid import RapidOcrEngine
+
+    monkeypatch.setattr("ocr_svc.settings.os.cpu_count", lambda: 2)
+    engine = create_engine(OcrSettings(ocr_workers=2))
+    assert isinstance(engine, RapidOcrEngine)
+    assert (engine.threads, engine.spread_threads) == (1, 2)
