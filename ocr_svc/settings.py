@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ocrmesh.events.settings import EmailEventSettings
 from ocrmesh.processes import process_count
@@ -29,6 +29,12 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     # Prometheus `/metrics` on OCR_HOST:OCR_METRICS_PORT (every process's, added up); unset: none.
     ocr_metrics_port: int | None = Field(default=None, ge=0, le=65535)
     ocr_engine: Literal["rapidocr", "keras"] = "rapidocr"
+    # With rapidocr: who reads each detected line. ppocr: PP-OCR's recogniser (best on
+    # screenshots and coloured text); tesseract: Tesseract's LSTM, about a quarter of the CPU
+    # a line on dense scanned pages (docs/ocr.md). Its English model comes from
+    # OCR_TESSDATA_DIR, TESSDATA_PREFIX or Debian's tesseract-ocr-eng.
+    ocr_recognizer: Literal["ppocr", "tesseract"] = "ppocr"
+    ocr_tessdata_dir: Path | None = None
     # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its
     # own engine, and every limit below (workers, queue, engine threads) is per process.
     ocr_processes: int = Field(default=1, ge=0, le=64)
@@ -61,6 +67,15 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     keras_ocr_detector_weights: Path | None = None
     keras_ocr_recognizer_weights: Path | None = None
     keras_ocr_download: bool = False
+
+    @model_validator(mode="after")
+    def _recognizer_belongs_to_rapidocr(self) -> OcrSettings:
+        if self.ocr_recognizer != "ppocr" and self.ocr_engine != "rapidocr":
+            raise ValueError(
+                f"OCR_RECOGNIZER={self.ocr_recognizer} reads lines the rapidocr engine detects; "
+                f"OCR_ENGINE={self.ocr_engine} reads its own"
+            )
+        return self
 
     @field_validator("ocr_max_pixels", "ocr_max_image_bytes", mode="before")
     @classmethod

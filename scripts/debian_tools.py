@@ -1,11 +1,12 @@
 """Installs the Debian tools the tests and benchmarks drive, when they are missing.
 
-`make test` needs Chromium (the web page in a real browser) and Prometheus (promtool checks
-the rules; a real server scrapes the e2e mesh); `make bench` needs h2load, wrk and
-Tesseract. Each is installed with apt-get as root (or `sudo -n`); where that is not possible
-the script says what is missing and the tests that need it skip with that reason.
+`make test` needs Chromium (the web page in a real browser), Prometheus (promtool checks
+the rules; a real server scrapes the e2e mesh) and Tesseract's English model (the
+OCR_RECOGNIZER=tesseract tests); `make bench` needs h2load, wrk and Tesseract. Each is
+installed with apt-get as root (or `sudo -n`); where that is not possible the script says
+what is missing and the tests that need it skip with that reason.
 
-    python scripts/debian_tools.py test     # chromium, prometheus
+    python scripts/debian_tools.py test     # chromium, prometheus, tesseract
     python scripts/debian_tools.py bench    # h2load, wrk, tesseract
 """
 
@@ -18,7 +19,13 @@ import sys
 
 # command -> Debian package, per use
 TOOLS: dict[str, dict[str, str]] = {
-    "test": {"chromium": "chromium", "promtool": "prometheus", "prometheus": "prometheus"},
+    # tesseract-ocr brings tesseract-ocr-eng, the model OCR_RECOGNIZER=tesseract reads with.
+    "test": {
+        "chromium": "chromium",
+        "promtool": "prometheus",
+        "prometheus": "prometheus",
+        "tesseract": "tesseract-ocr",
+    },
     "bench": {"h2load": "nghttp2-client", "wrk": "wrk", "tesseract": "tesseract-ocr"},
 }
 

@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def create_engine(settings: OcrSettings) -> OcrEngine:
-    """The engine OCR_ENGINE names, not loaded yet. The keras engine's module (and with
-    it TensorFlow) is imported only when chosen."""
+    """The engine OCR_ENGINE (and, for rapidocr, OCR_RECOGNIZER) names, not loaded yet. The
+    keras engine's module (and with it TensorFlow) is imported only when chosen."""
     if settings.ocr_engine == "keras":
         from ocr_svc.engines.keras import KerasOcrEngine
 
@@ -26,6 +26,14 @@ def create_engine(settings: OcrSettings) -> OcrEngine:
             recognizer_weights=settings.keras_ocr_recognizer_weights,
             allow_download=settings.keras_ocr_download,
             threads=settings.engine_threads(),
+        )
+    if settings.ocr_recognizer == "tesseract":
+        from ocr_svc.engines.tesseract_lines import TesseractLineEngine
+
+        return TesseractLineEngine(
+            tessdata_dir=settings.ocr_tessdata_dir,
+            threads=settings.engine_threads(),
+            spread_threads=settings.spread_threads(),
         )
     from ocr_svc.engines.rapid import RapidOcrEngine
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import difflib
 from functools import cache
+from pathlib import Path
 
 import pytest
 
 from ocr_svc.engines import warm_up
+from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.engines.rapid import RapidOcrEngine
+from ocr_svc.engines.tesseract_lines import TesseractLineEngine, find_tessdata
 from ocr_svc.images import ImageLimits, decode_image
 from ocrmesh.ocr.v1 import ocr_pb2
 from tests.integration.ocr.conftest import StartOcr
@@ -41,6 +44,26 @@ def engine() -> RapidOcrEngine:
     return engine
 
 
+@pytest.fixture(scope="module")
+def tesseract_engine() -> RapidOcrEngine:
+    """The same engine with Tesseract's LSTM reading the lines (OCR_RECOGNIZER=tesseract)."""
+    try:
+        find_tessdata(None)
+    except EngineUnavailable as exc:
+        pytest.skip(f"{exc} (`python scripts/debian_tools.py test`, run by `make test`, installs it)")
+    engine = TesseractLineEngine(threads=1, spread_threads=2)
+    warm_up(engine)
+    return engine
+
+
+@pytest.fixture(params=["ppocr", "tesseract"])
+def recognizer_engine(request: pytest.FixtureRequest) -> RapidOcrEngine:
+    """The engine with each OCR_RECOGNIZER."""
+    name = "engine" if request.param == "ppocr" else "tesseract_engine"
+    engine: RapidOcrEngine = request.getfixturevalue(name)
+    return engine
+
+
 def truth_positions(page: GeneratedPage, texts: list[str]) -> list[int]:
     """For each recognised line, the truth line it reads most like."""
     positions = []
@@ -53,10 +76,10 @@ def truth_positions(page: GeneratedPage, texts: list[str]) -> list[int]:
 @pytest.mark.parametrize("image_format", ["tiff", "jpeg"])
 @pytest.mark.parametrize("columns", [2, 3, 4])
 async def test_a_scanned_page_is_read_column_after_column_with_few_errors(
-    start_ocr: StartOcr, engine: RapidOcrEngine, columns: int, image_format: str
+    start_ocr: StartOcr, recognizer_engine: RapidOcrEngine, columns: int, image_format: str
 ) -> None:
     page = short_page(columns)
-    ocr = await start_ocr(engine, ocr_workers=2, ocr_engine_threads=1)
+    ocr = await start_ocr(recognizer_engine, ocr_workers=2, ocr_engine_threads=1)
     events = await ocr.events(page.tiff if image_format == "tiff" else page.jpeg)
     lines: list[ocr_pb2.Line] = [event.line for event in events if event.WhichOneof("event") == "line"]
     completed = completed_of(events)
@@ -97,3 +120,14 @@ def test_detection_on_two_threads_finds_the_same_lines_as_on_one(
             max(abs(p - q) for pa, pb in zip(a.box, b.box, strict=True) for p, q in zip(pa, pb, strict=True))
             < 1.0
         )
+
+
+def test_without_tesseracts_model_the_tesseract_recognizer_refuses_to_start_and_says_what_to_install(
+    tmp_path: Path,
+) -> None:
+    engine = TesseractLineEngine(threads=1, tessdata_dir=tmp_path)
+    with pytest.raises(EngineUnavailable) as refused:
+        engine.load()
+    assert "eng.traineddata" in str(refused.value)
+    assert "tesseract-ocr-eng" in str(refused.value)
+    assert str(tmp_path) in str(refused.value)

@@ -82,7 +82,8 @@ def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 @pytest.mark.parametrize(
-    ("name", "value"), [("OCR_ENGINE", "tesseract"), ("OCR_WORKERS", "0"), ("OCR_PORT", "x")]
+    ("name", "value"),
+    [("OCR_ENGINE", "tesseract"), ("OCR_WORKERS", "0"), ("OCR_PORT", "x"), ("OCR_RECOGNIZER", "keras")],
 )
 def test_a_bad_value_stops_start_up(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
@@ -101,3 +102,24 @@ def test_the_default_engine_is_built_to_detect_an_image_alone_on_those_cores(
     engine = create_engine(OcrSettings(ocr_workers=2))
     assert isinstance(engine, RapidOcrEngine)
     assert (engine.threads, engine.spread_threads) == (1, 2)
+
+
+def test_the_tesseract_recognizer_reads_what_the_rapidocr_engine_detects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ocr_svc.engines import create_engine
+    from ocr_svc.engines.tesseract_lines import TesseractLineEngine
+
+    monkeypatch.setattr("ocr_svc.settings.os.cpu_count", lambda: 2)
+    monkeypatch.setenv("OCR_RECOGNIZER", "tesseract")
+    monkeypatch.setenv("OCR_TESSDATA_DIR", "/srv/tessdata")
+    settings = load_settings(OcrSettings)
+    engine = create_engine(settings)
+    assert isinstance(engine, TesseractLineEngine)
+    assert (engine.threads, engine.spread_threads) == (1, 2)
+    assert str(settings.ocr_tessdata_dir) == "/srv/tessdata"
+    # Only over rapidocr's detection: keras reads its own words.
+    monkeypatch.setenv("OCR_ENGINE", "keras")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(OcrSettings)
+    assert stopped.value.code == 2
