@@ -48,7 +48,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from bench.report import Row, add_json_argument, emit, median, ratio_higher_is_better, ratio_lower_is_better
 from ocr_svc.app import create_app
-from ocr_svc.engines import warm_up
+from ocr_svc.engines import EngineUnavailable, create_engine, warm_up
 from ocr_svc.engines.rapid import DETECTION_MODEL, RECOGNITION_MODEL, RapidOcrEngine
 from ocr_svc.images import ImageLimits, decode_image
 from ocr_svc.settings import OcrSettings
@@ -191,8 +191,14 @@ def bench_pages(quick: bool) -> list[tuple[str, bytes, str, str]]:
 
 
 async def page_rows(
-    stub: ocr_pb2_grpc.OcrServiceAsyncStub, token: str, quick: bool, repeats: int
+    stub: ocr_pb2_grpc.OcrServiceAsyncStub,
+    token: str,
+    quick: bool,
+    repeats: int,
+    tesseract_lines: ocr_pb2_grpc.OcrServiceAsyncStub | None = None,
 ) -> list[Row]:
+    """`tesseract_lines`: a second ocr_svc whose engine reads lines with Tesseract's LSTM
+    (OCR_RECOGNIZER=tesseract), measured in the same alternation."""
     tesseract = ensure_tesseract()
     rapid: Any = None
     rows: list[Row] = []
@@ -203,6 +209,7 @@ async def page_rows(
             ours: list[tuple[float, float, str]] = []
             theirs: list[tuple[float, str]] = []
             tess: dict[str, list[tuple[float, str]]] = {mode: [] for mode in TESSERACT_MODES}
+            lines_by_tesseract: list[tuple[float, float, str]] = []
             print(f"{name}: {repeats} alternating runs of ocr_svc, RapidOCR, Tesseract ...", flush=True)
             for _ in range(repeats):
                 if rapid is None:
@@ -223,6 +230,8 @@ async def page_rows(
                     rapid = rapidocr_own_pipeline()
                 else:
                     ours.append(await recognize_page(stub, token, data))
+                if tesseract_lines is not None:
+                    lines_by_tesseract.append(await recognize_page(tesseract_lines, token, data))
                 theirs.append(await asyncio.to_thread(rapid_page, rapid, data))
                 if tesseract:
                     for mode, env in TESSERACT_MODES.items():
@@ -268,6 +277,22 @@ async def page_rows(
                         "",
                         ratio_lower_is_better(cer, tess_cer) if cer > 0 else None,
                         f"RapidOCR batched {rapid_cer:.3f}",
+                    )
+                )
+            if tesseract and lines_by_tesseract:
+                t_seconds = median([t for t, _, _ in lines_by_tesseract])
+                t_first = median([f for _, f, _ in lines_by_tesseract])
+                t_cer = page_error_rate(truth, lines_by_tesseract[-1][2])
+                rows.append(
+                    Row(
+                        "ocr pages",
+                        f"s/page vs Tesseract, OCR_RECOGNIZER=tesseract: {name}",
+                        t_seconds,
+                        tess_s,
+                        "s",
+                        ratio_lower_is_better(t_seconds, tess_s),
+                        f"CER {t_cer:.3f} (Tesseract {tess_cer:.3f}); first line {t_first * 1e3:.0f} ms; "
+                        f"vs RapidOCR batched {ratio_lower_is_better(t_seconds, rapid_s):.2f}x",
                     )
                 )
             rows.append(
@@ -440,7 +465,16 @@ async def run(args: argparse.Namespace) -> list[Row]:
                 )
             )
         if not args.images_only:
-            rows += await page_rows(stub, token, args.quick, 1 if args.quick else args.page_runs)
+            lines_app, lines_channel = await tesseract_lines_service(settings, verifier)
+            try:
+                lines_stub = ocr_pb2_grpc.OcrServiceStub(lines_channel) if lines_channel else None
+                runs = 1 if args.quick else args.page_runs
+                rows += await page_rows(stub, token, args.quick, runs, tesseract_lines=lines_stub)
+            finally:
+                if lines_channel is not None:
+                    await lines_channel.close()
+                if lines_app is not None:
+                    await lines_app.stop(2.0)
     finally:
         await channel.close()
         await app.stop(2.0)
@@ -469,6 +503,22 @@ async def run(args: argparse.Namespace) -> list[Row]:
             )
         )
     return rows
+
+
+async def tesseract_lines_service(settings: OcrSettings, verifier: TokenVerifier) -> tuple[Any, Any]:
+    """A second ocr_svc, as OCR_RECOGNIZER=tesseract builds it, on its own port; (None, None)
+    when Tesseract's model or tesserocr is missing (the rows say so by their absence)."""
+    lines_settings = settings.model_copy(update={"ocr_recognizer": "tesseract"})
+    engine = create_engine(lines_settings)
+    try:
+        warm_up(engine)
+    except EngineUnavailable as exc:
+        print(f"OCR_RECOGNIZER=tesseract not measured: {exc}", flush=True)
+        return None, None
+    app = create_app(lines_settings, engine=engine, authenticate=verifier.authenticate)
+    await app.start()
+    channel = create_channel(f"127.0.0.1:{app.port}")
+    return app, channel
 
 
 def _delete_queues(url: str, topology: EmailTopology) -> None:
