@@ -30,6 +30,8 @@ COPY auth_svc ./auth_svc
 COPY ocr_svc ./ocr_svc
 COPY notifier ./notifier
 COPY gateway ./gateway
+# The CLI's code comes with the project; its libraries (the `cli` extra) do not.
+COPY ocrmesh_cli ./ocrmesh_cli
 # The project as a regular (not editable) install: the runtime stage needs /app/.venv only.
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-editable \

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-import ocrmesh.database
+import ocrmesh.platform.database
 from auth_svc import domain
 from auth_svc.db import MIGRATIONS, make_engine, make_session_factory
 from auth_svc.hashing_pool import BoundedPool
@@ -27,10 +27,10 @@ from auth_svc.settings import AuthSettings
 from auth_svc.throttles import Throttles
 from auth_svc.use_cases import AuthUseCases, CodePolicy
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.events import EmailPublisher
-from ocrmesh.grpc_server import HostedService, MeshServer, create_server
-from ocrmesh.telemetry import instrument_engines
-from ocrmesh.tokens import PublicKeyLike, RevocationFetcher, Revocations, TokenVerifier
+from ocrmesh.rules.email_events import EmailPublisher
+from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.platform.telemetry import instrument_engines
+from ocrmesh.rules.tokens import PublicKeyLike, RevocationFetcher, Revocations, TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class AuthServer(MeshServer):
 def prepare_database(settings: AuthSettings, engine: Engine, *, wait_seconds: float = 30.0) -> None:
     """Create the database if allowed and missing, then apply migrations. PostgreSQL that is
     still starting (compose, `make up`) is waited for up to `wait_seconds`."""
-    ocrmesh.database.prepare_database(
+    ocrmesh.platform.database.prepare_database(
         settings.database_url,
         engine,
         MIGRATIONS,

@@ -1,5 +1,5 @@
 """auth_svc's PostgreSQL plumbing: the engines, sessions, the retried read, its migrations.
-Creating, migrating and dropping databases is shared with the notifier: `ocrmesh.database`."""
+Creating, migrating and dropping databases is shared with the notifier: `ocrmesh.platform.database`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, create_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ocrmesh.database import Migrations, drop_database, ensure_database
+from ocrmesh.platform.database import Migrations, drop_database, ensure_database
 
 log = logging.getLogger(__name__)
 

@@ -12,14 +12,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from ocrmesh.account_rules import (
+from ocrmesh.rules.account_rules import (
     NAME_MAX_LENGTH,
     OTP_DIGITS,
     OTP_PATTERN,
     PASSWORD_MAX_LENGTH,
     is_forbidden_in_name,
 )
-from ocrmesh.emails import InvalidEmail, check_email
+from ocrmesh.rules.emails import InvalidEmail, check_email
 
 # passlib refuses anything above 4096 bytes; 128 characters are at most 512 bytes of UTF-8.
 PASSWORD_MAX_BYTES = 1024
@@ -101,7 +101,7 @@ class CodeSent:
 
 def normalise_email(raw: str) -> str:
     """The address with its domain lower-cased (IDNA-normalised) and the local part as typed,
-    when the notifier can mail it (`ocrmesh.emails`, shared with it). Raises InvalidInput with
+    when the notifier can mail it (`ocrmesh.rules.emails`, shared with it). Raises InvalidInput with
     the validator's reason."""
     try:
         return check_email(raw).normalized

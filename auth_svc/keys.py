@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from ocrmesh.tokens import TOKEN_ALGORITHM
+from ocrmesh.rules.tokens import TOKEN_ALGORITHM
 
 log = logging.getLogger(__name__)
 

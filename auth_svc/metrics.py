@@ -1,6 +1,6 @@
 """auth_svc's Prometheus metrics: the outbox backlog (pending rows and the age of the oldest),
 measured by the relay with one cheap query at most once a second, and the rows it
-published. Every metric has labels (see `ocrmesh.metrics` for why)."""
+published. Every metric has labels (see `ocrmesh.platform.metrics` for why)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from auth_svc.orm import OutboxMessage
-from ocrmesh.events import EVENT_TYPE
+from ocrmesh.rules.email_events import EVENT_TYPE
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from auth_svc.keys import TokenSigner
 from auth_svc.lookups import UserLookups
 from auth_svc.use_cases import AuthUseCases, user_key
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.telemetry import set_user_id
-from ocrmesh.tokens import TokenClaims, TokenVerifier
+from ocrmesh.platform.telemetry import set_user_id
+from ocrmesh.rules.tokens import TokenClaims, TokenVerifier
 
 log = logging.getLogger(__name__)
 

@@ -45,10 +45,10 @@ from bench.report import (
     ratio_lower_is_better,
 )
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.events import EmailTopology
-from ocrmesh.grpc_client import create_channel
-from ocrmesh.settings import DEFAULT_RABBITMQ_URL
-from ocrmesh.tokens import TOKEN_ALGORITHM, TokenVerifier
+from ocrmesh.rules.email_events import EmailTopology
+from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.tokens import TOKEN_ALGORITHM, TokenVerifier
 
 PASSWORD = "correct horse battery staple"
 

@@ -1,6 +1,6 @@
 """Benchmark of the gateway: `.venv/bin/python bench/bench_gateway.py [--quick] [--json PATH]`.
 
-Starts the whole mesh as processes (`tests/support/mesh.py`) and, next to it, the original
+Starts the whole mesh as processes (`harness/mesh.py`) and, next to it, the original
 tutorial design (`bench/baseline/`: FastAPI gateway -> blocking HTTP -> FastAPI auth
 service; OCR as a RabbitMQ request/reply with a new connection per request). Then, in one
 run, against the same user, token, database and image:
@@ -64,11 +64,11 @@ from bench.report import (  # noqa: E402
     ratio_lower_is_better,
 )
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
-from ocrmesh.grpc_client import bearer_metadata, create_channel  # noqa: E402
+from ocrmesh.platform.grpc_client import bearer_metadata, create_channel  # noqa: E402
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc  # noqa: E402
-from ocrmesh.settings import DEFAULT_RABBITMQ_URL  # noqa: E402
-from tests.support.images import render_text_image, sample_multiline_png  # noqa: E402
-from tests.support.mesh import Mesh, free_port, running_mesh  # noqa: E402
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL  # noqa: E402
+from harness.images import render_text_image, sample_multiline_png  # noqa: E402
+from harness.mesh import Mesh, free_port, running_mesh  # noqa: E402
 
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct horse battery staple"

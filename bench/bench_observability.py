@@ -35,8 +35,8 @@ import grpc
 from bench.bench_gateway import DEFAULT_POSTGRES_ADMIN_URL, say, sign_up
 from bench.loadgen import LoadResult, ensure_tools, median_result, wrk_get
 from bench.report import Row, add_json_argument, emit, ratio_higher_is_better
-from ocrmesh.settings import DEFAULT_RABBITMQ_URL
-from tests.support.mesh import Mesh, running_mesh
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from harness.mesh import Mesh, running_mesh
 
 SERVICES = ("auth", "notifier", "gateway")
 GET_CURRENT_USER = "/ocrmesh.auth.v1.AuthService/GetCurrentUser"
@@ -103,7 +103,7 @@ def recording_cost_us(repeat: int) -> float:
     """Microseconds of CPU the metric calls of one `/auth/me` take: the gateway's request
     counter and latency histogram, auth_svc's RPC counter and histogram."""
     from gateway.metrics import observe_request
-    from ocrmesh.metrics import rpc_metrics
+    from ocrmesh.platform.metrics import rpc_metrics
 
     class Route:
         path = "/auth/me"

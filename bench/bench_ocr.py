@@ -10,7 +10,7 @@ At 1 caller and at OCR_WORKERS callers. The overhead ratio is service/in-process
 of the engine's own speed survives the service around it. Peak memory is the process's
 peak RSS (engine, service and clients together).
 
-Then scanned pages (tests/support/pages.py: 300 dpi, a heading over 3 or 4 columns, about
+Then scanned pages (harness/pages.py: 300 dpi, a heading over 3 or 4 columns, about
 120 lines, as G4 TIFF and noisy JPEG; and a single-column paragraph) against what a user
 would pick instead, in the same run, alternating: ocr_svc (one caller), RapidOCR's own
 batched pipeline on the same models in-process (`RapidOCR()(image)`, its default threads
@@ -53,13 +53,13 @@ from ocr_svc.engines.rapid import DETECTION_MODEL, RECOGNITION_MODEL, RapidOcrEn
 from ocr_svc.images import ImageLimits, decode_image
 from ocr_svc.settings import OcrSettings
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.events import EmailTopology
-from ocrmesh.grpc_client import bearer_metadata, create_channel
+from ocrmesh.rules.email_events import EmailTopology
+from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
-from ocrmesh.settings import DEFAULT_RABBITMQ_URL
-from ocrmesh.tokens import TOKEN_ALGORITHM, TokenVerifier
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.tokens import TOKEN_ALGORITHM, TokenVerifier
 from scripts import debian_tools
-from tests.support.pages import PageSpec, page_error_rate, render_page
+from harness.pages import PageSpec, page_error_rate, render_page
 
 SLICE_SECONDS = 3.0
 # Tesseract's two ways to run one page: its OpenMP threads (every core; Debian's build

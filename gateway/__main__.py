@@ -13,10 +13,10 @@ from uvicorn.supervisors import Multiprocess
 from gateway.app import create_app
 from gateway.client_limits import GuardedServerConfig
 from gateway.settings import GatewaySettings
-from ocrmesh.logs import configure_logging
-from ocrmesh.metrics import multiprocess_values
-from ocrmesh.processes import process_count
-from ocrmesh.settings import load_settings
+from ocrmesh.platform.logs import configure_logging
+from ocrmesh.platform.metrics import multiprocess_values
+from ocrmesh.platform.processes import process_count
+from ocrmesh.platform.settings import load_settings
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

@@ -17,8 +17,8 @@ from gateway.middleware import RESPONSE_REQUEST_ID_HEADER, RequestContextMiddlew
 from gateway.routes import auth, health, ocr, page
 from gateway.settings import GatewaySettings
 from gateway.uploads import MULTIPART_OVERHEAD_BYTES
-from ocrmesh.settings import load_settings
-from ocrmesh.telemetry import configure_tracing, instrument_fastapi, shutdown_tracing
+from ocrmesh.platform.settings import load_settings
+from ocrmesh.platform.telemetry import configure_tracing, instrument_fastapi, shutdown_tracing
 
 DESCRIPTION = """\
 The REST edge of ocrmesh. Register, verify your email with the emailed code, log in, then

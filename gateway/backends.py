@@ -13,9 +13,9 @@ from grpc_health.v1 import health_pb2
 
 from gateway.settings import GatewaySettings, MiB
 from ocrmesh.auth.v1 import auth_pb2_grpc
-from ocrmesh.grpc_client import create_channel
+from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.ocr.v1 import ocr_pb2_grpc
-from ocrmesh.tokens import TokenVerifier
+from ocrmesh.rules.tokens import TokenVerifier
 
 if TYPE_CHECKING:
     from ocrmesh.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub

@@ -13,8 +13,8 @@ from gateway.backends import Backends
 from gateway.client_limits import forwarded_client
 from gateway.errors import BEARER_CHALLENGE
 from gateway.settings import GatewaySettings
-from ocrmesh.telemetry import set_user_id
-from ocrmesh.tokens import InvalidToken, KeysUnavailable, TokenClaims
+from ocrmesh.platform.telemetry import set_user_id
+from ocrmesh.rules.tokens import InvalidToken, KeysUnavailable, TokenClaims
 
 if TYPE_CHECKING:
     from ocrmesh.auth.v1.auth_pb2_grpc import AuthServiceAsyncStub

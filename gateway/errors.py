@@ -11,7 +11,7 @@ import grpc
 from fastapi import HTTPException, status
 from pydantic import BaseModel, Field
 
-from ocrmesh.request_context import current_request_id
+from ocrmesh.platform.request_context import current_request_id
 
 log = logging.getLogger(__name__)
 

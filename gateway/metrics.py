@@ -14,7 +14,7 @@ from prometheus_client import Counter, Histogram
 from starlette.types import Scope
 
 from gateway.routes.ocr import UPLOAD_PATHS
-from ocrmesh.metrics import LATENCY_BUCKETS, render_metrics
+from ocrmesh.platform.metrics import LATENCY_BUCKETS, render_metrics
 
 UNMATCHED_ROUTE = "unmatched"
 

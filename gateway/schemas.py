@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
-from ocrmesh.account_rules import (
+from ocrmesh.rules.account_rules import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
     NAME_PATTERN,
@@ -19,7 +19,7 @@ from ocrmesh.account_rules import (
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.ocr.v1 import ocr_pb2
 
-# The account rules as auth_svc enforces them (ocrmesh.account_rules, one definition), so
+# The account rules as auth_svc enforces them (ocrmesh.rules.account_rules, one definition), so
 # the OpenAPI schema says what the service accepts. What no schema can say (a common
 # password, the user's own name as password, a domain the email check refuses, a wrong
 # code) is auth_svc's 400 with its message.

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from ocrmesh.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTarget, GrpcTlsSettings
-from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
+from ocrmesh.platform.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTarget, GrpcTlsSettings
+from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 KiB = 1024
 MiB = 1024 * KiB

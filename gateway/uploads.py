@@ -16,7 +16,7 @@ from fastapi import HTTPException, Request, status
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-from ocrmesh.telemetry import span
+from ocrmesh.platform.telemetry import span
 
 log = logging.getLogger(__name__)
 

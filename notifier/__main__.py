@@ -35,12 +35,12 @@ from notifier.migration import MigrationError, migrate_topology
 from notifier.parking import list_parked, requeue_parked
 from notifier.settings import NotifierSettings
 from notifier.transports import FileTransport, MailTransport, SmtpTransport
-from ocrmesh.events.connection import connection_parameters
-from ocrmesh.events.errors import TopologyError
-from ocrmesh.logs import configure_logging
-from ocrmesh.metrics import metrics_served
-from ocrmesh.settings import load_settings
-from ocrmesh.telemetry import configure_tracing, instrument_engines, shutdown_tracing
+from ocrmesh.platform.amqp import connection_parameters
+from ocrmesh.rules.email_events.errors import TopologyError
+from ocrmesh.platform.logs import configure_logging
+from ocrmesh.platform.metrics import metrics_served
+from ocrmesh.platform.settings import load_settings
+from ocrmesh.platform.telemetry import configure_tracing, instrument_engines, shutdown_tracing
 
 log = logging.getLogger(__name__)
 

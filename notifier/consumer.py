@@ -46,10 +46,10 @@ from notifier.delivery import (
 )
 from notifier.health import HealthFile
 from notifier.metrics import count_outcome
-from ocrmesh.events.connection import CONNECTION_ERRORS, connection_parameters
-from ocrmesh.events.errors import TopologyError
-from ocrmesh.events.topology import EmailTopology
-from ocrmesh.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span
+from ocrmesh.platform.amqp import CONNECTION_ERRORS, connection_parameters
+from ocrmesh.rules.email_events.errors import TopologyError
+from ocrmesh.rules.email_events.topology import EmailTopology
+from ocrmesh.platform.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The notifier's PostgreSQL plumbing: its engine and migrations (the delivery ledger).
 
-Creating and migrating the database is shared with auth_svc (`ocrmesh.database`); the
+Creating and migrating the database is shared with auth_svc (`ocrmesh.platform.database`); the
 notifier uses the same database by default, with its own revision table.
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 
-from ocrmesh.database import DEFAULT_DATABASE_URL, Migrations, ensure_database
-from ocrmesh.database import prepare_database as _prepare_database
+from ocrmesh.platform.database import DEFAULT_DATABASE_URL, Migrations, ensure_database
+from ocrmesh.platform.database import prepare_database as _prepare_database
 
 # auth_svc's revisions live in `alembic_version` in the same database.
 VERSION_TABLE = "notifier_alembic_version"

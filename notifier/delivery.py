@@ -16,7 +16,7 @@ from typing import Any
 from notifier.ledger import ClaimState, DeliveryLedger, LedgerUnavailable
 from notifier.mail import MalformedEvent, build_message, parse_event
 from notifier.transports import MailTransport, PermanentDeliveryError, TransientDeliveryError
-from ocrmesh.telemetry import span
+from ocrmesh.platform.telemetry import span
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from ocrmesh.events.topology import EmailTopology
+from ocrmesh.rules.email_events.topology import EmailTopology
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from notifier.delivery import ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER
-from ocrmesh.events.topology import EmailTopology
+from ocrmesh.rules.email_events.topology import EmailTopology
 
 _OUR_HEADERS = (ATTEMPT_HEADER, LAST_ERROR_HEADER, PARK_REASON_HEADER, PARKED_AT_HEADER)
 

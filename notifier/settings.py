@@ -9,7 +9,7 @@ from typing import Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from notifier.db import DEFAULT_DATABASE_URL
-from ocrmesh.events.settings import EmailEventSettings
+from ocrmesh.rules.email_events.settings import EmailEventSettings
 
 
 class NotifierSettings(EmailEventSettings):

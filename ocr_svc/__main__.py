@@ -9,12 +9,12 @@ import sys
 from ocr_svc.app import create_app
 from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.settings import OcrSettings
-from ocrmesh.grpc_server import run_until_signalled
-from ocrmesh.logs import configure_logging
-from ocrmesh.metrics import metrics_served
-from ocrmesh.processes import process_count, serve_in_processes
-from ocrmesh.settings import load_settings
-from ocrmesh.telemetry import tracing
+from ocrmesh.platform.grpc_server import run_until_signalled
+from ocrmesh.platform.logs import configure_logging
+from ocrmesh.platform.metrics import metrics_served
+from ocrmesh.platform.processes import process_count, serve_in_processes
+from ocrmesh.platform.settings import load_settings
+from ocrmesh.platform.telemetry import tracing
 
 log = logging.getLogger("ocr_svc")
 

@@ -1,6 +1,6 @@
 """ocr_svc's Prometheus metrics: the admission queue, time to the first line, lines per
 page and the engine's phases. The RPCs themselves are counted by the shared interceptor
-(`ocrmesh.metrics`). Every metric has labels (see `ocrmesh.metrics` for why)."""
+(`ocrmesh.platform.metrics`). Every metric has labels (see `ocrmesh.platform.metrics` for why)."""
 
 from __future__ import annotations
 

@@ -15,10 +15,10 @@ import logging
 import random
 from typing import Protocol
 
-from ocrmesh.events import new_email_event
+from ocrmesh.rules.email_events import new_email_event
 from ocrmesh.notify.v1 import email_pb2
-from ocrmesh.telemetry import REQUEST_ID_ATTRIBUTE, Context, SpanKind, current_context, resumed, span
-from ocrmesh.tokens import TokenClaims
+from ocrmesh.platform.telemetry import REQUEST_ID_ATTRIBUTE, Context, SpanKind, current_context, resumed, span
+from ocrmesh.rules.tokens import TokenClaims
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ MAX_TEXT_IN_MAIL = 20_000
 
 
 class EventPublisher(Protocol):
-    """What the mailer needs from `ocrmesh.events.AsyncEmailPublisher`."""
+    """What the mailer needs from `ocrmesh.rules.email_events.AsyncEmailPublisher`."""
 
     async def publish(self, event: email_pb2.EmailRequested, timeout: float | None = None) -> None: ...  # noqa: ASYNC109
 

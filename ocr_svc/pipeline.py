@@ -38,7 +38,7 @@ from ocr_svc.engines.base import (
 from ocr_svc.images import DecodedImage, ImageLimits, decode_image
 from ocr_svc.layout import OrderedLine, reading_order
 from ocr_svc.metrics import PipelineMetrics
-from ocrmesh.telemetry import now_ns, record_span, span
+from ocrmesh.platform.telemetry import now_ns, record_span, span
 
 log = logging.getLogger(__name__)
 

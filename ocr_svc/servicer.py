@@ -14,8 +14,8 @@ from ocr_svc.notifications import CompletionMailer, completion_email
 from ocr_svc.per_user import CallsPerUser, TooManyCalls
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
-from ocrmesh.telemetry import set_user_id
-from ocrmesh.tokens import TokenClaims
+from ocrmesh.platform.telemetry import set_user_id
+from ocrmesh.rules.tokens import TokenClaims
 
 Authenticate = Callable[[aio.ServicerContext[Any, Any]], Awaitable[TokenClaims]]
 

@@ -8,10 +8,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ocrmesh.events.settings import EmailEventSettings
-from ocrmesh.processes import process_count
-from ocrmesh.settings import DEFAULT_AUTH_ADDR, GrpcServerSettings, GrpcTarget
-from ocrmesh.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
+from ocrmesh.rules.email_events.settings import EmailEventSettings
+from ocrmesh.platform.processes import process_count
+from ocrmesh.platform.settings import DEFAULT_AUTH_ADDR, GrpcServerSettings, GrpcTarget
+from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 MiB = 1024 * 1024
 

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from ocrmesh.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

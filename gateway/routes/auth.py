@@ -26,7 +26,7 @@ from gateway.schemas import (
     VerifyOtpRequest,
 )
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.grpc_client import bearer_metadata
+from ocrmesh.platform.grpc_client import bearer_metadata
 
 # auth_svc throttles per client address: it hears who the client is from us.
 CLIENT_ADDRESS_KEY = "x-client-address"

@@ -25,7 +25,7 @@ from gateway.schemas import (
     StartedEvent,
 )
 from gateway.uploads import MULTIPART_IMAGE_BODY, SUPPORTED_FORMATS, read_image_upload
-from ocrmesh.grpc_client import bearer_metadata
+from ocrmesh.platform.grpc_client import bearer_metadata
 from ocrmesh.ocr.v1 import ocr_pb2
 
 log = logging.getLogger(__name__)

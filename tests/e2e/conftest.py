@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
-from tests.support.mesh import Mesh, running_mesh
+from harness.mesh import Mesh, running_mesh
 
 
 @pytest.fixture(scope="session")

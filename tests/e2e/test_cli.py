@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
-from ocrmesh.cli.config import SavedLogin, TokenStore
+from ocrmesh_cli.config import SavedLogin, TokenStore
 from tests.e2e.conftest import SignedUpUser, random_email
-from tests.support.cli import cli_env, ocrmesh
-from tests.support.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
-from tests.support.mesh import Mesh, free_port
+from harness.cli import cli_env, ocrmesh
+from harness.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
+from harness.mesh import Mesh, free_port
 
 pytestmark = pytest.mark.e2e
 

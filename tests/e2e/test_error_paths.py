@@ -14,8 +14,8 @@ from sqlalchemy.pool import NullPool
 
 from auth_svc.keys import GENERATED_KEY_NAME, key_id_for, load_private_key
 from tests.e2e.conftest import SignedUpUser, random_email
-from tests.support.images import sample_multiline_png
-from tests.support.mesh import Mesh
+from harness.images import sample_multiline_png
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SignedUpUser
-from tests.support.images import sample_multiline_png
-from tests.support.mesh import Mesh
-from tests.support.prometheus import PROMETHEUS, PrometheusServer, running_prometheus, samples, value
+from harness.images import sample_multiline_png
+from harness.mesh import Mesh
+from harness.prometheus import PROMETHEUS, PrometheusServer, running_prometheus, samples, value
 
 pytestmark = pytest.mark.e2e
 

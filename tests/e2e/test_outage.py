@@ -8,8 +8,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import SignedUpUser
-from tests.support.images import sample_multiline_png
-from tests.support.mesh import Mesh
+from harness.images import sample_multiline_png
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
 

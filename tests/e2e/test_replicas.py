@@ -1,6 +1,6 @@
 """Replicas behind one gateway, as real processes: three ocr_svc on 127.0.0.2-4 and two
 auth_svc on 127.0.0.2-3 (Linux loopback answers on all of 127/8), the gateway pointed at
-each set with an `ipv4:` target, so its channels balance round robin (ocrmesh.grpc_client).
+each set with an `ipv4:` target, so its channels balance round robin (ocrmesh.platform.grpc_client).
 Calls are counted from each replica's own access log."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 
 from notifier.mailbox import VERIFICATION_CODE, mails_to, wait_for_mail
 from tests.e2e.conftest import SignedUpUser, random_email, sign_up
-from tests.support.images import sample_multiline_png
-from tests.support.mesh import Mesh, free_port, running_mesh
+from harness.images import sample_multiline_png
+from harness.mesh import Mesh, free_port, running_mesh
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")

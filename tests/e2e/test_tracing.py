@@ -12,9 +12,9 @@ import pytest
 
 from notifier.mailbox import OCR_COMPLETED, VERIFICATION_CODE, wait_for_mail
 from tests.e2e.conftest import SignedUpUser, random_email, sign_up
-from tests.support.images import sample_multiline_png
-from tests.support.mesh import Mesh, running_mesh
-from tests.support.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
+from harness.images import sample_multiline_png
+from harness.mesh import Mesh, running_mesh
+from harness.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
 
 pytestmark = pytest.mark.e2e
 

@@ -11,10 +11,10 @@ import pytest
 
 from notifier.mailbox import OCR_COMPLETED, mails_to, wait_for_mail
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.grpc_client import bearer_metadata
+from ocrmesh.platform.grpc_client import bearer_metadata
 from tests.e2e.conftest import SignedUpUser, random_email, sign_up
-from tests.support.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
-from tests.support.mesh import Mesh
+from harness.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
+from harness.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
 

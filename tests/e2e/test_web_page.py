@@ -16,13 +16,13 @@ from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_play
 
 from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 from tests.e2e.conftest import SignedUpUser, random_email
-from tests.support.images import (
+from harness.images import (
     SAMPLE_PARAGRAPH,
     character_error_rate,
     render_text_image,
     sample_multiline_png,
 )
-from tests.support.mesh import Mesh
+from harness.mesh import Mesh
 
 CHROMIUM = Path("/usr/bin/chromium")
 

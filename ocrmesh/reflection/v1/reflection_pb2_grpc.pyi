@@ -3,7 +3,7 @@
 isort:skip_file
 gRPC server reflection, version 1: the protocol grpcurl >= 1.9, grpcui, Postman and
 Kreya ask for first. grpcio-reflection only ships v1alpha, whose messages have exactly
-these fields and numbers; ocrmesh.server_reflection serves this service through the
+these fields and numbers; ocrmesh.platform.server_reflection serves this service through the
 library's v1alpha servicer. Canonical definition (Apache 2.0, the gRPC authors):
 https://github.com/grpc/grpc-proto/blob/master/grpc/reflection/v1/reflection.proto
 Kept under ocrmesh/ so its generated code lands with ours; the package must stay

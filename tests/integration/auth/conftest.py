@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from auth_svc.db import drop_database, ensure_database, make_engine, migrate
 from auth_svc.keys import generate_key_file, load_private_key
 from auth_svc.settings import AuthSettings
-from ocrmesh.events import EmailTopology
+from ocrmesh.rules.email_events import EmailTopology
 from tests.integration.auth.auth_support import Mailbox, RunningAuth
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import grpc
 import pytest
 
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.grpc_client import bearer_metadata
-from ocrmesh.tokens import TokenVerifier
+from ocrmesh.platform.grpc_client import bearer_metadata
+from ocrmesh.rules.tokens import TokenVerifier
 from tests.integration.auth.auth_support import Mailbox, RunningAuth, rpc_error
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from auth_svc.servicer import CLIENT_ADDRESS_KEY, RETRY_AFTER_KEY
 from auth_svc.settings import AuthSettings
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.grpc_client import bearer_metadata
+from ocrmesh.platform.grpc_client import bearer_metadata
 from tests.integration.auth.auth_support import Mailbox, RunningAuth, rpc_error
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]

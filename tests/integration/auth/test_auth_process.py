@@ -21,9 +21,9 @@ from sqlalchemy.engine import make_url
 
 from auth_svc.db import drop_database
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.events import EmailTopology
-from ocrmesh.health_probe import check
-from tests.support.prometheus import value
+from ocrmesh.rules.email_events import EmailTopology
+from ocrmesh.platform.health_probe import check
+from harness.prometheus import value
 
 pytestmark = pytest.mark.integration
 

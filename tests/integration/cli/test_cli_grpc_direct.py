@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ocrmesh.cli.config import SavedLogin, TokenStore
-from ocrmesh.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh_cli.config import SavedLogin, TokenStore
+from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
 from ocrmesh.ocr.v1 import ocr_pb2_grpc
-from ocrmesh.settings import GrpcTls
+from ocrmesh.platform.settings import GrpcTls
 from tests.integration.gateway.fakes import OCR_SERVICE, FakeOcr
-from tests.support.certs import make_certs, tls_env, tls_of
+from harness.certs import make_certs, tls_env, tls_of
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from auth_svc.app import signer_for
 from auth_svc.keys import load_private_key
 from auth_svc.settings import AuthSettings
 from notifier.health import HealthFile
-from ocrmesh.grpc_server import create_server
-from tests.support.deployment import (
+from ocrmesh.platform.grpc_server import create_server
+from harness.deployment import (
     APP_SERVICES,
     compose_env,
     environment,

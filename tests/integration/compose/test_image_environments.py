@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.deployment import (
+from harness.deployment import (
     APP_SERVICES,
     ROOT,
     AppService,
@@ -96,7 +96,7 @@ def test_each_image_environment_runs_its_service(
 
     module = app.module
     script = (
-        f"import {module}, {module}.__main__, ocrmesh.health_probe\n"
+        f"import {module}, {module}.__main__, ocrmesh.platform.health_probe\n"
         f"assert 'site-packages' in {module}.__file__, {module}.__file__\n" + CHECKS[app.name]
     )
     workdir = tmp_path / "workdir"

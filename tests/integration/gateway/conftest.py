@@ -15,10 +15,10 @@ import uvicorn
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from ocrmesh.auth.v1 import auth_pb2_grpc
-from ocrmesh.grpc_server import HostedService, create_server
+from ocrmesh.platform.grpc_server import HostedService, create_server
 from ocrmesh.ocr.v1 import ocr_pb2_grpc
 from tests.integration.gateway.fakes import AUTH_SERVICE, OCR_SERVICE, FakeAuth, FakeOcr, Mesh, gateway_client
-from tests.support.tokens import TokenIssuerForTests
+from harness.tokens import TokenIssuerForTests
 
 
 @pytest.fixture

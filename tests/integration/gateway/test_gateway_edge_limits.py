@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.mesh import ROOT, free_port
+from harness.mesh import ROOT, free_port
 
 UPLOAD_LIMIT = 100_000
 BODY_LIMIT = 16 * 1024

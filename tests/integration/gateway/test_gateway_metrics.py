@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 
 from tests.integration.gateway.fakes import ADA
-from tests.support.prometheus import samples, value
+from harness.prometheus import samples, value
 
 
 async def scrape(client: httpx.AsyncClient) -> str:

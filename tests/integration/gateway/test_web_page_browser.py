@@ -15,7 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from gateway.settings import GatewaySettings
 from tests.integration.gateway.conftest import LiveGateway
 from tests.integration.gateway.fakes import Mesh
-from tests.support.images import encode
+from harness.images import encode
 
 CHROMIUM = Path("/usr/bin/chromium")
 

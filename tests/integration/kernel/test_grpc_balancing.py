@@ -17,8 +17,8 @@ from grpc import aio
 from gateway.settings import GatewaySettings
 from ocr_svc.settings import OcrSettings
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.grpc_client import create_channel
-from ocrmesh.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
 
 SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")

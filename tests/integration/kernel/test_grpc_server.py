@@ -20,9 +20,9 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.grpc_client import create_channel
-from ocrmesh.grpc_server import HostedService, MeshServer, create_server
-from ocrmesh.logs import JsonFormatter
+from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.platform.logs import JsonFormatter
 from ocrmesh.reflection.v1 import reflection_pb2, reflection_pb2_grpc
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name

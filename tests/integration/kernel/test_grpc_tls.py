@@ -14,11 +14,11 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from gateway.backends import health_check
-from ocrmesh.grpc_client import create_channel
-from ocrmesh.grpc_server import MeshServer, create_server
-from ocrmesh.health_probe import check
-from ocrmesh.settings import GrpcTls, GrpcTlsSettings
-from tests.support.certs import make_certs, tls_env, tls_of
+from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.platform.grpc_server import MeshServer, create_server
+from ocrmesh.platform.health_probe import check
+from ocrmesh.platform.settings import GrpcTls, GrpcTlsSettings
+from harness.certs import make_certs, tls_env, tls_of
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ async def test_the_health_probe_speaks_mtls_from_the_environment(mtls_server: st
 
     def probe(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "ocrmesh.health_probe", mtls_server, "--timeout", "2"],
+            [sys.executable, "-m", "ocrmesh.platform.health_probe", mtls_server, "--timeout", "2"],
             capture_output=True,
             text=True,
             timeout=30,

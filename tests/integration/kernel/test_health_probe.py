@@ -6,8 +6,8 @@ import asyncio
 import subprocess
 import sys
 
-from ocrmesh.grpc_server import create_server
-from ocrmesh.health_probe import check
+from ocrmesh.platform.grpc_server import create_server
+from ocrmesh.platform.health_probe import check
 
 
 async def test_probe_says_serving_only_while_the_server_serves() -> None:
@@ -21,7 +21,7 @@ async def test_probe_says_serving_only_while_the_server_serves() -> None:
         # The same check as a command, as a compose healthcheck runs it.
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-m", "ocrmesh.health_probe", target],
+            [sys.executable, "-m", "ocrmesh.platform.health_probe", target],
             capture_output=True,
             text=True,
             timeout=30,
@@ -35,7 +35,7 @@ async def test_probe_says_serving_only_while_the_server_serves() -> None:
 
 def test_probe_fails_fast_when_nothing_listens() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "ocrmesh.health_probe", "127.0.0.1:1", "--timeout", "1"],
+        [sys.executable, "-m", "ocrmesh.platform.health_probe", "127.0.0.1:1", "--timeout", "1"],
         capture_output=True,
         text=True,
         timeout=30,

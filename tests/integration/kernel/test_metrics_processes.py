@@ -1,4 +1,4 @@
-"""Several forked processes of one service (the supervisor of ocrmesh.processes) add up
+"""Several forked processes of one service (the supervisor of ocrmesh.platform.processes) add up
 behind one /metrics (prometheus-client's multiprocess mode), and a dead worker's live gauges
 are forgotten while its counters stay."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ocrmesh.metrics import metrics_served
+from ocrmesh.platform.metrics import metrics_served
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -24,7 +24,7 @@ def test_forked_workers_add_up_and_a_dead_workers_live_gauges_are_forgotten(tmp_
         """
         import multiprocessing, urllib.request
         import grpc
-        from ocrmesh.metrics import metrics_served, rpc_metrics, worker_exited
+        from ocrmesh.platform.metrics import metrics_served, rpc_metrics, worker_exited
 
         def worker(go, done):
             rpc = rpc_metrics("/ocrmesh.ocr.v1.OcrService/Recognize")

@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import create_engine, text
 
-from ocrmesh import telemetry
+from ocrmesh.platform import telemetry
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from notifier.db import ensure_database, make_engine, migrate
 from notifier.ledger import DeliveryLedger
-from ocrmesh.events import EmailTopology
+from ocrmesh.rules.email_events import EmailTopology
 from tests.integration.notifier.notifier_support import Broker, SmtpSink
 
 

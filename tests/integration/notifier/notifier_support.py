@@ -25,7 +25,7 @@ from notifier.consumer import NotifierConsumer
 from notifier.delivery import MailDelivery
 from notifier.ledger import DeliveryLedger
 from notifier.transports import MailTransport
-from ocrmesh.events import EmailTopology
+from ocrmesh.rules.email_events import EmailTopology
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -13,7 +13,7 @@ import pika.exceptions
 import pytest
 
 from notifier.transports import SmtpTransport
-from ocrmesh.events import (
+from ocrmesh.rules.email_events import (
     AsyncEmailPublisher,
     EmailPublisher,
     EmailTopology,
@@ -29,7 +29,7 @@ from tests.integration.notifier.notifier_support import (
     close_named_connections,
     wait_until,
 )
-from tests.support.tcp_proxy import TcpProxy
+from harness.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

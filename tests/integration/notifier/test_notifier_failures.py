@@ -10,7 +10,7 @@ import pytest
 
 from notifier.delivery import ATTEMPT_HEADER, PARK_REASON_HEADER
 from notifier.transports import SmtpTransport
-from ocrmesh.events import EmailPublisher, EmailTopology, new_email_event
+from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 from ocrmesh.notify.v1 import email_pb2
 from tests.integration.notifier.notifier_support import (
     Broker,

@@ -16,10 +16,10 @@ from ocr_svc.engines import warm_up
 from ocr_svc.engines.base import OcrEngine
 from ocr_svc.engines.rapid import RapidOcrEngine
 from ocr_svc.settings import OcrSettings
-from ocrmesh.events import EmailTopology
-from ocrmesh.grpc_client import create_channel
+from ocrmesh.rules.email_events import EmailTopology
+from ocrmesh.platform.grpc_client import create_channel
 from tests.integration.ocr.ocr_support import Broker, RunningOcr
-from tests.support.tokens import TokenIssuerForTests
+from harness.tokens import TokenIssuerForTests
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 StartOcr = Callable[..., Awaitable[RunningOcr]]

@@ -13,8 +13,8 @@ from ocr_svc.engines.rapid import RapidOcrEngine
 from ocrmesh.notify.v1 import email_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import Broker, completed_of
-from tests.support.images import render_text_image
-from tests.support.tcp_proxy import TcpProxy
+from harness.images import render_text_image
+from harness.tcp_proxy import TcpProxy
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 pytestmark = pytest.mark.integration

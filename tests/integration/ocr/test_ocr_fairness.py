@@ -13,7 +13,7 @@ from ocr_svc.engines.rapid import RapidOcrEngine
 from ocrmesh.ocr.v1 import ocr_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import GatedLastLine, completed_of
-from tests.support.images import SAMPLE_PARAGRAPH, sample_multiline_png
+from harness.images import SAMPLE_PARAGRAPH, sample_multiline_png
 
 pytestmark = pytest.mark.integration
 

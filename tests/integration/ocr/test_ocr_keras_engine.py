@@ -16,7 +16,7 @@ from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.engines.keras import KerasOcrEngine
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import completed_of
-from tests.support.images import encode, render_text_image
+from harness.images import encode, render_text_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.keras]
 

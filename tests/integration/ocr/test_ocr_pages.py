@@ -1,7 +1,7 @@
 """Scanned multi-column pages through ocr_svc with the real engine: reading order across
 columns, character error rate, and a stream whose order is the completed text's.
 
-The pages (tests/support/pages.py) are 300 dpi, binarised, with a full-width heading over
+The pages (harness/pages.py) are 300 dpi, binarised, with a full-width heading over
 2, 3 or 4 columns, as a G4 TIFF and as a noisy, slightly skewed JPEG; Letter width, a
 third of its height and 9 lines per column, so the six of them take seconds, not minutes,
 on two cores. The engine runs as ocr_svc runs it by default on two cores: two workers,
@@ -24,7 +24,7 @@ from ocr_svc.images import ImageLimits, decode_image
 from ocrmesh.ocr.v1 import ocr_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import completed_of
-from tests.support.pages import GeneratedPage, PageSpec, page_error_rate, render_page
+from harness.pages import GeneratedPage, PageSpec, page_error_rate, render_page
 
 pytestmark = pytest.mark.integration
 

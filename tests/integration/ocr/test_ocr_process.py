@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ocrmesh.health_probe import check
+from ocrmesh.platform.health_probe import check
 
 pytestmark = pytest.mark.integration
 

@@ -19,7 +19,7 @@ READ_OFFLINE = """
 import numpy as np
 from ocr_svc.engines import warm_up
 from ocr_svc.engines.rapid import RapidOcrEngine
-from tests.support.images import render_text_pil
+from harness.images import render_text_pil
 
 engine = RapidOcrEngine(threads=1)
 warm_up(engine)

@@ -16,7 +16,7 @@ from ocr_svc.engines.base import EngineUnavailable, RecognizedLine, RgbImage, Te
 from ocr_svc.engines.rapid import RapidOcrEngine
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import GatedLastLine, completed_of, lines_of
-from tests.support.images import (
+from harness.images import (
     SAMPLE_PARAGRAPH,
     available_fonts,
     character_error_rate,

@@ -22,7 +22,7 @@ from auth_svc.keys import (
     load_signer,
     public_pem,
 )
-from ocrmesh.tokens import TokenVerifier
+from ocrmesh.rules.tokens import TokenVerifier
 
 
 def signer_from(tmp_path: Path, **overrides: object) -> TokenSigner:

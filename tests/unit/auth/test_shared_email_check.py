@@ -1,12 +1,12 @@
 """Issue 15: auth_svc accepts exactly the addresses the notifier can mail (one check,
-`ocrmesh.emails`): a non-ASCII local part is refused at sign-up, an IDN domain is fine."""
+`ocrmesh.rules.emails`): a non-ASCII local part is refused at sign-up, an IDN domain is fine."""
 
 from __future__ import annotations
 
 import pytest
 
 from auth_svc import domain
-from ocrmesh.emails import InvalidEmail, check_email
+from ocrmesh.rules.emails import InvalidEmail, check_email
 
 
 def test_a_non_ascii_local_part_is_refused_by_both() -> None:

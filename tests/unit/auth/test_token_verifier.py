@@ -12,8 +12,8 @@ import jwt
 import pytest
 
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.grpc_client import create_channel
-from ocrmesh.tokens import (
+from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.rules.tokens import (
     InvalidToken,
     KeysUnavailable,
     PublicKeyLike,
@@ -22,7 +22,7 @@ from ocrmesh.tokens import (
     VerifiedTokens,
     bearer_token_from_metadata,
 )
-from tests.support.tokens import TokenIssuerForTests
+from harness.tokens import TokenIssuerForTests
 
 
 @pytest.fixture
@@ -302,7 +302,7 @@ async def test_a_remembered_token_is_refused_once_it_expires(
     token = issuer.mint()
     claims = await verifier.verify(token)
     later = claims.expires_at.timestamp() + 1
-    monkeypatch.setattr("ocrmesh.tokens.time.time", lambda: later)
+    monkeypatch.setattr("ocrmesh.rules.tokens.time.time", lambda: later)
     monkeypatch.setattr("jwt.api_jwt.datetime", _FrozenDatetime(later))
 
     with pytest.raises(InvalidToken, match="expired"):

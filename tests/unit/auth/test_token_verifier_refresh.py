@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Sequence
 import pytest
 
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.tokens import InvalidToken, KeysUnavailable, PublicKeyLike, Revocations, TokenVerifier
-from tests.support.tokens import TokenIssuerForTests
+from ocrmesh.rules.tokens import InvalidToken, KeysUnavailable, PublicKeyLike, Revocations, TokenVerifier
+from harness.tokens import TokenIssuerForTests
 
 
 @pytest.fixture
@@ -118,7 +118,7 @@ async def test_revocations_apply_to_remembered_tokens(issuer: TokenIssuerForTest
 async def test_a_verifier_of_an_auth_svc_without_revocations_revokes_nothing(
     issuer: TokenIssuerForTests,
 ) -> None:
-    from ocrmesh.grpc_client import create_channel
+    from ocrmesh.platform.grpc_client import create_channel
 
     channel = create_channel(issuer.target)
     try:

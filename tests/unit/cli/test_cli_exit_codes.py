@@ -7,8 +7,8 @@ import grpc
 import httpx
 import pytest
 
-from ocrmesh.cli.client import error_detail, http_error, normalize_url
-from ocrmesh.cli.errors import ExitCode, exit_code_for_grpc, exit_code_for_http, worst
+from ocrmesh_cli.client import error_detail, http_error, normalize_url
+from ocrmesh_cli.errors import ExitCode, exit_code_for_grpc, exit_code_for_http, worst
 
 
 @pytest.mark.parametrize(

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ocrmesh.cli.config import SavedLogin, TokenStore, config_dir
-from ocrmesh.cli.errors import CliError, ExitCode
+from ocrmesh_cli.config import SavedLogin, TokenStore, config_dir
+from ocrmesh_cli.errors import CliError, ExitCode
 
 
 def login(expires_in: float = 3600, token: str = "header.payload.signature") -> SavedLogin:

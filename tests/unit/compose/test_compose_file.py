@@ -14,8 +14,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from ocrmesh import telemetry
-from tests.support.deployment import (
+from ocrmesh.platform import telemetry
+from harness.deployment import (
     APP_SERVICES,
     COMPOSE_FILE,
     SAMPLE_SECRETS,
@@ -116,7 +116,7 @@ def test_every_variable_a_service_is_given_is_one_of_its_settings(
     app: AppService, svc: dict[str, dict[str, Any]]
 ) -> None:
     # extra="ignore" in the settings would silently drop a misspelt name. OTEL_* are
-    # OpenTelemetry's own variables, read by ocrmesh.telemetry and the SDK (tested below).
+    # OpenTelemetry's own variables, read by ocrmesh.platform.telemetry and the SDK (tested below).
     known = {name.upper() for name in app.settings.model_fields}
     unknown = {name for name in environment(svc[app.name]) if not name.startswith("OTEL_")} - known
     assert not unknown, f"{app.name} does not read {sorted(unknown)}"
@@ -219,7 +219,7 @@ def test_every_long_running_service_has_a_healthcheck_and_restarts(
 
 def test_healthchecks_use_the_probe_each_kind_of_service_needs(svc: dict[str, dict[str, Any]]) -> None:
     for name in ("auth", "ocr"):
-        assert healthcheck_argv(svc[name])[:3] == ["python", "-m", "ocrmesh.health_probe"]
+        assert healthcheck_argv(svc[name])[:3] == ["python", "-m", "ocrmesh.platform.health_probe"]
     assert healthcheck_argv(svc["notifier"]) == ["python", "-m", "notifier", "healthcheck"]
     assert "/healthz" in healthcheck_argv(svc["gateway"])[-1]
     assert healthcheck_argv(svc["postgres"])[0] == "pg_isready"

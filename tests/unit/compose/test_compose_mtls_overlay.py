@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.support.deployment import APP_SERVICES, ROOT, AppService, environment, settings_from
+from harness.deployment import APP_SERVICES, ROOT, AppService, environment, settings_from
 
 OVERLAY = ROOT / "docker-compose.mtls.yml"
 GRPC_PARTIES = ("auth", "ocr", "gateway")

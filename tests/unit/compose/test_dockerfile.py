@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.deployment import (
+from harness.deployment import (
     ROOT,
     Instruction,
     compose_env,

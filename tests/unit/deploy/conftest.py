@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.k8s import BASE, OVERLAYS, Rendered, checkout_with_dev_inputs, kustomize_command, render
+from harness.k8s import BASE, OVERLAYS, Rendered, checkout_with_dev_inputs, kustomize_command, render
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,10 @@ import pytest
 from gateway.routes.health import router as health_router
 from notifier.__main__ import main as notifier_main
 from notifier.health import HealthFile
-from ocrmesh import telemetry
+from ocrmesh.platform import telemetry
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.ocr.v1 import ocr_pb2
-from tests.support.deployment import (
+from harness.deployment import (
     APP_SERVICES,
     AppService,
     compose_env,
@@ -27,7 +27,7 @@ from tests.support.deployment import (
     services,
     settings_from,
 )
-from tests.support.k8s import (
+from harness.k8s import (
     BASE,
     DEPLOYMENTS,
     OVERLAYS,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.k8s import (
+from harness.k8s import (
     BASE,
     OVERLAYS,
     Rendered,

@@ -15,8 +15,8 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 
 from auth_svc.keys import load_private_key
-from tests.support.deployment import ROOT
-from tests.support.k8s import (
+from harness.deployment import ROOT
+from harness.k8s import (
     BASE,
     DEPLOYMENTS,
     DEV_SECRETS_ENV,

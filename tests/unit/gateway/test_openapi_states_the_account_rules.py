@@ -1,5 +1,5 @@
 """The OpenAPI document and auth_svc judge account fields alike: the schema's constraints
-come from ocrmesh.account_rules, and for any input the schema accepts, auth_svc's checks
+come from ocrmesh.rules.account_rules, and for any input the schema accepts, auth_svc's checks
 accept it too (and the other way round where the schema can state the rule)."""
 
 from __future__ import annotations

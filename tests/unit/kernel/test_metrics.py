@@ -1,4 +1,4 @@
-"""ocrmesh.metrics: names and labels that follow Prometheus's conventions (bounded label
+"""ocrmesh.platform.metrics: names and labels that follow Prometheus's conventions (bounded label
 values, `_total`, `_seconds`), labels on every metric (multiprocess mode needs them), and
 bounded token failure reasons. tests/integration/kernel/test_metrics_processes.py runs
 several processes."""
@@ -15,10 +15,10 @@ import auth_svc.metrics
 import gateway.metrics
 import notifier.metrics
 import ocr_svc.metrics
-import ocrmesh.metrics
-from ocrmesh.metrics import token_failure_reason
+import ocrmesh.platform.metrics
+from ocrmesh.platform.metrics import token_failure_reason
 
-OUR_MODULES = (ocrmesh.metrics, auth_svc.metrics, ocr_svc.metrics, gateway.metrics, notifier.metrics)
+OUR_MODULES = (ocrmesh.platform.metrics, auth_svc.metrics, ocr_svc.metrics, gateway.metrics, notifier.metrics)
 # Labels whose values we choose from a fixed set (or the registered methods and routes).
 ALLOWED_LABELS = {
     "grpc_service",

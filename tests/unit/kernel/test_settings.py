@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocrmesh.request_context import accept_request_id
-from ocrmesh.settings import ServiceSettings, load_settings
+from ocrmesh.platform.request_context import accept_request_id
+from ocrmesh.platform.settings import ServiceSettings, load_settings
 
 
 class ExampleSettings(ServiceSettings):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ocrmesh.events import DEFAULT_EMAIL_QUEUE, DEFAULT_MAX_LENGTH, EmailTopology
-from ocrmesh.events.topology import DELIVERY_LIMIT, parse_delays, topology_mismatch
+from ocrmesh.rules.email_events import DEFAULT_EMAIL_QUEUE, DEFAULT_MAX_LENGTH, EmailTopology
+from ocrmesh.rules.email_events.topology import DELIVERY_LIMIT, parse_delays, topology_mismatch
 
 
 def test_default_names_match_the_contract() -> None:

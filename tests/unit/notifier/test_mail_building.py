@@ -10,7 +10,7 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from notifier.mail import WIRE_POLICY, MalformedEvent, build_message, parse_event
-from ocrmesh.events import EVENT_TYPE, new_email_event
+from ocrmesh.rules.email_events import EVENT_TYPE, new_email_event
 from ocrmesh.notify.v1 import email_pb2
 
 

@@ -28,7 +28,7 @@ from ocr_svc.images import (
     decode_image,
     decoded_bytes,
 )
-from tests.support.images import encode, render_text_pil
+from harness.images import encode, render_text_pil
 
 REPO = Path(__file__).resolve().parents[3]
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)

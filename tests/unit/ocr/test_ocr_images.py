@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from ocr_svc.images import ImageLimits, InvalidImage, decode_image
-from tests.support.images import encode, render_text_pil
+from harness.images import encode, render_text_pil
 
 LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
 

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 
 from ocr_svc.notifications import CompletionMailer, completion_email
-from ocrmesh.events import PublishError
+from ocrmesh.rules.email_events import PublishError
 from ocrmesh.notify.v1 import email_pb2
-from ocrmesh.tokens import TokenClaims
+from ocrmesh.rules.tokens import TokenClaims
 
 CLAIMS = TokenClaims(
     user_id="u1",

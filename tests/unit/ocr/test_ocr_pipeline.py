@@ -11,7 +11,7 @@ import pytest
 
 from ocr_svc.images import ImageLimits, InvalidImage
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
-from tests.support.images import render_text_image
+from harness.images import render_text_image
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 LIMITS = ImageLimits(max_bytes=1024 * 1024, max_pixels=10_000_000)

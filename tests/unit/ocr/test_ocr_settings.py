@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ocr_svc.settings import OcrSettings
-from ocrmesh.settings import load_settings
+from ocrmesh.platform.settings import load_settings
 
 
 def test_defaults_match_the_documented_ones(monkeypatch: pytest.MonkeyPatch) -> None:

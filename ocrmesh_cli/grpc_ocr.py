@@ -1,0 +1,88 @@
+"""`ocrmesh ocr --grpc`: OcrService.Recognize straight from ocr_svc, for internal callers
+that can reach it (OCR_ADDR), with the token from `ocrmesh login` as bearer metadata.
+TLS as every mesh client: the GRPC_TLS_* variables (ocrmesh.platform.settings.GrpcTls)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Final
+
+import grpc
+
+from gateway.ocr_events import event_from_proto as rest_event
+from ocrmesh_cli.errors import CliError, ExitCode, exit_code_for_grpc
+from ocrmesh_cli.events import OcrEvent, parse_event
+from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
+from ocrmesh.platform.grpc_server import MiB
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.platform.settings import GrpcTls
+
+# ocr_svc's trailing metadata on RESOURCE_EXHAUSTED: seconds until a retry may work.
+RETRY_AFTER_KEY: Final = "retry-after-seconds"
+
+
+def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
+    """The event one message of the Recognize stream carries, exactly as the gateway streams
+    it (the gateway's own conversion, read back as this client reads `/ocr/stream`); None
+    for a kind neither knows."""
+    event = rest_event(response)
+    return None if event is None else parse_event(event.model_dump_json().encode())
+
+
+def error_from_rpc(error: grpc.aio.AioRpcError, *, addr: str) -> CliError:
+    """The CliError for a failed Recognize call."""
+    code = error.code()
+    retry_after = None
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        for key, value in error.trailing_metadata() or ():
+            text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+            if key == RETRY_AFTER_KEY and text.isdigit():
+                retry_after = float(text)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        message = f"cannot reach ocr_svc at {addr}: {error.details() or 'unavailable'}"
+    elif code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        message = f"ocr_svc at {addr} did not answer in time"
+    else:
+        message = f"{error.details() or code.name.lower()} ({code.name})"
+        if code == grpc.StatusCode.UNAUTHENTICATED:
+            message += " (run `ocrmesh login` again)"
+    return CliError(exit_code_for_grpc(code), message, retry_after=retry_after)
+
+
+class GrpcOcr:
+    """Recognize calls to ocr_svc at `addr` on one channel, each with `timeout` seconds."""
+
+    def __init__(self, addr: str, token: str, *, timeout: float, max_image_bytes: int, tls: GrpcTls) -> None:
+        self.addr = addr
+        self._token = token
+        self._timeout = timeout
+        try:
+            self._channel = create_channel(
+                addr, tls=tls, stream_timeout=timeout, max_message_bytes=max_image_bytes + MiB
+            )
+        except OSError as exc:  # a TLS file that cannot be read
+            raise CliError(ExitCode.USAGE, f"cannot read the gRPC TLS files: {exc}") from None
+        self._stub = ocr_pb2_grpc.OcrServiceStub(self._channel)
+
+    async def __aenter__(self) -> GrpcOcr:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._channel.close()
+
+    async def recognize(self, data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
+        """The events of Recognize for one image, each as soon as it arrives."""
+        call = self._stub.Recognize(
+            ocr_pb2.RecognizeRequest(image=data, filename=filename),
+            metadata=bearer_metadata(self._token),
+            timeout=self._timeout,
+        )
+        try:
+            async for response in call:
+                event = event_from_proto(response)
+                if event is not None:
+                    yield event
+        except grpc.aio.AioRpcError as exc:
+            raise error_from_rpc(exc, addr=self.addr) from None
+        finally:
+            call.cancel()
