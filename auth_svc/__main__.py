@@ -10,13 +10,13 @@ from sqlalchemy.exc import OperationalError
 from auth_svc.app import create_app
 from auth_svc.keys import KeyConfigError
 from auth_svc.settings import AuthSettings
-from ocrmesh.rules.email_events import TopologyError
 from ocrmesh.platform.grpc_server import run_until_signalled
 from ocrmesh.platform.logs import configure_logging
 from ocrmesh.platform.metrics import metrics_served
 from ocrmesh.platform.processes import process_count, serve_in_processes
 from ocrmesh.platform.settings import load_settings
 from ocrmesh.platform.telemetry import tracing
+from ocrmesh.rules.email_events import TopologyError
 
 log = logging.getLogger("auth_svc")
 

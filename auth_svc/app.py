@@ -27,9 +27,9 @@ from auth_svc.settings import AuthSettings
 from auth_svc.throttles import Throttles
 from auth_svc.use_cases import AuthUseCases, CodePolicy
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.rules.email_events import EmailPublisher
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
 from ocrmesh.platform.telemetry import instrument_engines
+from ocrmesh.rules.email_events import EmailPublisher
 from ocrmesh.rules.tokens import PublicKeyLike, RevocationFetcher, Revocations, TokenVerifier
 
 log = logging.getLogger(__name__)

@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from auth_svc.metrics import OutboxBacklog
 from auth_svc.orm import OutboxMessage
-from ocrmesh.rules.email_events import EVENT_TYPE, PublishError
 from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.platform.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span, current_carrier
+from ocrmesh.rules.email_events import EVENT_TYPE, PublishError
 
 log = logging.getLogger(__name__)
 

@@ -25,6 +25,7 @@ from auth_svc.keys import TokenSigner
 from auth_svc.lookups import UserLookups
 from auth_svc.use_cases import AuthUseCases, user_key
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.platform import metadata
 from ocrmesh.platform.telemetry import set_user_id
 from ocrmesh.rules.tokens import TokenClaims, TokenVerifier
 
@@ -47,10 +48,10 @@ STATUS_FOR: dict[type[Exception], grpc.StatusCode] = {
     PoolTimeout: grpc.StatusCode.UNAVAILABLE,
 }
 # Trailing metadata that tells a client (the gateway: Retry-After) when to come back.
-RETRY_AFTER_KEY = "retry-after-seconds"
+RETRY_AFTER_KEY = metadata.RETRY_AFTER_SECONDS
 # The end client's network address, as the gateway saw it (`gateway.deps.client_address`).
 # Without it (a direct gRPC caller) the peer address of the call is used.
-CLIENT_ADDRESS_KEY = "x-client-address"
+CLIENT_ADDRESS_KEY = metadata.CLIENT_ADDRESS
 TOKEN_TYPE = "bearer"  # noqa: S105 (the OAuth token type, not a secret)
 
 

@@ -8,9 +8,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode
 
+from ocrmesh.platform.settings import GrpcServerSettings
 from ocrmesh.rules.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from ocrmesh.rules.email_events.settings import EmailEventSettings
-from ocrmesh.platform.settings import GrpcServerSettings
 from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ocrmesh"

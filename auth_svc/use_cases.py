@@ -36,8 +36,8 @@ from auth_svc.outbox import enqueue_email
 from auth_svc.passwords import PasswordHasher, common_passwords
 from auth_svc.repository import Users, user_views_by_ids, view
 from auth_svc.throttles import Throttles
-from ocrmesh.rules.email_events import new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import new_email_event
 from ocrmesh.rules.tokens import Revocations
 
 log = logging.getLogger(__name__)

@@ -45,9 +45,9 @@ from bench.report import (
     ratio_lower_is_better,
 )
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.rules.email_events import EmailTopology
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.email_events import EmailTopology
 from ocrmesh.rules.tokens import TOKEN_ALGORITHM, TokenVerifier
 
 PASSWORD = "correct horse battery staple"

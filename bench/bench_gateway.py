@@ -63,12 +63,12 @@ from bench.report import (  # noqa: E402
     percentile,
     ratio_lower_is_better,
 )
-from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
-from ocrmesh.platform.grpc_client import bearer_metadata, create_channel  # noqa: E402
-from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc  # noqa: E402
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL  # noqa: E402
 from harness.images import render_text_image, sample_multiline_png  # noqa: E402
 from harness.mesh import Mesh, free_port, running_mesh  # noqa: E402
+from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc  # noqa: E402
+from ocrmesh.platform.grpc_client import bearer_metadata, create_channel  # noqa: E402
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL  # noqa: E402
 
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct horse battery staple"

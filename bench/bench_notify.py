@@ -55,9 +55,9 @@ from bench.report import (  # noqa: E402
 )
 from notifier.db import ensure_database  # noqa: E402
 from notifier.health import check  # noqa: E402
-from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event  # noqa: E402
 from ocrmesh.notify.v1 import email_pb2  # noqa: E402
 from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL  # noqa: E402
+from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event  # noqa: E402
 
 PREFETCH = 50
 

@@ -35,8 +35,8 @@ import grpc
 from bench.bench_gateway import DEFAULT_POSTGRES_ADMIN_URL, say, sign_up
 from bench.loadgen import LoadResult, ensure_tools, median_result, wrk_get
 from bench.report import Row, add_json_argument, emit, ratio_higher_is_better
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 from harness.mesh import Mesh, running_mesh
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 
 SERVICES = ("auth", "notifier", "gateway")
 GET_CURRENT_USER = "/ocrmesh.auth.v1.AuthService/GetCurrentUser"

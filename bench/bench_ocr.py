@@ -47,19 +47,19 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from PIL import Image, ImageDraw, ImageFont
 
 from bench.report import Row, add_json_argument, emit, median, ratio_higher_is_better, ratio_lower_is_better
+from harness.pages import PageSpec, page_error_rate, render_page
 from ocr_svc.app import create_app
 from ocr_svc.engines import EngineUnavailable, create_engine, warm_up
 from ocr_svc.engines.rapid import DETECTION_MODEL, RECOGNITION_MODEL, RapidOcrEngine
 from ocr_svc.images import ImageLimits, decode_image
 from ocr_svc.settings import OcrSettings
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.rules.email_events import EmailTopology
-from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
 from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.email_events import EmailTopology
 from ocrmesh.rules.tokens import TOKEN_ALGORITHM, TokenVerifier
 from scripts import debian_tools
-from harness.pages import PageSpec, page_error_rate, render_page
 
 SLICE_SECONDS = 3.0
 # Tesseract's two ways to run one page: its OpenMP threads (every core; Debian's build

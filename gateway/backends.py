@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 from grpc import aio
 from grpc_health.v1 import health_pb2
 
-from gateway.settings import GatewaySettings, MiB
+from gateway.settings import GatewaySettings
 from ocrmesh.auth.v1 import auth_pb2_grpc
-from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.ocr.v1 import ocr_pb2_grpc
+from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.platform.units import MiB
 from ocrmesh.rules.tokens import TokenVerifier
 
 if TYPE_CHECKING:

@@ -37,7 +37,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
-KiB = 1024
 CLOSE = {"Connection": "close"}
 
 

@@ -11,6 +11,7 @@ import grpc
 from fastapi import HTTPException, status
 from pydantic import BaseModel, Field
 
+from ocrmesh.platform import metadata
 from ocrmesh.platform.request_context import current_request_id
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ def http_error_from_rpc(
 
 
 # Trailing metadata a service sets on RESOURCE_EXHAUSTED: seconds until a retry may work.
-RETRY_AFTER_KEY: Final = "retry-after-seconds"
+RETRY_AFTER_KEY: Final = metadata.RETRY_AFTER_SECONDS
 
 
 def _retry_after(error: grpc.aio.AioRpcError) -> str | None:

@@ -15,7 +15,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import internal_error_detail
 from gateway.metrics import observe_request
-from ocrmesh.platform.request_context import REQUEST_ID_HEADER, accept_request_id, reset_request_id, set_request_id
+from ocrmesh.platform.request_context import (
+    REQUEST_ID_HEADER,
+    accept_request_id,
+    reset_request_id,
+    set_request_id,
+)
 from ocrmesh.platform.telemetry import tag_request_id
 
 log = logging.getLogger(__name__)

@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
+from ocrmesh.auth.v1 import auth_pb2
+from ocrmesh.ocr.v1 import ocr_pb2
 from ocrmesh.rules.account_rules import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -16,8 +18,6 @@ from ocrmesh.rules.account_rules import (
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
 )
-from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.ocr.v1 import ocr_pb2
 
 # The account rules as auth_svc enforces them (ocrmesh.rules.account_rules, one definition), so
 # the OpenAPI schema says what the service accepts. What no schema can say (a common

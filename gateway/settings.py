@@ -9,10 +9,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
 from ocrmesh.platform.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTarget, GrpcTlsSettings
+from ocrmesh.platform.units import KiB, MiB
 from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
-
-KiB = 1024
-MiB = 1024 * KiB
 
 
 class GatewaySettings(GrpcTlsSettings):

@@ -22,9 +22,9 @@ import pika
 import psycopg2
 from psycopg2 import sql
 
-from ocrmesh.rules.email_events.topology import EmailTopology
 from ocrmesh.platform.health_probe import check
 from ocrmesh.platform.settings import GrpcTls
+from ocrmesh.rules.email_events.topology import EmailTopology
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "ocr", "notifier", "gateway")
@@ -133,7 +133,7 @@ class Mesh:
                 return False
         # The notifier has no port: it is ready once it consumes (see its health file).
         health_file = self.env.get("NOTIFIER_HEALTH_FILE")
-        return bool(health_file) and Path(health_file).exists()
+        return health_file is not None and Path(health_file).exists()
 
     def close(self) -> None:
         for name in list(self.processes):

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections.abc import Coroutine
 from types import TracebackType
+from typing import Any
 
 
 class TcpProxy:
@@ -72,8 +74,8 @@ class TcpProxy:
         return len(self._writers) // 2
 
     # -- internals -----------------------------------------------------------------------
-    def _call(self, coro: object) -> None:
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)  # type: ignore[arg-type]
+    def _call(self, coro: Coroutine[Any, Any, object]) -> None:
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         future.result(timeout=10)
 
     async def _start(self) -> None:

@@ -231,7 +231,7 @@ class TokenIssuerForTests:
 
     async def start(self) -> TokenIssuerForTests:
         service = HostedService.of(
-            _PublicKeysServicer(self),
+            _PublicKeysServicer(self),  # type: ignore[abstract]  # serves only the key RPCs
             auth_pb2_grpc.add_AuthServiceServicer_to_server,
             auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name,
         )

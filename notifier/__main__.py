@@ -36,11 +36,11 @@ from notifier.parking import list_parked, requeue_parked
 from notifier.settings import NotifierSettings
 from notifier.transports import FileTransport, MailTransport, SmtpTransport
 from ocrmesh.platform.amqp import connection_parameters
-from ocrmesh.rules.email_events.errors import TopologyError
 from ocrmesh.platform.logs import configure_logging
 from ocrmesh.platform.metrics import metrics_served
 from ocrmesh.platform.settings import load_settings
 from ocrmesh.platform.telemetry import configure_tracing, instrument_engines, shutdown_tracing
+from ocrmesh.rules.email_events.errors import TopologyError
 
 log = logging.getLogger(__name__)
 

@@ -47,9 +47,9 @@ from notifier.delivery import (
 from notifier.health import HealthFile
 from notifier.metrics import count_outcome
 from ocrmesh.platform.amqp import CONNECTION_ERRORS, connection_parameters
+from ocrmesh.platform.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span
 from ocrmesh.rules.email_events.errors import TopologyError
 from ocrmesh.rules.email_events.topology import EmailTopology
-from ocrmesh.platform.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span
 
 log = logging.getLogger(__name__)
 

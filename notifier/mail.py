@@ -13,9 +13,9 @@ from email.utils import format_datetime, formataddr, parseaddr
 
 from google.protobuf.message import DecodeError
 
-from ocrmesh.rules.emails import InvalidEmail, check_email
-from ocrmesh.rules.email_events.messages import EVENT_TYPE
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events.messages import EVENT_TYPE
+from ocrmesh.rules.emails import InvalidEmail, check_email
 
 # event_id becomes part of a file name and of the Message-ID: keep it to safe characters.
 # Always checked with fullmatch: `$` (and so `match`) accepts a trailing newline, which

@@ -18,11 +18,11 @@ from ocr_svc.per_user import CallsPerUser
 from ocr_svc.pipeline import OcrPipeline
 from ocr_svc.servicer import Authenticate, OcrServicer
 from ocr_svc.settings import OcrSettings
-from ocrmesh.rules.email_events import AsyncEmailPublisher
-from ocrmesh.rules.grpc_auth import BearerTokenInterceptor
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
-from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.rules.email_events import AsyncEmailPublisher
+from ocrmesh.rules.grpc_auth import BearerTokenInterceptor
 from ocrmesh.rules.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ import logging
 import random
 from typing import Protocol
 
-from ocrmesh.rules.email_events import new_email_event
 from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.platform.telemetry import REQUEST_ID_ATTRIBUTE, Context, SpanKind, current_context, resumed, span
+from ocrmesh.rules.email_events import new_email_event
 from ocrmesh.rules.tokens import TokenClaims
 
 log = logging.getLogger(__name__)

@@ -14,6 +14,7 @@ from ocr_svc.notifications import CompletionMailer, completion_email
 from ocr_svc.per_user import CallsPerUser, TooManyCalls
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.platform import metadata
 from ocrmesh.platform.telemetry import set_user_id
 from ocrmesh.rules.tokens import TokenClaims
 
@@ -35,7 +36,7 @@ ERROR_STATUS: dict[type[Exception], grpc.StatusCode] = {
 }
 # Trailing metadata with the seconds after which a refused call may succeed (the gateway's
 # Retry-After).
-RETRY_AFTER_KEY = "retry-after-seconds"
+RETRY_AFTER_KEY = metadata.RETRY_AFTER_SECONDS
 
 
 def to_response(event: OcrEvent) -> ocr_pb2.RecognizeResponse:

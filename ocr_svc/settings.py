@@ -8,12 +8,11 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ocrmesh.rules.email_events.settings import EmailEventSettings
 from ocrmesh.platform.processes import process_count
 from ocrmesh.platform.settings import DEFAULT_AUTH_ADDR, GrpcServerSettings, GrpcTarget
+from ocrmesh.platform.units import MiB
+from ocrmesh.rules.email_events.settings import EmailEventSettings
 from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
-
-MiB = 1024 * 1024
 
 
 def _cpu_count() -> int:

@@ -1,5 +1,9 @@
 """Generate the Python gRPC/protobuf code in ocrmesh/ from protos/ (`make protos`).
 
+A service's gRPC service config (`<name>_grpc_service_config.json` beside its proto, as
+googleapis keeps them: which methods clients retry) is copied next to the generated code,
+where `ocrmesh.platform.grpc_client` reads it.
+
 The output is committed; `tests/unit/test_generated_code.py` regenerates into a temporary
 folder and fails when the committed files differ.
 """
@@ -20,6 +24,10 @@ PROTOS = ROOT / "protos"
 
 def proto_files() -> list[Path]:
     return sorted(PROTOS.rglob("*.proto"))
+
+
+def service_configs() -> list[Path]:
+    return sorted(PROTOS.rglob("*_grpc_service_config.json"))
 
 
 def generate(out_dir: Path) -> None:
@@ -51,6 +59,10 @@ def generate(out_dir: Path) -> None:
             if not init.exists():
                 init.write_text("")
             pkg = pkg.parent
+    for config in service_configs():
+        target = out_dir / config.relative_to(PROTOS)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config, target)
 
 
 def main() -> None:

@@ -26,10 +26,11 @@ from gateway.schemas import (
     VerifyOtpRequest,
 )
 from ocrmesh.auth.v1 import auth_pb2
+from ocrmesh.platform import metadata
 from ocrmesh.platform.grpc_client import bearer_metadata
 
 # auth_svc throttles per client address: it hears who the client is from us.
-CLIENT_ADDRESS_KEY = "x-client-address"
+CLIENT_ADDRESS_KEY = metadata.CLIENT_ADDRESS
 
 
 def _client(address: str) -> tuple[tuple[str, str], ...]:

@@ -25,8 +25,8 @@ from gateway.schemas import (
     StartedEvent,
 )
 from gateway.uploads import MULTIPART_IMAGE_BODY, SUPPORTED_FORMATS, read_image_upload
-from ocrmesh.platform.grpc_client import bearer_metadata
 from ocrmesh.ocr.v1 import ocr_pb2
+from ocrmesh.platform.grpc_client import bearer_metadata
 
 log = logging.getLogger(__name__)
 

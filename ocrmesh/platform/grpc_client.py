@@ -5,25 +5,27 @@ A channel spreads its calls over every address its target resolves to (`round_ro
 `host:port` is one server, `dns:///auth-svc:50051` every pod of a headless Service,
 `ipv4:10.0.0.1:50051,10.0.0.2:50051` a fixed list. A replica that goes away is skipped
 as soon as its connection fails, and used again once it accepts connections. Calls that
-are safe to send twice (reads: `READ_ONLY_METHODS`) are retried on UNAVAILABLE, on another
-replica; gRPC itself retries any call transparently only when it never reached a server.
+are safe to send twice (reads, declared beside their protos: `declared_method_configs`)
+are retried on UNAVAILABLE, on another replica; gRPC itself retries any call
+transparently only when it never reached a server.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from importlib import resources
 from typing import Any
 
 import grpc
 from grpc import aio
 from grpc_health.v1 import health_pb2
 
-from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.platform.grpc_server import MiB
+from ocrmesh.platform.metadata import AUTHORIZATION, BEARER_SCHEME
 from ocrmesh.platform.request_context import REQUEST_ID_HEADER, current_request_id
 from ocrmesh.platform.settings import GrpcTls
 from ocrmesh.platform.telemetry import grpc_client_interceptors
+from ocrmesh.platform.units import MiB
 
 # A unary call that takes longer than this is a failure, not a slow success.
 DEFAULT_UNARY_TIMEOUT_S = 5.0
@@ -31,42 +33,57 @@ DEFAULT_UNARY_TIMEOUT_S = 5.0
 DEFAULT_STREAM_TIMEOUT_S = 120.0
 
 
-def _method(service: Any, name: str) -> dict[str, str]:
-    return {"service": service.full_name, "method": service.methods_by_name[name].name}
+# Health checks are the platform's own protocol: a read, retried like the services' reads.
+_HEALTH_CHECK_RETRIED: dict[str, Any] = {
+    "name": [{"service": health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, "method": "Check"}],
+    "retryPolicy": {
+        "maxAttempts": 3,
+        "initialBackoff": "0.05s",
+        "maxBackoff": "0.5s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    },
+}
+SERVICE_CONFIG_SUFFIX = "_grpc_service_config.json"
 
 
-_AUTH = auth_pb2.DESCRIPTOR.services_by_name["AuthService"]
-_HEALTH = health_pb2.DESCRIPTOR.services_by_name["Health"]
-# Reads without side effects: a second attempt on another replica does no harm. Never a call
-# that writes (Register, Login's counters, codes) or Recognize (it mails on completion).
-READ_ONLY_METHODS = (
-    _method(_AUTH, "GetCurrentUser"),
-    _method(_AUTH, "GetPublicKeys"),
-    _method(_AUTH, "GetRevocations"),
-    _method(_HEALTH, "Check"),
-)
+def declared_method_configs() -> list[dict[str, Any]]:
+    """The `methodConfig` entries the services declare beside their protos
+    (`protos/ocrmesh/<area>/v1/<name>_grpc_service_config.json`, copied next to the
+    generated code by `make protos`): which of their methods clients may retry."""
+    configs: list[dict[str, Any]] = []
+    for area in sorted(resources.files("ocrmesh").iterdir(), key=lambda entry: entry.name):
+        generated = area / "v1"
+        if not generated.is_dir():
+            continue
+        for entry in sorted(generated.iterdir(), key=lambda entry: entry.name):
+            if entry.name.endswith(SERVICE_CONFIG_SUFFIX):
+                configs += json.loads(entry.read_text(encoding="utf-8")).get("methodConfig", [])
+    return configs
 
 
-def service_config(read_only_methods: Sequence[dict[str, str]] = READ_ONLY_METHODS) -> str:
+def retried_methods(method_configs: Sequence[dict[str, Any]]) -> list[str]:
+    """`/package.Service/Method` of every method a retry policy covers."""
+    return [
+        f"/{name['service']}/{name['method']}"
+        for config in method_configs
+        if "retryPolicy" in config
+        for name in config.get("name", ())
+    ]
+
+
+def service_config(method_configs: Sequence[dict[str, Any]] | None = None) -> str:
     """The channels' gRPC service config (JSON): round_robin over every resolved address;
-    read-only methods retried up to 3 attempts on UNAVAILABLE with backoff, within the
-    call's own deadline; retries pause while about one call in ten fails (retryThrottling),
-    so a failing fleet is not flooded with retries."""
+    the methods the services declare retryable (reads without side effects: a second attempt
+    on another replica does no harm) and health checks retried on UNAVAILABLE with backoff,
+    within the call's own deadline; retries pause while about one call in ten fails
+    (retryThrottling), so a failing fleet is not flooded with retries. Never a call that
+    writes (Register, Login's counters, codes) or Recognize (it mails on completion)."""
+    declared = declared_method_configs() if method_configs is None else list(method_configs)
     return json.dumps(
         {
             "loadBalancingConfig": [{"round_robin": {}}],
-            "methodConfig": [
-                {
-                    "name": list(read_only_methods),
-                    "retryPolicy": {
-                        "maxAttempts": 3,
-                        "initialBackoff": "0.05s",
-                        "maxBackoff": "0.5s",
-                        "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"],
-                    },
-                }
-            ],
+            "methodConfig": [_HEALTH_CHECK_RETRIED, *declared],
             "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
         }
     )
@@ -204,7 +221,7 @@ def create_channel(
 
 def bearer_metadata(token: str) -> tuple[tuple[str, str], ...]:
     """Call metadata that carries `token` as `authorization: Bearer <token>`."""
-    return (("authorization", f"Bearer {token}"),)
+    return ((AUTHORIZATION, f"{BEARER_SCHEME} {token}"),)
 
 
 __all__ = ["bearer_metadata", "channel_credentials", "create_channel", "grpc"]

@@ -19,10 +19,9 @@ from ocrmesh.platform.grpc_interceptors import ServerContextInterceptor
 from ocrmesh.platform.server_reflection import enable_server_reflection
 from ocrmesh.platform.settings import GrpcTls
 from ocrmesh.platform.telemetry import grpc_server_interceptors
+from ocrmesh.platform.units import MiB
 
 log = logging.getLogger(__name__)
-
-MiB = 1024 * 1024
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ import random
 import re
 from contextvars import ContextVar
 
-REQUEST_ID_HEADER = "x-request-id"
+from ocrmesh.platform import metadata
+
+REQUEST_ID_HEADER = metadata.REQUEST_ID
 
 _request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 # What a caller may send as a request id: printable, no spaces, bounded (it lands in logs).

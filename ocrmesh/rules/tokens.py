@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from grpc import aio
 
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.platform.metadata import AUTHORIZATION
 from ocrmesh.platform.metrics import count_token_failure
 
 log = logging.getLogger(__name__)
@@ -512,7 +513,7 @@ def bearer_token_from_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> s
     Raises `InvalidToken` when there is none, more than one, another scheme, or a token
     that cannot be one of ours (empty, whitespace inside, too long).
     """
-    values = [value for key, value in metadata if key.lower() == "authorization"]
+    values = [value for key, value in metadata if key.lower() == AUTHORIZATION]
     if not values:
         raise InvalidToken("missing bearer token")
     if len(values) > 1:

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 from harness.mesh import Mesh, running_mesh
+from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 
 
 @pytest.fixture(scope="session")

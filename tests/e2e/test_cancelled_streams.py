@@ -11,11 +11,11 @@ import asyncio
 import httpx
 import pytest
 
-from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
-from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
-from tests.e2e.conftest import SignedUpUser
 from harness.images import sample_multiline_png
 from harness.mesh import Mesh
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
+from tests.e2e.conftest import SignedUpUser
 
 pytestmark = pytest.mark.e2e
 

@@ -13,9 +13,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from auth_svc.keys import GENERATED_KEY_NAME, key_id_for, load_private_key
-from tests.e2e.conftest import SignedUpUser, random_email
 from harness.images import sample_multiline_png
 from harness.mesh import Mesh
+from tests.e2e.conftest import SignedUpUser, random_email
 
 pytestmark = pytest.mark.e2e
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import SignedUpUser
 from harness.images import sample_multiline_png
 from harness.mesh import Mesh
 from harness.prometheus import PROMETHEUS, PrometheusServer, running_prometheus, samples, value
+from tests.e2e.conftest import SignedUpUser
 
 pytestmark = pytest.mark.e2e
 

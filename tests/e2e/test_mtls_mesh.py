@@ -13,15 +13,15 @@ import grpc
 import httpx
 import pytest
 
+from harness.certs import make_certs, tls_env, tls_of
+from harness.cli import cli_env, ocrmesh
+from harness.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
+from harness.mesh import Mesh, running_mesh
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_client import bearer_metadata, channel_credentials
 from ocrmesh.platform.health_probe import check
 from ocrmesh.platform.settings import GrpcTls
 from tests.e2e.conftest import SignedUpUser, sign_up
-from harness.certs import make_certs, tls_env, tls_of
-from harness.cli import cli_env, ocrmesh
-from harness.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
-from harness.mesh import Mesh, running_mesh
 
 pytestmark = pytest.mark.e2e
 

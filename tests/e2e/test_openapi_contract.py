@@ -37,11 +37,11 @@ from schemathesis.config import SchemathesisConfig
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from gateway.uploads import IMAGE_MEDIA_TYPES
+from harness.images import render_text_image
+from harness.mesh import Mesh
 from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 from ocrmesh.rules.account_rules import EMAIL_MAX_LENGTH
 from tests.e2e.conftest import SignedUpUser, sign_up
-from harness.images import render_text_image
-from harness.mesh import Mesh
 
 # Per operation; the whole module runs in about a minute and a half on two cores.
 MAX_EXAMPLES = 25

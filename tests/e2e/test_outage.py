@@ -7,9 +7,9 @@ import time
 import httpx
 import pytest
 
-from tests.e2e.conftest import SignedUpUser
 from harness.images import sample_multiline_png
 from harness.mesh import Mesh
+from tests.e2e.conftest import SignedUpUser
 
 pytestmark = pytest.mark.e2e
 

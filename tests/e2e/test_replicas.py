@@ -16,10 +16,10 @@ from typing import TypeVar
 import httpx
 import pytest
 
-from notifier.mailbox import VERIFICATION_CODE, mails_to, wait_for_mail
-from tests.e2e.conftest import SignedUpUser, random_email, sign_up
 from harness.images import sample_multiline_png
 from harness.mesh import Mesh, free_port, running_mesh
+from notifier.mailbox import VERIFICATION_CODE, mails_to, wait_for_mail
+from tests.e2e.conftest import SignedUpUser, random_email, sign_up
 
 pytestmark = pytest.mark.e2e
 T = TypeVar("T")

@@ -10,11 +10,11 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from notifier.mailbox import OCR_COMPLETED, VERIFICATION_CODE, wait_for_mail
-from tests.e2e.conftest import SignedUpUser, random_email, sign_up
 from harness.images import sample_multiline_png
 from harness.mesh import Mesh, running_mesh
 from harness.otlp import OtlpReceiver, ReceivedSpan, otlp_receiver
+from notifier.mailbox import OCR_COMPLETED, VERIFICATION_CODE, wait_for_mail
+from tests.e2e.conftest import SignedUpUser, random_email, sign_up
 
 pytestmark = pytest.mark.e2e
 

@@ -9,12 +9,12 @@ import grpc
 import httpx
 import pytest
 
+from harness.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
+from harness.mesh import Mesh
 from notifier.mailbox import OCR_COMPLETED, mails_to, wait_for_mail
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_client import bearer_metadata
 from tests.e2e.conftest import SignedUpUser, random_email, sign_up
-from harness.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
-from harness.mesh import Mesh
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,6 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
-from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
-from tests.e2e.conftest import SignedUpUser, random_email
 from harness.images import (
     SAMPLE_PARAGRAPH,
     character_error_rate,
@@ -23,6 +21,8 @@ from harness.images import (
     sample_multiline_png,
 )
 from harness.mesh import Mesh
+from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
+from tests.e2e.conftest import SignedUpUser, random_email
 
 CHROMIUM = Path("/usr/bin/chromium")
 

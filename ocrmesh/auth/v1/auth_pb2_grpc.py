@@ -28,6 +28,8 @@ if _version_not_supported:
 class AuthServiceStub:
     """AuthService owns users, passwords, verification codes and token-signing keys.
     Methods that act for a signed-in user read `authorization: Bearer <jwt>` metadata.
+    The reads without side effects (GetCurrentUser, GetPublicKeys, GetRevocations) are retried
+    on UNAVAILABLE by every client: auth_grpc_service_config.json, beside this file.
     """
 
     def __init__(self, channel):
@@ -96,6 +98,8 @@ class AuthServiceStub:
 class AuthServiceServicer:
     """AuthService owns users, passwords, verification codes and token-signing keys.
     Methods that act for a signed-in user read `authorization: Bearer <jwt>` metadata.
+    The reads without side effects (GetCurrentUser, GetPublicKeys, GetRevocations) are retried
+    on UNAVAILABLE by every client: auth_grpc_service_config.json, beside this file.
     """
 
     def Register(self, request, context):
@@ -249,6 +253,8 @@ def add_AuthServiceServicer_to_server(servicer, server):
 class AuthService:
     """AuthService owns users, passwords, verification codes and token-signing keys.
     Methods that act for a signed-in user read `authorization: Bearer <jwt>` metadata.
+    The reads without side effects (GetCurrentUser, GetPublicKeys, GetRevocations) are retried
+    on UNAVAILABLE by every client: auth_grpc_service_config.json, beside this file.
     """
 
     @staticmethod

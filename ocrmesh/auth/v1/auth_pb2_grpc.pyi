@@ -29,6 +29,8 @@ GRPC_VERSION: str
 class AuthServiceStub:
     """AuthService owns users, passwords, verification codes and token-signing keys.
     Methods that act for a signed-in user read `authorization: Bearer <jwt>` metadata.
+    The reads without side effects (GetCurrentUser, GetPublicKeys, GetRevocations) are retried
+    on UNAVAILABLE by every client: auth_grpc_service_config.json, beside this file.
     """
 
     @_typing.overload
@@ -72,6 +74,8 @@ class AuthServiceStub:
 class AuthServiceAsyncStub(AuthServiceStub):
     """AuthService owns users, passwords, verification codes and token-signing keys.
     Methods that act for a signed-in user read `authorization: Bearer <jwt>` metadata.
+    The reads without side effects (GetCurrentUser, GetPublicKeys, GetRevocations) are retried
+    on UNAVAILABLE by every client: auth_grpc_service_config.json, beside this file.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -111,6 +115,8 @@ class AuthServiceAsyncStub(AuthServiceStub):
 class AuthServiceServicer(metaclass=_abc_1.ABCMeta):
     """AuthService owns users, passwords, verification codes and token-signing keys.
     Methods that act for a signed-in user read `authorization: Bearer <jwt>` metadata.
+    The reads without side effects (GetCurrentUser, GetPublicKeys, GetRevocations) are retried
+    on UNAVAILABLE by every client: auth_grpc_service_config.json, beside this file.
     """
 
     @_abc_1.abstractmethod

@@ -5,13 +5,13 @@ Producers (auth_svc, ocr_svc) and the consumer (notifier) import everything from
 
 from __future__ import annotations
 
+from ocrmesh.rules.email_events.errors import EventsError, PublishError, PublishRejected, TopologyError
 from ocrmesh.rules.email_events.messages import (
     CONTENT_TYPE,
     EVENT_TYPE,
     event_properties,
     new_email_event,
 )
-from ocrmesh.rules.email_events.errors import EventsError, PublishError, PublishRejected, TopologyError
 from ocrmesh.rules.email_events.publisher import AsyncEmailPublisher, EmailPublisher
 from ocrmesh.rules.email_events.topology import (
     DEFAULT_EMAIL_QUEUE,

@@ -30,12 +30,12 @@ from pika.adapters.select_connection import IOLoop
 from pika.channel import Channel
 from pika.spec import Basic
 
-from ocrmesh.platform.amqp import connection_parameters
-from ocrmesh.rules.email_events.messages import event_properties
-from ocrmesh.rules.email_events.errors import PublishError, PublishRejected
-from ocrmesh.rules.email_events.topology import EmailTopology, topology_mismatch
-from ocrmesh.platform.metrics import EMAIL_PUBLISHER_CONFIRMS, count_publisher_return
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.platform.amqp import connection_parameters
+from ocrmesh.platform.metrics import EMAIL_PUBLISHER_CONFIRMS, count_publisher_return
+from ocrmesh.rules.email_events.errors import PublishError, PublishRejected
+from ocrmesh.rules.email_events.messages import event_properties
+from ocrmesh.rules.email_events.topology import EmailTopology, topology_mismatch
 
 log = logging.getLogger(__name__)
 

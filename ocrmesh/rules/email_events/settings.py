@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL, ServiceSettings
 from ocrmesh.rules.email_events.topology import (
     DEFAULT_EMAIL_QUEUE,
     DEFAULT_MAX_LENGTH,
@@ -15,7 +16,6 @@ from ocrmesh.rules.email_events.topology import (
     EmailTopology,
     parse_delays,
 )
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL, ServiceSettings
 
 
 class EmailEventSettings(ServiceSettings):

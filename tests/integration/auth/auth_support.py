@@ -17,9 +17,9 @@ import pika.exceptions
 from auth_svc.app import AuthServer, create_app
 from auth_svc.settings import AuthSettings
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.rules.email_events import EmailTopology
-from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.rules.email_events import EmailTopology
 
 CODE_IN_MAIL = re.compile(r"verification code is (\d{6})")
 

@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from auth_svc.db import drop_database
-from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.rules.email_events import EmailTopology
-from ocrmesh.platform.health_probe import check
 from harness.prometheus import value
+from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.platform.health_probe import check
+from ocrmesh.rules.email_events import EmailTopology
 
 pytestmark = pytest.mark.integration
 

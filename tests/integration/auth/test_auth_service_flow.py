@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from auth_svc.orm import User
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.platform.grpc_client import bearer_metadata
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.platform.grpc_client import bearer_metadata
 from ocrmesh.rules.tokens import TokenVerifier
 from tests.integration.auth.auth_support import Mailbox, RunningAuth, rpc_error
 

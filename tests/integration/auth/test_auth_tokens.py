@@ -13,11 +13,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from auth_svc.keys import generate_key_file, key_id_for, public_pem
 from auth_svc.settings import AuthSettings
+from harness.tokens import TokenIssuerForTests
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
 from ocrmesh.rules.tokens import TokenVerifier
 from tests.integration.auth.auth_support import Mailbox, RunningAuth, rpc_error
-from harness.tokens import TokenIssuerForTests
 
 pytestmark = pytest.mark.integration
 

@@ -15,10 +15,10 @@ from auth_svc.db import make_session_factory
 from auth_svc.orm import OutboxMessage
 from auth_svc.outbox import OutboxRelay, enqueue_email
 from auth_svc.settings import AuthSettings
-from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
-from ocrmesh.notify.v1 import email_pb2
-from tests.integration.auth.auth_support import Mailbox, RunningAuth, eventually
 from harness.tcp_proxy import TcpProxy
+from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
+from tests.integration.auth.auth_support import Mailbox, RunningAuth, eventually
 
 pytestmark = pytest.mark.integration
 

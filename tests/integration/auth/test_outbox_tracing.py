@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from auth_svc.db import make_session_factory
 from auth_svc.orm import OutboxMessage
 from auth_svc.outbox import OutboxRelay
+from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.platform import telemetry
 from ocrmesh.rules.email_events import EmailPublisher, EmailTopology
-from ocrmesh.notify.v1 import email_pb2
 from tests.integration.auth.auth_support import Mailbox
 from tests.integration.auth.test_outbox_relay import queue_events
 

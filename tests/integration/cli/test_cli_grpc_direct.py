@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from ocrmesh_cli.config import SavedLogin, TokenStore
-from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
-from ocrmesh.ocr.v1 import ocr_pb2_grpc
-from ocrmesh.platform.settings import GrpcTls
-from tests.integration.gateway.fakes import OCR_SERVICE, FakeOcr
 from harness.certs import make_certs, tls_env, tls_of
+from ocrmesh.ocr.v1 import ocr_pb2_grpc
+from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.platform.settings import GrpcTls
+from ocrmesh_cli.config import SavedLogin, TokenStore
+from tests.integration.gateway.fakes import OCR_SERVICE, FakeOcr
 
 pytestmark = pytest.mark.integration
 

@@ -20,8 +20,6 @@ import pytest
 from auth_svc.app import signer_for
 from auth_svc.keys import load_private_key
 from auth_svc.settings import AuthSettings
-from notifier.health import HealthFile
-from ocrmesh.platform.grpc_server import create_server
 from harness.deployment import (
     APP_SERVICES,
     compose_env,
@@ -31,6 +29,8 @@ from harness.deployment import (
     services,
     settings_from,
 )
+from notifier.health import HealthFile
+from ocrmesh.platform.grpc_server import create_server
 
 COMMAND_TIMEOUT = 60.0
 

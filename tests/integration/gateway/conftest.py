@@ -14,11 +14,11 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from ocrmesh.auth.v1 import auth_pb2_grpc
-from ocrmesh.platform.grpc_server import HostedService, create_server
-from ocrmesh.ocr.v1 import ocr_pb2_grpc
-from tests.integration.gateway.fakes import AUTH_SERVICE, OCR_SERVICE, FakeAuth, FakeOcr, Mesh, gateway_client
 from harness.tokens import TokenIssuerForTests
+from ocrmesh.auth.v1 import auth_pb2_grpc
+from ocrmesh.ocr.v1 import ocr_pb2_grpc
+from ocrmesh.platform.grpc_server import HostedService, create_server
+from tests.integration.gateway.fakes import AUTH_SERVICE, OCR_SERVICE, FakeAuth, FakeOcr, Mesh, gateway_client
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from grpc import aio
 
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
-from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
-from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
-from ocrmesh.rules.tokens import InvalidToken, TokenVerifier, bearer_token_from_metadata
 from harness.tokens import TokenIssuerForTests
+from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
+from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
+from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.rules.tokens import InvalidToken, TokenVerifier, bearer_token_from_metadata
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
 OCR_SERVICE = ocr_pb2.DESCRIPTOR.services_by_name["OcrService"].full_name

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.integration.gateway.fakes import ADA
 from harness.prometheus import samples, value
+from tests.integration.gateway.fakes import ADA
 
 
 async def scrape(client: httpx.AsyncClient) -> str:

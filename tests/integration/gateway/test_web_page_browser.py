@@ -13,9 +13,9 @@ from PIL import Image
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from gateway.settings import GatewaySettings
+from harness.images import encode
 from tests.integration.gateway.conftest import LiveGateway
 from tests.integration.gateway.fakes import Mesh
-from harness.images import encode
 
 CHROMIUM = Path("/usr/bin/chromium")
 

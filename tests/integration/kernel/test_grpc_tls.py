@@ -14,11 +14,11 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from gateway.backends import health_check
+from harness.certs import make_certs, tls_env, tls_of
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.platform.grpc_server import MeshServer, create_server
 from ocrmesh.platform.health_probe import check
 from ocrmesh.platform.settings import GrpcTls, GrpcTlsSettings
-from harness.certs import make_certs, tls_env, tls_of
 
 
 @pytest.fixture(scope="module")

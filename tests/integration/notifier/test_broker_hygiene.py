@@ -20,9 +20,9 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from notifier.delivery import PARK_REASON_HEADER
 from notifier.health import check
 from notifier.transports import SmtpTransport
+from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, PublishRejected, new_email_event
 from ocrmesh.rules.email_events.messages import event_properties
-from ocrmesh.notify.v1 import email_pb2
 from tests.integration.notifier.notifier_support import (
     REPO,
     Broker,

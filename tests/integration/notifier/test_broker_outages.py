@@ -12,7 +12,9 @@ import pika
 import pika.exceptions
 import pytest
 
+from harness.tcp_proxy import TcpProxy
 from notifier.transports import SmtpTransport
+from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.rules.email_events import (
     AsyncEmailPublisher,
     EmailPublisher,
@@ -21,7 +23,6 @@ from ocrmesh.rules.email_events import (
     TopologyError,
     new_email_event,
 )
-from ocrmesh.notify.v1 import email_pb2
 from tests.integration.notifier.notifier_support import (
     Broker,
     RunningNotifier,
@@ -29,7 +30,6 @@ from tests.integration.notifier.notifier_support import (
     close_named_connections,
     wait_until,
 )
-from harness.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
 

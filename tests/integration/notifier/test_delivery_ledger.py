@@ -22,9 +22,9 @@ from notifier.db import VERSION_TABLE, ensure_database, make_engine, migrate
 from notifier.delivery import Ack, Defer, MailDelivery, Retry
 from notifier.ledger import ClaimState, DeliveryLedger
 from notifier.transports import FileTransport, SmtpTransport, TransientDeliveryError
+from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.platform.database import Migrations
 from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
-from ocrmesh.notify.v1 import email_pb2
 from tests.integration.notifier.notifier_support import RunningNotifier, SmtpSink, wait_until
 
 pytestmark = pytest.mark.integration

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from notifier.transports import FileTransport, SmtpTransport
-from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 from tests.integration.notifier.notifier_support import Broker, RunningNotifier, SmtpSink, wait_until
 
 pytestmark = pytest.mark.integration

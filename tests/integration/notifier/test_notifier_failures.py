@@ -10,8 +10,8 @@ import pytest
 
 from notifier.delivery import ATTEMPT_HEADER, PARK_REASON_HEADER
 from notifier.transports import SmtpTransport
-from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 from tests.integration.notifier.notifier_support import (
     Broker,
     RunningNotifier,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 from tests.integration.notifier.notifier_support import (
     REPO,
     Broker,

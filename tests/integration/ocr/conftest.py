@@ -11,15 +11,15 @@ from typing import Any
 
 import pytest
 
+from harness.tokens import TokenIssuerForTests
 from ocr_svc.app import create_app
 from ocr_svc.engines import warm_up
 from ocr_svc.engines.base import OcrEngine
 from ocr_svc.engines.rapid import RapidOcrEngine
 from ocr_svc.settings import OcrSettings
-from ocrmesh.rules.email_events import EmailTopology
 from ocrmesh.platform.grpc_client import create_channel
+from ocrmesh.rules.email_events import EmailTopology
 from tests.integration.ocr.ocr_support import Broker, RunningOcr
-from harness.tokens import TokenIssuerForTests
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 StartOcr = Callable[..., Awaitable[RunningOcr]]

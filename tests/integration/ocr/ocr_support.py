@@ -13,13 +13,13 @@ import pika
 from grpc import aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.tokens import TokenIssuerForTests
 from ocr_svc.app import OcrApp
 from ocr_svc.engines.base import OcrEngine, RecognizedLine, RgbImage, TextRegion
-from ocrmesh.rules.email_events import EmailTopology
-from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
 from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
-from harness.tokens import TokenIssuerForTests
+from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
+from ocrmesh.rules.email_events import EmailTopology
 
 
 @dataclass

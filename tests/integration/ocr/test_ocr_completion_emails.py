@@ -9,12 +9,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from harness.images import render_text_image
+from harness.tcp_proxy import TcpProxy
 from ocr_svc.engines.rapid import RapidOcrEngine
 from ocrmesh.notify.v1 import email_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import Broker, completed_of
-from harness.images import render_text_image
-from harness.tcp_proxy import TcpProxy
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 pytestmark = pytest.mark.integration

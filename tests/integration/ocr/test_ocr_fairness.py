@@ -9,11 +9,11 @@ import uuid
 import grpc
 import pytest
 
+from harness.images import SAMPLE_PARAGRAPH, sample_multiline_png
 from ocr_svc.engines.rapid import RapidOcrEngine
 from ocrmesh.ocr.v1 import ocr_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import GatedLastLine, completed_of
-from harness.images import SAMPLE_PARAGRAPH, sample_multiline_png
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import pytest
 from grpc_health.v1 import health_pb2
 from PIL import Image
 
+from harness.images import encode, render_text_image
 from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.engines.keras import KerasOcrEngine
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import completed_of
-from harness.images import encode, render_text_image
 
 pytestmark = [pytest.mark.integration, pytest.mark.keras]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.pages import GeneratedPage, PageSpec, page_error_rate, render_page
 from ocr_svc.engines import warm_up
 from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.engines.rapid import RapidOcrEngine
@@ -24,7 +25,6 @@ from ocr_svc.images import ImageLimits, decode_image
 from ocrmesh.ocr.v1 import ocr_pb2
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import completed_of
-from harness.pages import GeneratedPage, PageSpec, page_error_rate, render_page
 
 pytestmark = pytest.mark.integration
 

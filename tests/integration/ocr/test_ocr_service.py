@@ -12,10 +12,6 @@ import pytest
 from grpc_health.v1 import health_pb2
 from PIL import Image, ImageDraw
 
-from ocr_svc.engines.base import EngineUnavailable, RecognizedLine, RgbImage, TextRegion
-from ocr_svc.engines.rapid import RapidOcrEngine
-from tests.integration.ocr.conftest import StartOcr
-from tests.integration.ocr.ocr_support import GatedLastLine, completed_of, lines_of
 from harness.images import (
     SAMPLE_PARAGRAPH,
     available_fonts,
@@ -26,6 +22,10 @@ from harness.images import (
     render_text_pil,
     sample_multiline_png,
 )
+from ocr_svc.engines.base import EngineUnavailable, RecognizedLine, RgbImage, TextRegion
+from ocr_svc.engines.rapid import RapidOcrEngine
+from tests.integration.ocr.conftest import StartOcr
+from tests.integration.ocr.ocr_support import GatedLastLine, completed_of, lines_of
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,7 @@ import grpc
 import jwt
 import pytest
 
+from harness.tokens import TokenIssuerForTests
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.rules.tokens import (
@@ -22,7 +23,6 @@ from ocrmesh.rules.tokens import (
     VerifiedTokens,
     bearer_token_from_metadata,
 )
-from harness.tokens import TokenIssuerForTests
 
 
 @pytest.fixture

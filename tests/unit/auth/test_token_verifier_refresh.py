@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Sequence
 
 import pytest
 
+from harness.tokens import TokenIssuerForTests
 from ocrmesh.auth.v1 import auth_pb2
 from ocrmesh.rules.tokens import InvalidToken, KeysUnavailable, PublicKeyLike, Revocations, TokenVerifier
-from harness.tokens import TokenIssuerForTests
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ from rich.console import Console
 from gateway.ocr_events import encode_ndjson
 from gateway.schemas import CompletedEvent, ErrorEvent, LineEvent, StartedEvent, TimingsOut
 from gateway.schemas import OcrEvent as GatewayEvent
+from ocrmesh.ocr.v1 import ocr_pb2
 from ocrmesh_cli.batch import Recognizer, read_image, recognize_files
 from ocrmesh_cli.errors import CliError, ExitCode
 from ocrmesh_cli.events import Completed, Failed, Line, OcrEvent, Started, parse_event
 from ocrmesh_cli.grpc_ocr import event_from_proto
 from ocrmesh_cli.output import JsonOutput, RichOutput, TextOutput
-from ocrmesh.ocr.v1 import ocr_pb2
 
 TIMINGS = {"decode_ms": 1.0, "detect_ms": 2.0, "recognize_ms": 3.0, "total_ms": 6.0}
 

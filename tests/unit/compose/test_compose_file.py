@@ -14,7 +14,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 import yaml
 
-from ocrmesh.platform import telemetry
 from harness.deployment import (
     APP_SERVICES,
     COMPOSE_FILE,
@@ -38,6 +37,7 @@ from harness.deployment import (
     services,
     settings_from,
 )
+from ocrmesh.platform import telemetry
 
 APP_IDS = [app.name for app in APP_SERVICES]
 # What docker-compose.yml passes to each service from .env (x-tracing-env).

@@ -13,11 +13,6 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from gateway.routes.health import router as health_router
-from notifier.__main__ import main as notifier_main
-from notifier.health import HealthFile
-from ocrmesh.platform import telemetry
-from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.ocr.v1 import ocr_pb2
 from harness.deployment import (
     APP_SERVICES,
     AppService,
@@ -38,6 +33,11 @@ from harness.k8s import (
     pod_spec,
     selects,
 )
+from notifier.__main__ import main as notifier_main
+from notifier.health import HealthFile
+from ocrmesh.auth.v1 import auth_pb2
+from ocrmesh.ocr.v1 import ocr_pb2
+from ocrmesh.platform import telemetry
 
 RENDERINGS = (BASE, *OVERLAYS)
 APP_IDS = [app.name for app in APP_SERVICES]

@@ -22,9 +22,9 @@ import ocr_svc.metrics
 import ocrmesh.platform.metrics
 from auth_svc.settings import AuthSettings
 from gateway.settings import GatewaySettings
+from harness.prometheus import DEPLOY, PROMTOOL
 from notifier.settings import NotifierSettings
 from ocr_svc.settings import OcrSettings
-from harness.prometheus import DEPLOY, PROMTOOL
 
 ROOT = DEPLOY.parents[1]
 CONFIGS = [DEPLOY / "prometheus.yml", DEPLOY / "prometheus.compose.yml"]
@@ -56,7 +56,13 @@ def jobs(config: Path) -> dict[str, list[str]]:
 def defined_metric_names() -> set[str]:
     """Every series name the code can expose (histograms' and counters' suffixes included)."""
     names: set[str] = set()
-    for module in (ocrmesh.platform.metrics, auth_svc.metrics, ocr_svc.metrics, gateway.metrics, notifier.metrics):
+    for module in (
+        ocrmesh.platform.metrics,
+        auth_svc.metrics,
+        ocr_svc.metrics,
+        gateway.metrics,
+        notifier.metrics,
+    ):
         for metric in vars(module).values():
             if not isinstance(metric, MetricWrapperBase):
                 continue

@@ -14,11 +14,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from ocrmesh.platform import telemetry
-from ocrmesh.rules.email_events import event_properties, new_email_event
-from ocrmesh.platform.logs import JsonFormatter
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.platform import telemetry
+from ocrmesh.platform.logs import JsonFormatter
 from ocrmesh.platform.request_context import reset_request_id, set_request_id
+from ocrmesh.rules.email_events import event_properties, new_email_event
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from notifier.delivery import (
     attempt_from_headers,
 )
 from notifier.transports import PermanentDeliveryError, TransientDeliveryError
-from ocrmesh.rules.email_events import EVENT_TYPE, new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import EVENT_TYPE, new_email_event
 
 
 class FakeTransport:

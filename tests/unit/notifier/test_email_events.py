@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from ocrmesh.rules.email_events import CONTENT_TYPE, event_properties, new_email_event
 from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.platform.request_context import reset_request_id, set_request_id
+from ocrmesh.rules.email_events import CONTENT_TYPE, event_properties, new_email_event
 
 
 def test_a_new_event_has_a_fresh_id_and_timestamp() -> None:

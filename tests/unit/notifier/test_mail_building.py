@@ -10,8 +10,8 @@ from email.utils import parsedate_to_datetime
 import pytest
 
 from notifier.mail import WIRE_POLICY, MalformedEvent, build_message, parse_event
-from ocrmesh.rules.email_events import EVENT_TYPE, new_email_event
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import EVENT_TYPE, new_email_event
 
 
 def event(**fields: object) -> email_pb2.EmailRequested:

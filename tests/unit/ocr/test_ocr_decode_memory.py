@@ -19,6 +19,7 @@ import numpy.typing as npt
 import pytest
 from PIL import Image, ImageOps
 
+from harness.images import encode, render_text_pil
 from ocr_svc.images import (
     ENGINE_LONG_SIDE,
     MAX_COMPRESSION_RATIO,
@@ -28,7 +29,6 @@ from ocr_svc.images import (
     decode_image,
     decoded_bytes,
 )
-from harness.images import encode, render_text_pil
 
 REPO = Path(__file__).resolve().parents[3]
 LIMITS = ImageLimits(max_bytes=64 * 1024 * 1024, max_pixels=100_000_000)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ocr_svc.images import ImageLimits, InvalidImage, decode_image
 from harness.images import encode, render_text_pil
+from ocr_svc.images import ImageLimits, InvalidImage, decode_image
 
 LIMITS = ImageLimits(max_bytes=10 * 1024 * 1024, max_pixels=40_000_000)
 

@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 import pytest
 
 from ocr_svc.notifications import CompletionMailer, completion_email
-from ocrmesh.rules.email_events import PublishError
 from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import PublishError
 from ocrmesh.rules.tokens import TokenClaims
 
 CLAIMS = TokenClaims(

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from harness.images import render_text_image
 from ocr_svc.images import ImageLimits, InvalidImage
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
-from harness.images import render_text_image
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 LIMITS = ImageLimits(max_bytes=1024 * 1024, max_pixels=10_000_000)
