@@ -28,6 +28,10 @@ protected routes here. Every response carries an `X-Request-ID`; quote it when r
 problem.
 """
 
+# No trace spans for health probes and metrics scrapes: noise in a trace backend. Regular
+# expressions searched in the request's URL.
+TRACING_EXCLUDED_URLS = ("/healthz", "/readyz", "/metrics")
+
 
 def create_app(
     settings: GatewaySettings | None = None, *, verifier_factory: VerifierFactory | None = None
@@ -96,5 +100,6 @@ def create_app(
     )
     # Added last, so outermost: even CORS answers and 500s carry the request id.
     app.add_middleware(RequestContextMiddleware)
-    instrument_fastapi(app)  # outermost when on: its span covers every middleware
+    # Outermost when on: its span covers every middleware.
+    instrument_fastapi(app, excluded_urls=TRACING_EXCLUDED_URLS)
     return app

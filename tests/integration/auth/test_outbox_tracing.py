@@ -84,8 +84,9 @@ async def test_a_row_written_in_a_trace_is_published_later_in_that_trace(
         relay = OutboxRelay(make_session_factory(auth_engine), publisher, batch_size=100)
         await asyncio.to_thread(relay.run_once)
 
-    assert telemetry._provider is not None
-    telemetry._provider.force_flush()
+    provider = telemetry.tracer_provider()
+    assert provider is not None
+    provider.force_flush()
     publish = next(
         s
         for s in exported.get_finished_spans()

@@ -22,8 +22,9 @@ def traced_statements(postgres_admin_url: str, secret: str) -> list[dict[str, ob
         telemetry.instrument_engines(engine)
         with telemetry.span("request"), engine.connect() as connection:
             assert connection.execute(text("SELECT :word AS word"), {"word": secret}).scalar() == secret
-        assert telemetry._provider is not None
-        telemetry._provider.force_flush()
+        provider = telemetry.tracer_provider()
+        assert provider is not None
+        provider.force_flush()
     finally:
         telemetry.shutdown_tracing()
         engine.dispose()

@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from opentelemetry import trace
@@ -32,8 +33,9 @@ def exported() -> Iterator[InMemorySpanExporter]:
 
 
 def finished(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
-    assert telemetry._provider is not None
-    telemetry._provider.force_flush()
+    provider = telemetry.tracer_provider()
+    assert provider is not None
+    provider.force_flush()
     return list(exporter.get_finished_spans())
 
 
@@ -94,6 +96,31 @@ def test_when_on_the_grpc_interceptors_are_installed(exported: InMemorySpanExpor
     assert telemetry.grpc_client_interceptors()
 
 
+async def test_requests_to_the_urls_an_app_excludes_get_no_span(exported: InMemorySpanExporter) -> None:
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {}
+
+    @app.get("/work")
+    def work() -> dict[str, str]:
+        return {}
+
+    telemetry.instrument_fastapi(app, excluded_urls=["/healthz"])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+        assert (await client.get("/healthz")).status_code == 200
+        assert (await client.get("/work")).status_code == 200
+    assert {s.name for s in finished(exported) if s.kind is SpanKind.SERVER} == {"GET /work"}
+
+
+def test_an_excluded_url_pattern_with_a_comma_is_refused() -> None:
+    # The instrumentation reads the patterns as one comma-separated list: a comma would split one.
+    with pytest.raises(ValueError, match="comma"):
+        telemetry.instrument_fastapi(FastAPI(), excluded_urls=["/a,/b"])
+
+
 def test_an_email_event_carries_the_trace_and_the_consumer_span_joins_it(
     exported: InMemorySpanExporter,
 ) -> None:
@@ -140,7 +167,7 @@ def test_spans_carry_the_request_id_bound_when_they_start(exported: InMemorySpan
 
 
 def test_a_client_call_outside_any_trace_starts_none(exported: InMemorySpanExporter) -> None:
-    tracer = trace.get_tracer("poller", tracer_provider=telemetry._provider)
+    tracer = trace.get_tracer("poller", tracer_provider=telemetry.tracer_provider())
     with tracer.start_as_current_span("GetRevocations", kind=SpanKind.CLIENT):
         pass
     with (
