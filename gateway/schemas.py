@@ -8,7 +8,6 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, field_validator
 
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.ocr.v1 import ocr_pb2
 from ocrmesh.rules.account_rules import (
     EMAIL_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -18,6 +17,7 @@ from ocrmesh.rules.account_rules import (
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
 )
+from ocrmesh.rules.ocr_events import Line, Timings
 
 # The account rules as auth_svc enforces them (ocrmesh.rules.account_rules, one definition), so
 # the OpenAPI schema says what the service accepts. What no schema can say (a common
@@ -206,88 +206,19 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-class LineOut(BaseModel):
-    index: int
-    block: int = Field(description="Layout block (heading, column) of the line, 0-based in reading order.")
-    text: str
-    confidence: float
-    box: list[tuple[float, float]] = Field(description="Four corners, clockwise from top-left, in pixels.")
-
-    @classmethod
-    def from_proto(cls, line: ocr_pb2.Line) -> LineOut:
-        return cls(
-            index=line.index,
-            block=line.block,
-            text=line.text,
-            confidence=round(line.confidence, 4),
-            box=[(point.x, point.y) for point in line.box],
-        )
-
-
-class TimingsOut(BaseModel):
-    decode_ms: float
-    detect_ms: float
-    recognize_ms: float
-    total_ms: float
-
-    @classmethod
-    def from_proto(cls, timings: ocr_pb2.Timings) -> TimingsOut:
-        return cls(
-            decode_ms=timings.decode_ms,
-            detect_ms=timings.detect_ms,
-            recognize_ms=timings.recognize_ms,
-            total_ms=timings.total_ms,
-        )
-
-
 class OcrResultOut(BaseModel):
     """The original system's result (user_id, user_name, user_email, ocr_text) plus detail."""
 
+    # `lines` and `timings` are the stream's own (ocrmesh.rules.ocr_events): one model for both.
     user_id: str
     user_name: str
     user_email: str
     ocr_text: str
-    lines: list[LineOut]
+    lines: list[Line]
     engine: str
     image_width: int
     image_height: int
-    timings: TimingsOut | None = None
-
-
-# The events of /ocr/stream, one JSON object each (documented in docs/gateway.md).
-
-
-class StartedEvent(BaseModel):
-    type: Literal["started"] = "started"
-    engine: str
-    image_width: int
-    image_height: int
-
-
-class LineEvent(BaseModel):
-    # The fields of LineOut, after `type` (subclassing would put `type` last on the wire).
-    type: Literal["line"] = "line"
-    index: int
-    block: int
-    text: str
-    confidence: float
-    box: list[tuple[float, float]]
-
-
-class CompletedEvent(BaseModel):
-    type: Literal["completed"] = "completed"
-    full_text: str
-    line_count: int
-    timings: TimingsOut
-
-
-class ErrorEvent(BaseModel):
-    type: Literal["error"] = "error"
-    status: int = Field(description="The HTTP status the failure would have had before the stream began.")
-    detail: str
-
-
-OcrEvent = StartedEvent | LineEvent | CompletedEvent | ErrorEvent
+    timings: Timings | None = None
 
 
 class HealthOut(BaseModel):

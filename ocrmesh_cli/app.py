@@ -16,11 +16,11 @@ from typing import Annotated, Any, Final, NoReturn, TypeVar
 import typer
 
 from ocrmesh.platform.settings import DEFAULT_OCR_ADDR, GrpcTls
+from ocrmesh.rules.ocr_events import OcrEvent
 from ocrmesh_cli.batch import MAX_IMAGE_BYTES, Recognizer, recognize_files
 from ocrmesh_cli.client import DEFAULT_URL, Gateway, User, normalize_url
 from ocrmesh_cli.config import SavedLogin, TokenStore
 from ocrmesh_cli.errors import CliError, ExitCode
-from ocrmesh_cli.events import OcrEvent
 from ocrmesh_cli.output import JsonOutput, OcrOutput, RichOutput, TextOutput, error_line
 
 T = TypeVar("T")

@@ -10,8 +10,8 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from ocrmesh.rules.ocr_events import CompletedEvent, ErrorEvent, OcrEvent
 from ocrmesh_cli.errors import CliError, ExitCode, exit_code_for_http, worst
-from ocrmesh_cli.events import Completed, Failed, OcrEvent
 from ocrmesh_cli.output import OcrOutput
 
 # (image bytes, file name) -> its events
@@ -59,12 +59,12 @@ async def _stream_once(path: Path, data: bytes, recognize: Recognizer, output: O
             async for event in events:
                 if completed:
                     continue  # nothing follows `completed`; read on to the stream's own end
-                if isinstance(event, Failed):
+                if isinstance(event, ErrorEvent):
                     code = exit_code_for_http(event.status)
                     raise CliError(code, f"{event.detail} (HTTP {event.status})")
                 output.event(path, event)
                 relayed = True
-                completed = isinstance(event, Completed)
+                completed = isinstance(event, CompletedEvent)
         # Leaving at `completed` would cut the call off before its status: the server would
         # see a cancelled call instead of a finished one.
         if not completed:

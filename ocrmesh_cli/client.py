@@ -12,8 +12,9 @@ from typing import Any, Final, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ocrmesh.rules.ocr_events import OcrEvent
 from ocrmesh_cli.errors import CliError, ExitCode, exit_code_for_http
-from ocrmesh_cli.events import OcrEvent, parse_event
+from ocrmesh_cli.events import parse_event
 
 DEFAULT_URL: Final = "http://127.0.0.1:8000"
 # Answers of the auth routes are a few hundred bytes; an error body is shown, so is bounded.

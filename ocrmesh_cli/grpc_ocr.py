@@ -9,25 +9,16 @@ from typing import Final
 
 import grpc
 
-from gateway.ocr_events import event_from_proto as rest_event
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.platform import metadata
 from ocrmesh.platform.grpc_client import bearer_metadata, create_channel
 from ocrmesh.platform.settings import GrpcTls
 from ocrmesh.platform.units import MiB
+from ocrmesh.rules.ocr_events import OcrEvent, event_from_proto
 from ocrmesh_cli.errors import CliError, ExitCode, exit_code_for_grpc
-from ocrmesh_cli.events import OcrEvent, parse_event
 
 # ocr_svc's trailing metadata on RESOURCE_EXHAUSTED: seconds until a retry may work.
 RETRY_AFTER_KEY: Final = metadata.RETRY_AFTER_SECONDS
-
-
-def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
-    """The event one message of the Recognize stream carries, exactly as the gateway streams
-    it (the gateway's own conversion, read back as this client reads `/ocr/stream`); None
-    for a kind neither knows."""
-    event = rest_event(response)
-    return None if event is None else parse_event(event.model_dump_json().encode())
 
 
 def error_from_rpc(error: grpc.aio.AioRpcError, *, addr: str) -> CliError:

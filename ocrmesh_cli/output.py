@@ -21,8 +21,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from ocrmesh.rules.ocr_events import CompletedEvent, LineEvent, OcrEvent
 from ocrmesh_cli.errors import CliError
-from ocrmesh_cli.events import Completed, Line, OcrEvent
 
 PROGRAM = "ocrmesh"
 
@@ -77,7 +77,7 @@ class TextOutput(_PlainOutput):
         self._several = several
 
     def event(self, path: Path, event: OcrEvent) -> None:
-        if isinstance(event, Line):
+        if isinstance(event, LineEvent):
             self._write(f"{path}: {event.text}" if self._several else event.text)
 
 
@@ -141,14 +141,14 @@ class RichOutput:
             self._progress.advance(self._task)
 
     def event(self, path: Path, event: OcrEvent) -> None:
-        if isinstance(event, Line):
+        if isinstance(event, LineEvent):
             text = Text(event.text)  # a Text: OCR output is never read as rich markup
             if self._several:
                 text = Text.assemble((f"{path}: ", "dim"), text)
             self._out.print(text)
-        elif isinstance(event, Completed):
+        elif isinstance(event, CompletedEvent):
             self._advance()
-            seconds = event.timings.get("total_ms", 0.0) / 1000
+            seconds = event.timings.total_ms / 1000
             lines = f"{event.line_count} line{'' if event.line_count == 1 else 's'}"
             self._err.print(Text(f"{path}: {lines} in {seconds:.1f} s", style="green"))
 

@@ -15,18 +15,19 @@ from fastapi.responses import StreamingResponse
 
 from gateway.deps import BearerToken, CurrentUser, OcrStub, SettingsDep
 from gateway.errors import error_responses, http_error_from_rpc, internal_error_detail, rpc_errors
-from gateway.ocr_events import EVENT_STREAM, NDJSON, StreamFormat, event_from_proto, negotiate_stream_format
-from gateway.schemas import (
-    CompletedEvent,
-    ErrorEvent,
-    LineEvent,
-    LineOut,
-    OcrResultOut,
-    StartedEvent,
-)
+from gateway.ocr_events import EVENT_STREAM, NDJSON, StreamFormat, negotiate_stream_format
+from gateway.schemas import OcrResultOut
 from gateway.uploads import MULTIPART_IMAGE_BODY, SUPPORTED_FORMATS, read_image_upload
 from ocrmesh.ocr.v1 import ocr_pb2
 from ocrmesh.platform.grpc_client import bearer_metadata
+from ocrmesh.rules.ocr_events import (
+    CompletedEvent,
+    ErrorEvent,
+    Line,
+    LineEvent,
+    StartedEvent,
+    event_from_proto,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ async def recognize(
 ) -> OcrResultOut:
     call = await _start_recognize(request, ocr, token, settings)
     started: StartedEvent | None = None
-    lines: list[LineOut] = []
+    lines: list[Line] = []
     completed: CompletedEvent | None = None
     try:
         async with _cancelled_if_client_leaves(request, call):
@@ -95,7 +96,8 @@ async def recognize(
                     if isinstance(event, StartedEvent):
                         started = event
                     elif isinstance(event, LineEvent):
-                        lines.append(LineOut(**event.model_dump(exclude={"type"})))
+                        # A LineEvent is a Line: in the result it is written without `type`.
+                        lines.append(event)
                     elif isinstance(event, CompletedEvent):
                         completed = event
     finally:

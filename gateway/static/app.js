@@ -274,6 +274,9 @@ function highlight(index) {
   for (const element of document.querySelectorAll(`[data-index="${index}"]`)) element.classList.add("active");
 }
 
+// The stream's events and their fields are defined once, in ocrmesh/rules/ocr_events.py
+// (docs/gateway.md, "The OCR stream"). As every reader there, this page skips event types
+// and ignores fields it does not know: a newer gateway's additions do not break it.
 function onStarted(event) {
   run.started = event;
   const width = Number(event.image_width);

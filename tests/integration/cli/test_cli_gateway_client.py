@@ -19,10 +19,10 @@ from harness.tokens import TokenIssuerForTests
 from ocrmesh.auth.v1 import auth_pb2_grpc
 from ocrmesh.ocr.v1 import ocr_pb2_grpc
 from ocrmesh.platform.grpc_server import HostedService, create_server
+from ocrmesh.rules.ocr_events import OcrEvent
 from ocrmesh_cli.batch import recognize_files
 from ocrmesh_cli.client import Gateway
 from ocrmesh_cli.errors import CliError, ExitCode
-from ocrmesh_cli.events import OcrEvent
 from ocrmesh_cli.output import TextOutput
 from tests.integration.gateway.fakes import AUTH_SERVICE, OCR_SERVICE, FakeAuth, FakeOcr, Mesh
 

@@ -35,9 +35,17 @@ async def test_ocr_answers_the_original_fields_plus_the_lines(client: httpx.Asyn
     assert body["user_email"] == "ada@example.com"
     assert body["ocr_text"] == "Hello\nworld"
     assert [line["text"] for line in body["lines"]] == ["Hello", "world"]
-    assert body["lines"][0]["box"] == [[0, 0], [100, 0], [100, 20], [0, 20]]
+    # A line of the result is the stream's line event without its `type`.
+    assert body["lines"][0] == {
+        "index": 0,
+        "block": 0,
+        "text": "Hello",
+        "confidence": 0.9375,
+        "box": [[0, 0], [100, 0], [100, 20], [0, 20]],
+    }
     assert body["engine"] == "fake"
     assert (body["image_width"], body["image_height"]) == (640, 480)
+    assert body["timings"] == {"decode_ms": 1, "detect_ms": 2, "recognize_ms": 3, "total_ms": 6}
 
 
 async def test_the_image_bytes_token_and_request_id_reach_ocr_svc(client: httpx.AsyncClient, mesh) -> None:

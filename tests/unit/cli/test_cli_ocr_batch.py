@@ -1,6 +1,7 @@
-"""`ocrmesh ocr` without a network: the gateway's own events parse into the client's, every
-output mode prints each line as it arrives, and several files run at most `concurrency` at
-once, retry a busy service, and exit with the worst code."""
+"""`ocrmesh ocr` without a network: the gateway's own NDJSON parses back into the events
+(one model, ocrmesh.rules.ocr_events), every output mode prints each line as it arrives,
+and several files run at most `concurrency` at once, retry a busy service, and exit with
+the worst code."""
 
 from __future__ import annotations
 
@@ -14,13 +15,10 @@ import pytest
 from rich.console import Console
 
 from gateway.ocr_events import encode_ndjson
-from gateway.schemas import CompletedEvent, ErrorEvent, LineEvent, StartedEvent, TimingsOut
-from gateway.schemas import OcrEvent as GatewayEvent
-from ocrmesh.ocr.v1 import ocr_pb2
+from ocrmesh.rules.ocr_events import CompletedEvent, ErrorEvent, LineEvent, OcrEvent, StartedEvent, Timings
 from ocrmesh_cli.batch import Recognizer, read_image, recognize_files
 from ocrmesh_cli.errors import CliError, ExitCode
-from ocrmesh_cli.events import Completed, Failed, Line, OcrEvent, Started, parse_event
-from ocrmesh_cli.grpc_ocr import event_from_proto
+from ocrmesh_cli.events import parse_event
 from ocrmesh_cli.output import JsonOutput, RichOutput, TextOutput
 
 TIMINGS = {"decode_ms": 1.0, "detect_ms": 2.0, "recognize_ms": 3.0, "total_ms": 6.0}
@@ -28,36 +26,24 @@ TIMINGS = {"decode_ms": 1.0, "detect_ms": 2.0, "recognize_ms": 3.0, "total_ms": 
 
 def events_for(*texts: str) -> list[OcrEvent]:
     lines = [
-        Line(index=i, text=t, confidence=0.9, box=[(0, 0), (1, 0), (1, 1), (0, 1)])
+        LineEvent(index=i, text=t, confidence=0.9, box=[(0, 0), (1, 0), (1, 1), (0, 1)])
         for i, t in enumerate(texts)
     ]
     return [
-        Started(engine="scripted", image_width=10, image_height=10),
+        StartedEvent(engine="scripted", image_width=10, image_height=10),
         *lines,
-        Completed(full_text="\n".join(texts), line_count=len(texts), timings=TIMINGS),
+        CompletedEvent(full_text="\n".join(texts), line_count=len(texts), timings=Timings(**TIMINGS)),
     ]
 
 
-def test_the_gateways_ndjson_events_parse_into_the_clients() -> None:
-    gateway_events: list[GatewayEvent] = [
+def test_the_gateways_ndjson_lines_parse_back_into_the_same_events() -> None:
+    gateway_events: list[OcrEvent] = [
         StartedEvent(engine="rapidocr", image_width=640, image_height=480),
         LineEvent(index=0, block=0, text="Hello", confidence=0.98, box=[(1, 2), (3, 2), (3, 4), (1, 4)]),
-        CompletedEvent(full_text="Hello", line_count=1, timings=TimingsOut(**TIMINGS)),
+        CompletedEvent(full_text="Hello", line_count=1, timings=Timings(**TIMINGS)),
         ErrorEvent(status=504, detail="the ocr service did not answer in time"),
     ]
-    parsed = [parse_event(encode_ndjson(event)) for event in gateway_events]
-    for ours, theirs in zip(parsed, gateway_events, strict=True):
-        assert ours is not None
-        assert ours.model_dump(mode="json") == theirs.model_dump(mode="json")
-    assert isinstance(parsed[3], Failed)
-
-
-def test_grpc_messages_become_the_same_events_as_the_gateways() -> None:
-    line = ocr_pb2.RecognizeResponse(
-        line=ocr_pb2.Line(index=2, text="abc", confidence=0.5, block=1, box=[ocr_pb2.Point(x=1, y=2)])
-    )
-    assert event_from_proto(line) == Line(index=2, block=1, text="abc", confidence=0.5, box=[(1.0, 2.0)])
-    assert event_from_proto(ocr_pb2.RecognizeResponse()) is None
+    assert [parse_event(encode_ndjson(event)) for event in gateway_events] == gateway_events
 
 
 def test_unknown_and_blank_events_are_skipped_and_garbage_is_a_clear_failure() -> None:
@@ -141,7 +127,7 @@ def test_an_error_event_in_the_stream_fails_the_file_with_its_statuss_code(tmp_p
     [path] = image_files(tmp_path, "slow.png")
     script: list[OcrEvent] = [
         *events_for("a")[:2],
-        Failed(status=504, detail="the ocr service did not answer in time"),
+        ErrorEvent(status=504, detail="the ocr service did not answer in time"),
     ]
     recognize, _ = scripted({"slow.png": script})
     out, err = io.StringIO(), io.StringIO()

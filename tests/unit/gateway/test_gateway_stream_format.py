@@ -1,4 +1,5 @@
-"""OCR stream events: JSON per event, framed as NDJSON or SSE by the Accept header."""
+"""OCR stream framing: each event (ocrmesh.rules.ocr_events) as an NDJSON line or a
+server-sent event, chosen by the Accept header."""
 
 from __future__ import annotations
 
@@ -6,16 +7,9 @@ import json
 
 import pytest
 
-from gateway.ocr_events import (
-    EVENT_STREAM,
-    NDJSON,
-    encode_ndjson,
-    encode_sse,
-    event_from_proto,
-    negotiate_stream_format,
-)
-from gateway.schemas import ErrorEvent
-from ocrmesh.ocr.v1 import ocr_pb2
+from gateway.ocr_events import EVENT_STREAM, NDJSON, encode_ndjson, encode_sse, negotiate_stream_format
+from gateway.schemas import OcrResultOut
+from ocrmesh.rules.ocr_events import ErrorEvent, LineEvent, StartedEvent, Timings, event_json
 
 
 @pytest.mark.parametrize(
@@ -36,35 +30,8 @@ def test_sse_only_when_the_accept_header_asks_for_it(accept: str | None, media_t
     assert negotiate_stream_format(accept).media_type == media_type
 
 
-def test_a_line_event_has_the_documented_fields() -> None:
-    response = ocr_pb2.RecognizeResponse(
-        line=ocr_pb2.Line(
-            index=2,
-            text="a line\nwith a newline",
-            confidence=0.87654321,
-            box=[
-                ocr_pb2.Point(x=1, y=2),
-                ocr_pb2.Point(x=3, y=2),
-                ocr_pb2.Point(x=3, y=4),
-                ocr_pb2.Point(x=1, y=4),
-            ],
-        )
-    )
-    event = event_from_proto(response)
-    assert event is not None
-    assert json.loads(encode_ndjson(event)) == {
-        "type": "line",
-        "index": 2,
-        "block": 0,
-        "text": "a line\nwith a newline",
-        "confidence": 0.8765,
-        "box": [[1, 2], [3, 2], [3, 4], [1, 4]],
-    }
-
-
 def test_each_frame_holds_exactly_one_event_even_when_text_has_newlines() -> None:
-    event = event_from_proto(ocr_pb2.RecognizeResponse(line=ocr_pb2.Line(index=0, text="two\nlines")))
-    assert event is not None
+    event = LineEvent(index=0, text="two\nlines", confidence=0.5)
     ndjson = encode_ndjson(event)
     assert ndjson.startswith(b'{"type":"line",')  # a reader can dispatch on the first key
     assert ndjson.count(b"\n") == 1
@@ -75,36 +42,33 @@ def test_each_frame_holds_exactly_one_event_even_when_text_has_newlines() -> Non
     assert sse.count("\n") == 3
 
 
-def test_started_and_completed_events() -> None:
-    started = event_from_proto(
-        ocr_pb2.RecognizeResponse(started=ocr_pb2.Started(engine="rapidocr", image_width=10, image_height=20))
-    )
-    completed = event_from_proto(
-        ocr_pb2.RecognizeResponse(
-            completed=ocr_pb2.Completed(full_text="a\nb", line_count=2, timings=ocr_pb2.Timings(total_ms=5))
-        )
-    )
-    assert started is not None
-    assert completed is not None
-    assert json.loads(encode_ndjson(started)) == {
-        "type": "started",
-        "engine": "rapidocr",
-        "image_width": 10,
-        "image_height": 20,
-    }
-    body = json.loads(encode_ndjson(completed))
-    assert body["type"] == "completed"
-    assert body["line_count"] == 2
-    assert body["timings"]["total_ms"] == 5
-
-
-def test_an_event_kind_this_gateway_does_not_know_is_skipped() -> None:
-    assert event_from_proto(ocr_pb2.RecognizeResponse()) is None
-
-
 def test_error_event_shape() -> None:
     assert json.loads(encode_ndjson(ErrorEvent(status=504, detail="late"))) == {
         "type": "error",
         "status": 504,
         "detail": "late",
     }
+
+
+def test_an_sse_frame_carries_the_same_json_as_an_ndjson_line() -> None:
+    event = StartedEvent(engine="rapidocr", image_width=10, image_height=20)
+    assert encode_ndjson(event) == f"{event_json(event)}\n".encode()
+    assert encode_sse(event) == f"event: started\ndata: {event_json(event)}\n\n".encode()
+
+
+def test_the_ocr_results_lines_are_the_line_events_without_their_type() -> None:
+    line = LineEvent(index=0, block=1, text="Hello", confidence=0.5, box=[(1, 2)])
+    result = OcrResultOut(
+        user_id="u",
+        user_name="Ada",
+        user_email="ada@example.com",
+        ocr_text="Hello",
+        lines=[line],
+        engine="fake",
+        image_width=10,
+        image_height=10,
+        timings=Timings(total_ms=5),
+    )
+    assert result.model_dump(mode="json")["lines"] == [
+        {"index": 0, "block": 1, "text": "Hello", "confidence": 0.5, "box": [[1, 2]]}
+    ]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from auth_svc import domain
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
-from ocrmesh import account_rules
+from ocrmesh.rules import account_rules
 
 SCHEMAS: dict[str, Any] = create_app(GatewaySettings()).openapi()["components"]["schemas"]
 NAME = SCHEMAS["RegisterRequest"]["properties"]["name"]
