@@ -39,10 +39,11 @@ install: $(VENV)/.synced $(BUF) ## create .venv from uv.lock and install buf
 protos: $(VENV)/.synced ## regenerate ocrmesh/*/v1 from protos/
 	$(PY) scripts/gen_protos.py
 
-lint: install ## ruff, mypy, buf lint and buf breaking
+lint: install ## ruff, mypy, the layers (lint-imports, docs/architecture.md), buf lint and buf breaking
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(BUF) lint
 	@if git rev-parse --verify -q main >/dev/null; then $(BUF) breaking --against '$(BUF_AGAINST)'; fi
 
@@ -97,10 +98,10 @@ up-observed: ## `make up` with metrics on and Prometheus at http://127.0.0.1:909
 	fi
 
 demo: install ## walk through register, verify, login and streamed OCR against `make up`
-	$(PY) scripts/demo.py
+	$(PY) -m scripts.demo
 
 bench: install ## every benchmark, one summary table (BENCH_ARGS=--quick for a short run)
-	$(PY) bench/run_all.py $(BENCH_ARGS)
+	$(PY) -m bench.run_all $(BENCH_ARGS)
 
 certs: install ## a development CA and per-service gRPC TLS certificates in var/certs (docs/production.md)
 	$(PY) scripts/make_certs.py --out var/certs $(CERTS_ARGS)

@@ -1,4 +1,4 @@
-"""Benchmark of auth_svc: `.venv/bin/python bench/bench_auth.py [--quick] [--json PATH]`.
+"""Benchmark of auth_svc: `.venv/bin/python -m bench.bench_auth [--quick] [--json PATH]`.
 
 Measures, in one run on this machine:
   1. raw Argon2id verifies/s with the service's parameters, in as many threads as the
@@ -24,14 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import jwt
-import pika
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import func, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from auth_svc.app import create_app
-from auth_svc.db import drop_database
 from auth_svc.keys import generate_key_file
 from auth_svc.orm import User
 from auth_svc.passwords import Argon2Parameters, PasswordHasher
@@ -44,6 +42,7 @@ from bench.report import (
     ratio_higher_is_better,
     ratio_lower_is_better,
 )
+from harness.scratch import delete_queues, drop_database
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
@@ -165,7 +164,7 @@ async def run(args: argparse.Namespace) -> list[Row]:
             await channel.close()
             await server.stop(0)
             drop_database(database_url)
-            _delete_queues(rabbitmq_url, topology)
+            delete_queues(rabbitmq_url, topology)
 
     note = (
         f"Argon2id m={params.memory_kib}KiB t={params.time_cost} p={params.parallelism}, "
@@ -216,14 +215,6 @@ async def run(args: argparse.Namespace) -> list[Row]:
         )
     )
     return rows
-
-
-def _delete_queues(url: str, topology: EmailTopology) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        topology.delete(connection.channel())
-    finally:
-        connection.close()
 
 
 def main() -> int:

@@ -1,9 +1,10 @@
-"""Benchmark of the gateway: `.venv/bin/python bench/bench_gateway.py [--quick] [--json PATH]`.
+"""Benchmark of the gateway: `.venv/bin/python -m bench.bench_gateway [--quick] [--json PATH]`.
 
 Starts the whole mesh as processes (`harness/mesh.py`) and, next to it, the original
 tutorial design (`bench/baseline/`: FastAPI gateway -> blocking HTTP -> FastAPI auth
-service; OCR as a RabbitMQ request/reply with a new connection per request). Then, in one
-run, against the same user, token, database and image:
+service; OCR as a RabbitMQ request/reply with a new connection per request), started by
+`bench/gateway_original.py`. Then, in one run, against the same user, token, database and
+image (the calls compared: `bench/gateway_calls.py`):
 
   1. capacity, with real load generators (`bench/loadgen.py`: h2load for gRPC, wrk for
      HTTP) at 1 and 32 connections, each figure against a floor measured in the same run:
@@ -25,232 +26,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import email
-import email.policy
-import json
 import os
-import re
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
-import httpx
-import jwt
-import pika
 from google.protobuf.message import Message
-from pika.exceptions import ChannelClosedByBroker
+from grpc_health.v1 import health_pb2
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from grpc_health.v1 import health_pb2  # noqa: E402
-
-from bench.loadgen import LoadResult, ensure_tools, h2load_grpc, median_result, wrk_get  # noqa: E402
-from bench.report import (  # noqa: E402
+from bench.gateway_calls import OcrTiming, Targets, sign_up_bench_user
+from bench.gateway_original import Baseline, public_key_of, running_baseline
+from bench.loadgen import LoadResult, ensure_tools, h2load_grpc, median_result, wrk_get
+from bench.report import (
     Row,
     add_json_argument,
     emit,
     percentile,
     ratio_lower_is_better,
+    say,
 )
-from harness.images import render_text_image, sample_multiline_png  # noqa: E402
-from harness.mesh import Mesh, free_port, running_mesh  # noqa: E402
-from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
-from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc  # noqa: E402
-from ocrmesh.platform.grpc_client import bearer_metadata, create_channel  # noqa: E402
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL  # noqa: E402
-
-DEFAULT_POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-PASSWORD = "correct horse battery staple"
-CODE_PATTERN = re.compile(r"\b(\d{6})\b")
-# A benchmark whose requests fail measures the failure path: stop instead.
-MAX_ERROR_SHARE = 0.01
-HTTP_TIMEOUT_S = 120.0
-_T0 = time.perf_counter()
+from harness.images import render_text_image, sample_multiline_png
+from harness.mesh import Mesh, running_mesh
+from harness.scratch import postgres_admin_url
+from ocrmesh.auth.v1 import auth_pb2
+from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 
 
-def say(message: str) -> None:
-    print(f"[{time.perf_counter() - _T0:6.1f}s] {message}", flush=True)
-
-
-# -- the original design as processes ------------------------------------------------------
-class Baseline:
-    """The tutorial design (`bench/baseline/`) as three processes on free ports."""
-
-    def __init__(self, workdir: Path, rabbitmq_url: str, queue: str) -> None:
-        self.workdir = workdir
-        self.rabbitmq_url = rabbitmq_url
-        self.queue = queue
-        self.auth_port = free_port()
-        self.gateway_port = free_port()
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.env: dict[str, str] = {
-            **os.environ,
-            "PYTHONUNBUFFERED": "1",
-            "RABBITMQ_URL": rabbitmq_url,
-            "BASELINE_OCR_QUEUE": queue,
-            "BASELINE_AUTH_URL": f"http://127.0.0.1:{self.auth_port}",
-            "BASELINE_PUBLIC_KEY_FILE": str(workdir / "public_key.pem"),
-        }
-
-    @property
-    def gateway_url(self) -> str:
-        return f"http://127.0.0.1:{self.gateway_port}"
-
-    def log_of(self, name: str) -> str:
-        path = self.workdir / f"baseline-{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
-
-    def start(self, name: str, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> None:
-        log = (self.workdir / f"baseline-{name}.log").open("ab")
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=REPO,
-            env={**self.env, **(extra_env or {})},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def start_ocr_worker(self) -> None:
-        self.start("ocr", ["-m", "bench.baseline.ocr_worker"])
-
-    def write_public_key(self, pem: str) -> None:
-        (self.workdir / "public_key.pem").write_text(pem)
-
-    def start_http(self, *, database_url: str) -> None:
-        env = {"DATABASE_URL": database_url}
-        # uvicorn's defaults, as the tutorial ran it (uvloop and httptools when installed,
-        # access log on).
-        for name, app, port in (
-            ("auth", "bench.baseline.auth_service:app", self.auth_port),
-            ("gateway", "bench.baseline.gateway:app", self.gateway_port),
-        ):
-            self.start(name, ["-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)], env)
-
-    def _check_alive(self, name: str) -> None:
-        proc = self.processes[name]
-        if proc.poll() is not None:
-            raise RuntimeError(f"baseline {name} exited with {proc.returncode}:\n{self.log_of(name)}")
-
-    def wait_http_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        for name, port in (("auth", self.auth_port), ("gateway", self.gateway_port)):
-            while True:
-                self._check_alive(name)
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/check_api", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"baseline {name} not ready:\n{self.log_of(name)}")
-                time.sleep(0.1)
-
-    def wait_ocr_ready(self, timeout: float = 120) -> None:
-        """Until the worker consumes from its queue (it declares the queue once its model is
-        loaded and warmed up)."""
-        deadline = time.monotonic() + timeout
-        connection = pika.BlockingConnection(pika.URLParameters(self.rabbitmq_url))
-        try:
-            while True:
-                self._check_alive("ocr")
-                channel = connection.channel()
-                try:
-                    if channel.queue_declare(self.queue, passive=True).method.consumer_count > 0:
-                        channel.close()
-                        return
-                    channel.close()
-                except ChannelClosedByBroker:
-                    pass  # the queue does not exist yet
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"baseline OCR worker not ready:\n{self.log_of('ocr')}")
-                time.sleep(0.2)
-        finally:
-            connection.close()
-
-    def close(self) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.processes.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        with contextlib.suppress(Exception):
-            connection = pika.BlockingConnection(pika.URLParameters(self.rabbitmq_url))
-            try:
-                connection.channel().queue_delete(self.queue)
-            finally:
-                connection.close()
-
-
-@contextlib.contextmanager
-def running_baseline(workdir: Path, rabbitmq_url: str, queue: str) -> Iterator[Baseline]:
-    baseline = Baseline(workdir, rabbitmq_url, queue)
-    try:
-        yield baseline
-    finally:
-        baseline.close()
-
-
-# -- a user with a token -------------------------------------------------------------------
-def _code_in_mail(mail_dir: Path, recipient: str) -> str | None:
-    for path in sorted(mail_dir.glob("*.eml")):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if not isinstance(message, EmailMessage) or recipient not in str(message["To"] or "").lower():
-            continue
-        part = message.get_body(preferencelist=("plain",))
-        found = CODE_PATTERN.search(part.get_content() if part is not None else "")
-        if found:
-            return found.group(1)
-    return None
-
-
-def sign_up(mesh: Mesh, timeout: float = 30) -> str:
-    """Register through the gateway, read the code from the mail file, verify, log in:
-    the access token."""
-    address = f"bench-{uuid.uuid4().hex[:10]}@example.com"
-    with httpx.Client(base_url=mesh.gateway_url, timeout=30) as client:
-        body = {"name": "Bench User", "email": address, "password": PASSWORD}
-        client.post("/auth/register", json=body).raise_for_status()
-        deadline = time.monotonic() + timeout
-        while (code := _code_in_mail(mesh.mail_dir, address)) is None:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no verification mail to {address} in {mesh.mail_dir}")
-            time.sleep(0.1)
-        client.post("/auth/verify_otp", json={"email": address, "otp": code}).raise_for_status()
-        login = client.post("/auth/login", json={"username": address, "password": PASSWORD})
-        login.raise_for_status()
-        return str(login.json()["access_token"])
-
-
-async def public_key_of(token: str, auth_addr: str) -> str:
-    """The PEM of the key that signed `token`, as auth_svc publishes it."""
-    key_id = jwt.get_unverified_header(token).get("kid")
-    channel = create_channel(auth_addr)
-    try:
-        reply = await auth_pb2_grpc.AuthServiceStub(channel).GetPublicKeys(auth_pb2.GetPublicKeysRequest())
-    finally:
-        await channel.close()
-    for key in reply.keys:
-        if key.key_id == key_id:
-            return str(key.public_key_pem)
-    raise RuntimeError(f"auth_svc does not publish the key {key_id!r}")
-
-
-# -- the measurements ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Settings:
     seconds: float
@@ -259,113 +64,6 @@ class Settings:
     ocr_rounds: int
     ocr_seconds: float
     processes: int
-
-
-@dataclass(frozen=True)
-class OcrTiming:
-    total: float
-    first_line: float
-    text: str
-
-
-def _upload(png: bytes) -> dict[str, tuple[str, bytes, str]]:
-    return {"file": ("bench.png", png, "image/png")}
-
-
-class Targets:
-    """The calls being compared, each with its own connections (made once)."""
-
-    def __init__(self, mesh: Mesh, baseline: Baseline, token: str) -> None:
-        self.token = token
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.metadata = bearer_metadata(token)
-        # Idle connections are dropped before uvicorn's 5 s keep-alive timeout, so that a
-        # phase never reuses one the server is closing at that moment (httpx's default
-        # expiry is 5 s as well: a race that shows as "Server disconnected").
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2.0)
-        self.gateway = httpx.AsyncClient(base_url=mesh.gateway_url, timeout=HTTP_TIMEOUT_S, limits=limits)
-        self.original = httpx.AsyncClient(
-            base_url=baseline.gateway_url, timeout=HTTP_TIMEOUT_S, limits=limits
-        )
-        self.auth_channel = create_channel(mesh.auth_addr, unary_timeout=HTTP_TIMEOUT_S)
-        self.ocr_channel = create_channel(mesh.ocr_addr, stream_timeout=HTTP_TIMEOUT_S)
-        self.auth = auth_pb2_grpc.AuthServiceStub(self.auth_channel)
-        self.ocr = ocr_pb2_grpc.OcrServiceStub(self.ocr_channel)
-
-    async def aclose(self) -> None:
-        await self.gateway.aclose()
-        await self.original.aclose()
-        await self.auth_channel.close()
-        await self.ocr_channel.close()
-
-    # -- GET /auth/me and its gRPC call
-    @staticmethod
-    def _ok(response: httpx.Response) -> Any:
-        if response.status_code != 200:
-            raise RuntimeError(f"{response.request.url.path}: {response.status_code} {response.text[:200]}")
-        return response.json()
-
-    async def gateway_me(self) -> object:
-        return self._ok(await self.gateway.get("/auth/me", headers=self.headers))
-
-    async def original_me(self) -> object:
-        return self._ok(await self.original.get("/auth/me", headers=self.headers))
-
-    async def direct_me(self) -> Message:
-        return await self.auth.GetCurrentUser(auth_pb2.GetCurrentUserRequest(), metadata=self.metadata)
-
-    # -- OCR
-    async def direct_recognize(self, png: bytes) -> OcrTiming:
-        t0 = time.perf_counter()
-        first_line = None
-        text = ""
-        request = ocr_pb2.RecognizeRequest(image=png, filename="bench.png")
-        async for event in self.ocr.Recognize(request, metadata=self.metadata):
-            kind = event.WhichOneof("event")
-            if kind == "line" and first_line is None:
-                first_line = time.perf_counter() - t0
-            elif kind == "completed":
-                text = event.completed.full_text
-        total = time.perf_counter() - t0
-        return OcrTiming(total, total if first_line is None else first_line, text)
-
-    async def gateway_ocr(self, png: bytes) -> OcrTiming:
-        t0 = time.perf_counter()
-        body = self._ok(await self.gateway.post("/ocr", files=_upload(png), headers=self.headers))
-        total = time.perf_counter() - t0
-        return OcrTiming(total, total, str(body["ocr_text"]))
-
-    async def gateway_ocr_stream(self, png: bytes) -> OcrTiming:
-        t0 = time.perf_counter()
-        first_line = None
-        text = ""
-        async with self.gateway.stream(
-            "POST", "/ocr/stream", files=_upload(png), headers=self.headers
-        ) as response:
-            if response.status_code != 200:
-                await response.aread()
-                self._ok(response)
-            async for line in response.aiter_lines():
-                if not line:
-                    continue
-                event = json.loads(line)
-                if event["type"] == "line" and first_line is None:
-                    first_line = time.perf_counter() - t0
-                elif event["type"] == "completed":
-                    text = event["full_text"]
-                elif event["type"] == "error":
-                    raise RuntimeError(f"/ocr/stream error event: {event}")
-        total = time.perf_counter() - t0
-        return OcrTiming(total, total if first_line is None else first_line, text)
-
-    async def original_ocr(self, png: bytes) -> OcrTiming:
-        t0 = time.perf_counter()
-        body = self._ok(await self.original.post("/ocr", files=_upload(png), headers=self.headers))
-        total = time.perf_counter() - t0
-        if "ocr_text" not in body:
-            raise RuntimeError(f"original /ocr: {body}")
-        # No streaming in the original design: the first line comes with the whole result.
-        return OcrTiming(total, total, str(body["ocr_text"]))
 
 
 def _ms(seconds: float) -> float:
@@ -565,7 +263,6 @@ def run(args: argparse.Namespace) -> list[Row]:
         processes=args.processes,
     )
     rabbitmq_url = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
-    postgres_admin_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
     queue = f"bench_ocr_rpc_{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         workdir = Path(tmp)
@@ -576,7 +273,7 @@ def run(args: argparse.Namespace) -> list[Row]:
             say("starting the mesh and the original design ...")
             with running_mesh(
                 workdir / "mesh",
-                postgres_admin_url=postgres_admin_url,
+                postgres_admin_url=postgres_admin_url(),
                 rabbitmq_url=rabbitmq_url,
                 # Loopback only, like the gateway and the baseline.
                 extra_env={
@@ -590,7 +287,7 @@ def run(args: argparse.Namespace) -> list[Row]:
                 # user signs up.
                 baseline.start_http(database_url=mesh.env["DATABASE_URL"])
                 say("mesh ready; signing up a user ...")
-                token = sign_up(mesh)
+                token = sign_up_bench_user(mesh)
                 baseline.write_public_key(asyncio.run(public_key_of(token, mesh.auth_addr)))
                 baseline.wait_http_ready()
                 baseline.wait_ocr_ready()

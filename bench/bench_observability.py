@@ -1,5 +1,5 @@
 """What metrics and tracing cost on the hottest REST path, `GET /auth/me`:
-`.venv/bin/python bench/bench_observability.py [--quick] [--json PATH]`.
+`.venv/bin/python -m bench.bench_observability [--quick] [--json PATH]`.
 
 In one run, two meshes side by side (auth_svc, notifier and gateway as real processes):
   A. as shipped: Prometheus metrics on, tracing off (no OTEL_* variable);
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -28,14 +27,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import grpc
 
-from bench.bench_gateway import DEFAULT_POSTGRES_ADMIN_URL, say, sign_up
+from bench.gateway_calls import sign_up_bench_user
 from bench.loadgen import LoadResult, ensure_tools, median_result, wrk_get
-from bench.report import Row, add_json_argument, emit, ratio_higher_is_better
+from bench.report import Row, add_json_argument, emit, ratio_higher_is_better, say
 from harness.mesh import Mesh, running_mesh
+from harness.scratch import postgres_admin_url
 from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 
 SERVICES = ("auth", "notifier", "gateway")
@@ -122,7 +120,6 @@ def recording_cost_us(repeat: int) -> float:
 @contextmanager
 def two_meshes(workdir: Path, sink: SpanSink) -> Iterator[tuple[Mesh, Mesh]]:
     rabbitmq_url = os.environ.get("RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
-    postgres_admin_url = os.environ.get("TEST_POSTGRES_URL", DEFAULT_POSTGRES_ADMIN_URL)
     loopback = {"AUTH_HOST": "127.0.0.1", "LOG_LEVEL": "WARNING"}
     traced = {
         **loopback,
@@ -134,14 +131,14 @@ def two_meshes(workdir: Path, sink: SpanSink) -> Iterator[tuple[Mesh, Mesh]]:
     with (
         running_mesh(
             workdir / "plain",
-            postgres_admin_url=postgres_admin_url,
+            postgres_admin_url=postgres_admin_url(),
             rabbitmq_url=rabbitmq_url,
             services=SERVICES,
             extra_env=loopback,
         ) as plain,
         running_mesh(
             workdir / "traced",
-            postgres_admin_url=postgres_admin_url,
+            postgres_admin_url=postgres_admin_url(),
             rabbitmq_url=rabbitmq_url,
             services=SERVICES,
             extra_env=traced,
@@ -151,7 +148,7 @@ def two_meshes(workdir: Path, sink: SpanSink) -> Iterator[tuple[Mesh, Mesh]]:
 
 
 def measure(plain: Mesh, traced: Mesh, rounds: int, seconds: float) -> list[Row]:
-    tokens = {id(plain): sign_up(plain), id(traced): sign_up(traced)}
+    tokens = {id(plain): sign_up_bench_user(plain), id(traced): sign_up_bench_user(traced)}
 
     def load(mesh: Mesh, connections: int) -> LoadResult:
         bearer = {"authorization": f"Bearer {tokens[id(mesh)]}"}

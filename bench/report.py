@@ -1,14 +1,17 @@
 """Shared output of the benchmarks: each prints its own table and, with `--json PATH`,
-writes its rows so `bench/run_all.py` can print one summary table."""
+writes its rows so `bench.run_all` can print one summary table."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+_T0 = time.perf_counter()
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,11 @@ class Row:
     unit: str
     ratio: float | None
     note: str = ""
+
+
+def say(message: str) -> None:
+    """A progress line, stamped with the seconds since the benchmark started."""
+    print(f"[{time.perf_counter() - _T0:6.1f}s] {message}", flush=True)
 
 
 def ratio_higher_is_better(ours: float, baseline: float) -> float:

@@ -1,7 +1,10 @@
 """`make bench`: run every benchmark of the project, then print one summary table.
 
-Each `bench/bench_*.py` runs in its own process (so their memory figures don't mix) and
-writes its rows with `--json`. Extra arguments (e.g. `--quick`) are passed to each.
+    .venv/bin/python -m bench.run_all [--quick]
+
+Each `bench/bench_*.py` runs in its own process as `python -m bench.bench_<name>` (so their
+memory figures don't mix) and writes its rows with `--json`. Extra arguments (e.g. `--quick`)
+are passed to each.
 """
 
 from __future__ import annotations
@@ -11,9 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.report import Row, format_table, load
+from harness.repo import ROOT
 
 HERE = Path(__file__).resolve().parent
 
@@ -25,7 +27,11 @@ def main(extra: list[str]) -> int:
         for script in sorted(HERE.glob("bench_*.py")):
             out = Path(tmp) / f"{script.stem}.json"
             print(f"\n=== {script.name}", flush=True)
-            done = subprocess.run([sys.executable, str(script), "--json", str(out), *extra], check=False)
+            done = subprocess.run(
+                [sys.executable, "-m", f"bench.{script.stem}", "--json", str(out), *extra],
+                cwd=ROOT,
+                check=False,
+            )
             if done.returncode != 0 or not out.exists():
                 failed.append(script.name)
                 continue

@@ -6,9 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.repo import ROOT
 from ocrmesh.platform.settings import GrpcTls
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_certs(out: Path, *names: str) -> Path:

@@ -15,7 +15,8 @@ from typing import Any
 import yaml
 
 from auth_svc.keys import generate_key_file
-from harness.deployment import ROOT, AppService
+from harness.deployment import AppService
+from harness.repo import ROOT
 
 K8S_DIR = ROOT / "deploy" / "k8s"
 BASE = "base"

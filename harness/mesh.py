@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,23 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import pika
-import psycopg2
-from psycopg2 import sql
 
+from harness.ports import free_port
+from harness.repo import ROOT
+from harness.scratch import delete_queues, drop_database, scratch_database_url
 from ocrmesh.platform.health_probe import check
 from ocrmesh.platform.settings import GrpcTls
 from ocrmesh.rules.email_events.topology import EmailTopology
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth", "ocr", "notifier", "gateway")
 MODULES = {"auth": "auth_svc", "ocr": "ocr_svc", "notifier": "notifier", "gateway": "gateway"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -43,8 +35,8 @@ class Mesh:
 
     workdir: Path
     env: dict[str, str]
-    database: str
-    admin_dsn: str
+    # The mesh's own database, dropped by `close`.
+    database_url: str
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # Replicas started under their own name ("ocr-2"): which service, and their own env.
     replicas: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
@@ -139,31 +131,11 @@ class Mesh:
         for name in list(self.processes):
             self.stop(name)
         with contextlib.suppress(Exception):
-            drop_database(self.admin_dsn, self.database)
+            drop_database(self.database_url)
         try:
             delete_queues(self.env["RABBITMQ_URL"], EmailTopology(queue=self.env["EMAIL_QUEUE"]))
         except Exception as exc:  # teardown must not hide the test's own result; say it
             warnings.warn(f"could not delete the mesh's queues: {exc!r}", stacklevel=1)
-
-
-def delete_queues(rabbitmq_url: str, topology: EmailTopology) -> None:
-    connection = pika.BlockingConnection(pika.URLParameters(rabbitmq_url))
-    try:
-        topology.delete(connection.channel())
-    finally:
-        connection.close()
-
-
-def _dsn(url: str) -> str:
-    return url.replace("postgresql+psycopg2://", "postgresql://")
-
-
-def drop_database(admin_dsn: str, name: str) -> None:
-    conn = psycopg2.connect(admin_dsn)
-    conn.autocommit = True
-    with conn.cursor() as cur:
-        cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    conn.close()
 
 
 @contextlib.contextmanager
@@ -178,14 +150,12 @@ def running_mesh(
     """Start `services` with a fresh database and queue, wait until each is ready, and stop
     them all (SIGTERM) and drop the database afterwards."""
     tag = uuid.uuid4().hex[:8]
-    database = f"ocrmesh_e2e_{tag}"
-    admin_dsn = _dsn(postgres_admin_url)
-    base = postgres_admin_url.rsplit("/", 1)[0]
+    database_url = scratch_database_url(postgres_admin_url, f"ocrmesh_e2e_{tag}")
     auth_port, ocr_port, gateway_port = free_port(), free_port(), free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "OCR_", "AUTH_", "GATEWAY_"))},
         "PYTHONUNBUFFERED": "1",
-        "DATABASE_URL": f"{base}/{database}",
+        "DATABASE_URL": database_url,
         "RABBITMQ_URL": rabbitmq_url,
         "EMAIL_QUEUE": f"email_notification_e2e_{tag}",
         "AUTH_PORT": str(auth_port),
@@ -207,7 +177,7 @@ def running_mesh(
     }
     (workdir / "mail").mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, str(ROOT / "scripts" / "create_db.py")], env=env, check=True, cwd=ROOT)
-    mesh = Mesh(workdir=workdir, env=env, database=database, admin_dsn=admin_dsn)
+    mesh = Mesh(workdir=workdir, env=env, database_url=database_url)
     try:
         for name in services:
             mesh.start(name)

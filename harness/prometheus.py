@@ -16,9 +16,9 @@ import httpx
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.mesh import free_port
+from harness.ports import free_port
+from harness.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "prometheus"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

@@ -1,4 +1,4 @@
-"""Real signed tokens for tests that must not need PostgreSQL or auth_svc itself.
+"""Real signed tokens for tests and benchmarks that must not need PostgreSQL or auth_svc itself.
 
 `TokenIssuerForTests` holds a real Ed25519 key, mints tokens the way auth_svc does (and the
 bad ones an attacker would try), and serves `AuthService.GetPublicKeys` from a real
@@ -135,6 +135,11 @@ class TokenIssuerForTests:
             auth_pb2.PublicKey(key_id=k.key_id, algorithm=TOKEN_ALGORITHM, public_key_pem=k.public_pem)
             for k in self._keys
         ]
+
+    async def fetch_public_keys(self) -> list[auth_pb2.PublicKey]:
+        """The published keys, as a `TokenVerifier(issuer.fetch_public_keys)` fetches them when
+        no gRPC server is needed (a benchmark measuring the service around the verifier)."""
+        return self.public_keys()
 
     def rotate(self, key_id: str | None = None) -> str:
         """Sign with a new key from now on; the previous keys stay published. Returns its kid."""

@@ -1,6 +1,8 @@
 """`make demo`: the whole story against a running `make up`, step by step, as a new user
 would do it with curl: register, read the code from the mail folder, verify, log in, stream
-the OCR of a sample image, and find the completion mail.
+the OCR of a sample image, and find the completion mail. Run from the repository's root:
+
+    .venv/bin/python -m scripts.demo
 
 Environment: GATEWAY_URL (default http://127.0.0.1:8000), MAIL_DIR (default var/mail),
 DEMO_IMAGE (default docs/sample.png).
@@ -10,17 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import uuid
 from pathlib import Path
 
 import httpx
 
+from notifier.mailbox import OCR_COMPLETED, VERIFICATION_CODE, wait_for_mail
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from notifier.mailbox import OCR_COMPLETED, VERIFICATION_CODE, wait_for_mail  # noqa: E402
-
 GATEWAY = os.environ.get("GATEWAY_URL", f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', '8000')}")
 MAIL_DIR = Path(os.environ.get("MAIL_DIR", ROOT / "var" / "mail"))
 IMAGE = Path(os.environ.get("DEMO_IMAGE", ROOT / "docs" / "sample.png"))

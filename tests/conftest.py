@@ -8,11 +8,10 @@ import uuid
 
 import pytest
 
+from harness.scratch import postgres_admin_url as _postgres_admin_url
 from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_ADMIN_URL = _postgres_admin_url()
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)
 
 

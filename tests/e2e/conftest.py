@@ -3,16 +3,14 @@ costs most of the suite's time. Tests that stop a service start it again before 
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 
 from harness.mesh import Mesh, running_mesh
-from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
+from harness.users import SignedUpUser, sign_up
+from harness.users import random_email as random_email  # the e2e tests import it from here
 
 
 @pytest.fixture(scope="session")
@@ -28,36 +26,6 @@ def mesh(
 def client(mesh: Mesh) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=mesh.gateway_url, timeout=60) as http:
         yield http
-
-
-@dataclass(frozen=True)
-class SignedUpUser:
-    name: str
-    email: str
-    password: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def random_email() -> str:
-    return f"user-{uuid.uuid4().hex[:10]}@example.com"
-
-
-def sign_up(client: httpx.Client, mail_dir: Path, *, name: str = "Ada Lovelace") -> SignedUpUser:
-    """Register, read the code from the delivered mail, verify, log in."""
-    email, password = random_email(), "correct horse battery"
-    registered = client.post("/auth/register", json={"name": name, "email": email, "password": password})
-    assert registered.status_code == 202, registered.text
-    code = wait_for_mail(mail_dir, email, kind=VERIFICATION_CODE).code
-    assert code is not None
-    verified = client.post("/auth/verify_otp", json={"email": email, "otp": code})
-    assert verified.status_code == 200, verified.text
-    login = client.post("/auth/login", json={"username": email, "password": password})
-    assert login.status_code == 200, login.text
-    return SignedUpUser(name=name, email=email, password=password, token=login.json()["access_token"])
 
 
 @pytest.fixture(scope="session")

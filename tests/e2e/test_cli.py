@@ -12,7 +12,8 @@ import pytest
 
 from harness.cli import cli_env, ocrmesh
 from harness.images import SAMPLE_PARAGRAPH, character_error_rate, sample_multiline_png
-from harness.mesh import Mesh, free_port
+from harness.mesh import Mesh
+from harness.ports import free_port
 from notifier.mailbox import VERIFICATION_CODE, wait_for_mail
 from ocrmesh_cli.config import SavedLogin, TokenStore
 from tests.e2e.conftest import SignedUpUser, random_email

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from harness.images import sample_multiline_png
-from harness.mesh import Mesh, free_port, running_mesh
+from harness.mesh import Mesh, running_mesh
+from harness.ports import free_port
 from notifier.mailbox import VERIFICATION_CODE, mails_to, wait_for_mail
 from tests.e2e.conftest import SignedUpUser, random_email, sign_up
 

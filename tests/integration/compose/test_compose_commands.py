@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from harness.deployment import (
     services,
     settings_from,
 )
+from harness.ports import free_port
 from notifier.health import HealthFile
 from ocrmesh.platform.grpc_server import create_server
 
@@ -62,12 +62,6 @@ def run(argv: list[str], cwd: Path, env: Mapping[str, str] | None = None) -> sub
         timeout=COMMAND_TIMEOUT,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.parametrize("name", ["auth", "ocr"])

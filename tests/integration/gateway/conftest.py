@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -18,6 +18,7 @@ from harness.tokens import TokenIssuerForTests
 from ocrmesh.auth.v1 import auth_pb2_grpc
 from ocrmesh.ocr.v1 import ocr_pb2_grpc
 from ocrmesh.platform.grpc_server import HostedService, create_server
+from tests.integration.gateway.edge_gateway import EdgeGateway, running_edge_gateway
 from tests.integration.gateway.fakes import AUTH_SERVICE, OCR_SERVICE, FakeAuth, FakeOcr, Mesh, gateway_client
 
 
@@ -50,6 +51,14 @@ def gateway_settings(mesh: Mesh) -> GatewaySettings:
 async def client(gateway_settings: GatewaySettings) -> AsyncIterator[httpx.AsyncClient]:
     async with gateway_client(gateway_settings) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def edge_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeGateway]:
+    """`python -m gateway` as a process with small limits (edge_gateway.py), one per test
+    module: what the edge tests drive over raw sockets."""
+    with running_edge_gateway(tmp_path_factory.mktemp("edge") / "gateway.log") as gateway:
+        yield gateway
 
 
 @dataclass

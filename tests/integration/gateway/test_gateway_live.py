@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.ports import free_port
 from tests.integration.gateway.fakes import PNG_BYTES, gateway_client
 
 pytestmark = pytest.mark.timeout(90)
@@ -177,12 +177,6 @@ async def test_ocr_svc_down_then_back_works_again_without_restarting_the_gateway
     assert again.status_code == 200
     assert again.json()["ocr_text"] == "Hello\nworld"
     assert (await client.get("/readyz")).status_code == 200
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -21,6 +20,7 @@ from typing import Any
 import pika
 from aiosmtpd.controller import Controller
 
+from harness.ports import free_port
 from notifier.consumer import NotifierConsumer
 from notifier.delivery import MailDelivery
 from notifier.ledger import DeliveryLedger
@@ -28,12 +28,6 @@ from notifier.transports import MailTransport
 from ocrmesh.rules.email_events import EmailTopology
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, message: str = "condition") -> None:
