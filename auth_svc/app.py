@@ -22,10 +22,11 @@ from auth_svc.hashing_pool import BoundedPool
 from auth_svc.keys import TokenSigner, load_signer
 from auth_svc.outbox import OutboxRelay
 from auth_svc.passwords import Argon2Parameters, PasswordHasher
+from auth_svc.repository import AuthRepository
 from auth_svc.servicer import AuthServicer
 from auth_svc.settings import AuthSettings
 from auth_svc.throttles import Throttles
-from auth_svc.use_cases import AuthUseCases, CodePolicy
+from auth_svc.use_cases import AuthContext, CodePolicy, UseCases
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
 from ocrmesh.platform.telemetry import instrument_engines
@@ -42,7 +43,7 @@ class AuthServer(MeshServer):
     """The gRPC server plus what lives and dies with it: the outbox relay, the publisher,
     the worker threads and the connection pool."""
 
-    use_cases: AuthUseCases | None = None
+    use_cases: UseCases | None = None
     relay: OutboxRelay | None = None
     publisher: EmailPublisher | None = None
     executor: ThreadPoolExecutor | None = None
@@ -156,8 +157,8 @@ def create_app(
         code_lock_seconds=settings.otp_lock_seconds,
         resend_cooldown_seconds=settings.otp_resend_cooldown_seconds,
     )
-    use_cases = AuthUseCases(
-        sessions,
+    context = AuthContext(
+        AuthRepository(sessions, reads=reads),
         PasswordHasher(
             Argon2Parameters(
                 memory_kib=settings.argon2_memory_kib,
@@ -174,16 +175,16 @@ def create_app(
         password_min_length=settings.password_min_length,
         on_email_queued=relay.nudge,
         new_code=new_code,
-        reads=reads,
         throttle_policies=throttle_policies,
         unverified_ttl_seconds=settings.unverified_account_ttl_seconds,
     )
-    relay.housekeeping = use_cases.purge_expired
+    use_cases = UseCases.of(context)
+    relay.housekeeping = use_cases.housekeeping.purge_expired
     executor = ThreadPoolExecutor(max_workers=settings.auth_workers, thread_name_prefix="auth-worker")
     hashing = BoundedPool(settings.auth_hash_workers, settings.auth_hash_queue)
 
     async def revocations() -> Revocations:
-        return await asyncio.get_running_loop().run_in_executor(executor, use_cases.revocations)
+        return await asyncio.get_running_loop().run_in_executor(executor, use_cases.sessions.revocations)
 
     verifier = local_verifier(signer, settings, revocations)
     servicer = AuthServicer(use_cases, signer, verifier, executor, hashing)

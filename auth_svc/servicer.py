@@ -23,7 +23,7 @@ from auth_svc.domain import UserView
 from auth_svc.hashing_pool import BoundedPool
 from auth_svc.keys import TokenSigner
 from auth_svc.lookups import UserLookups
-from auth_svc.use_cases import AuthUseCases, user_key
+from auth_svc.use_cases import UseCases, user_key
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform import metadata
 from ocrmesh.platform.telemetry import set_user_id
@@ -105,7 +105,7 @@ def user_message(user: UserView) -> auth_pb2.User:
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     def __init__(
         self,
-        use_cases: AuthUseCases,
+        use_cases: UseCases,
         signer: TokenSigner,
         verifier: TokenVerifier,
         executor: Executor,
@@ -117,7 +117,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         # Cheap work (lookups, code checks); Argon2 work goes to `hashing` when given.
         self.executor = executor
         self.hashing = hashing
-        self.lookups = UserLookups(use_cases.get_users, executor)
+        self.lookups = UserLookups(use_cases.views.get_users, executor)
 
     async def _run(self, context: Context, fn: Callable[..., T], /, **kwargs: Any) -> T:
         # copy_context: the request id (logs, the mail's correlation id) follows into the thread.
@@ -163,7 +163,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         # Whether the address was new or taken, the answer is the same empty one.
         await self._hash(
             context,
-            self.use_cases.register,
+            self.use_cases.sign_up.register,
             name=request.name,
             email=request.email,
             password=request.password,
@@ -174,7 +174,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def Login(self, request: auth_pb2.LoginRequest, context: Context) -> auth_pb2.LoginResponse:
         issued = await self._hash(
             context,
-            self.use_cases.login,
+            self.use_cases.sessions.login,
             email=request.email,
             password=request.password,
             client=client_address(context),
@@ -185,7 +185,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
 
     async def SendOtp(self, request: auth_pb2.SendOtpRequest, context: Context) -> auth_pb2.SendOtpResponse:
         sent = await self._run(
-            context, self.use_cases.send_code, email=request.email, client=client_address(context)
+            context, self.use_cases.sign_up.send_code, email=request.email, client=client_address(context)
         )
         return auth_pb2.SendOtpResponse(
             resend_after_seconds=sent.resend_after_seconds, expires_in_seconds=sent.expires_in_seconds
@@ -196,7 +196,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.VerifyOtpResponse:
         user = await self._run(
             context,
-            self.use_cases.verify_code,
+            self.use_cases.sign_up.verify_code,
             email=request.email,
             code=request.otp,
             client=client_address(context),
@@ -238,7 +238,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.RequestPasswordResetResponse:
         sent = await self._run(
             context,
-            self.use_cases.request_password_reset,
+            self.use_cases.passwords.request_password_reset,
             email=request.email,
             client=client_address(context),
         )
@@ -249,7 +249,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     ) -> auth_pb2.ResetPasswordResponse:
         await self._hash(
             context,
-            self.use_cases.reset_password,
+            self.use_cases.passwords.reset_password,
             email=request.email,
             code=request.otp,
             new_password=request.new_password,
@@ -264,7 +264,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         claims = await self._caller(context)
         issued = await self._hash(
             context,
-            self.use_cases.change_password,
+            self.use_cases.passwords.change_password,
             user_id=claims.user_id,
             current_password=request.current_password,
             new_password=request.new_password,
@@ -279,7 +279,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
         claims = await self._caller(context)
         await self._run(
             context,
-            self.use_cases.logout,
+            self.use_cases.sessions.logout,
             user_id=claims.user_id,
             token_id=claims.token_id,
             expires_at=claims.expires_at,
@@ -291,7 +291,7 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):
     async def GetRevocations(
         self, request: auth_pb2.GetRevocationsRequest, context: Context
     ) -> auth_pb2.GetRevocationsResponse:
-        revoked = await self._run(context, self.use_cases.revocations)
+        revoked = await self._run(context, self.use_cases.sessions.revocations)
         return auth_pb2.GetRevocationsResponse(
             token_ids=sorted(revoked.token_ids),
             epochs=[auth_pb2.SessionEpoch(user_id=u, epoch=e) for u, e in sorted(revoked.epochs.items())],

@@ -8,23 +8,23 @@ passed). The first `free` events cost nothing; each one after that must wait a d
 doubles from `base_delay` up to `max_delay` after the previous one; at `lock_after`
 events the key is locked for `lock_seconds`, and counts again from zero afterwards. A
 refused call is not counted (it guessed nothing). An attempt is counted *before* its work
-(`take`: check and count in one transaction, under the keys' row locks), so guesses sent at
-the same instant cannot all slip through before the first is counted; a success gives its
-count back (`give_back`) or clears the key. Keys of addresses that have no account
-are counted exactly like the others, so a refusal tells nothing about who exists.
+(`take`: the repository checks and counts in one transaction, under the keys' row locks),
+so guesses sent at the same instant cannot all slip through before the first is counted; a
+success gives its count back or clears the key (`cleared_on_success`). Keys of addresses that
+have no account are counted exactly like the others, so a refusal tells nothing about who
+exists.
+
+This module is the arithmetic, free of I/O; the rows live in `auth_svc.repository`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, text
-
-from auth_svc.domain import Throttled
+from auth_svc.domain import Throttled, email_key
 
 
 @dataclass(frozen=True)
@@ -102,50 +102,57 @@ class Throttles:
 
 Keyed = Sequence[tuple[str, ThrottlePolicy]]
 
-_CREATE = text(
-    "INSERT INTO auth_throttles (key, events, window_start, last_event_at) "
-    "VALUES (:key, 0, :now, :now) ON CONFLICT (key) DO NOTHING"
-)
-_LOCK_FULL_ROW = text(
-    "SELECT events, window_start, last_event_at, locked_until FROM auth_throttles WHERE key = :key FOR UPDATE"
-)
-_GIVE_BACK = text(
-    "UPDATE auth_throttles SET events = greatest(events - 1, 0) WHERE key = :key AND locked_until IS NULL"
-)
-_UPDATE = text(
-    "UPDATE auth_throttles SET events = :events, window_start = :window_start, "
-    "last_event_at = :now, locked_until = :locked_until WHERE key = :key"
-)
-_CLEAR = text("DELETE FROM auth_throttles WHERE key = :key")
-_PURGE = text(
-    "DELETE FROM auth_throttles WHERE last_event_at < :before "
-    "AND (locked_until IS NULL OR locked_until < :now)"
-)
+
+@dataclass(frozen=True)
+class Count:
+    """What a key's row holds."""
+
+    events: int
+    window_start: datetime
+    last_event_at: datetime
+    locked_until: datetime | None
 
 
-def take(connection: Connection, keyed: Keyed, now: datetime) -> None:
-    """Check and count one event on every key, atomically: `Throttled` (and nothing
-    counted) when any key must wait or is locked. Run it in a transaction of its own."""
-    rows = {}
-    for key, _policy in sorted(keyed):
-        connection.execute(_CREATE, {"key": key, "now": now})
-        rows[key] = connection.execute(_LOCK_FULL_ROW, {"key": key}).one()
+def keyed(
+    action: str,
+    email: str,
+    account: ThrottlePolicy | None,
+    client: str,
+    per_client: ThrottlePolicy | None,
+) -> list[tuple[str, ThrottlePolicy]]:
+    """The keys one `action` counts against: the address's account (when `account` applies)
+    and the client's address (when `per_client` applies and the address is known)."""
+    keys: list[tuple[str, ThrottlePolicy]] = []
+    if account is not None:
+        keys.append((account_key(action, email), account))
+    if per_client is not None and client:
+        keys.append((f"{action}:client:{client[:100]}", per_client))
+    return keys
+
+
+def account_key(action: str, email: str) -> str:
+    """The key `action`'s attempts on `email`'s account are counted under."""
+    return f"{action}:account:{email_key(email)}"
+
+
+def take(keyed: Keyed, counts: Mapping[str, Count], now: datetime) -> dict[str, Count]:
+    """One event at `now` counted on every key of `keyed` (whose rows are `counts`): the new
+    counts to store, or `Throttled` (and nothing counted) when any key must wait or is locked."""
     wait = 0.0
     for key, policy in keyed:
-        row = rows[key]
-        if row.locked_until is not None and row.locked_until > now:
-            wait = max(wait, (row.locked_until - now).total_seconds())
+        count = counts[key]
+        if count.locked_until is not None and count.locked_until > now:
+            wait = max(wait, (count.locked_until - now).total_seconds())
         else:
-            wait = max(wait, policy.wait_seconds(row.events, row.window_start, row.last_event_at, now))
+            wait = max(wait, policy.wait_seconds(count.events, count.window_start, count.last_event_at, now))
     if wait > 0:
         raise Throttled(max(1, math.ceil(wait)))
-    for key, policy in keyed:
-        _count(connection, key, policy, rows[key], now)
+    return {key: _counted(policy, counts[key], now) for key, policy in keyed}
 
 
-def _count(connection: Connection, key: str, policy: ThrottlePolicy, row: Any, now: datetime) -> None:
-    events, window_start = row.events, row.window_start
-    if row.locked_until is not None and row.locked_until <= now:
+def _counted(policy: ThrottlePolicy, count: Count, now: datetime) -> Count:
+    events, window_start = count.events, count.window_start
+    if count.locked_until is not None and count.locked_until <= now:
         events, window_start = 0, now  # a lock that has run out starts afresh
     elif now - window_start >= timedelta(seconds=policy.window_seconds):
         events, window_start = 0, now
@@ -153,31 +160,12 @@ def _count(connection: Connection, key: str, policy: ThrottlePolicy, row: Any, n
     locked_until = None
     if events >= policy.lock_after:
         locked_until = now + timedelta(seconds=policy.lock_seconds)
-    elif row.locked_until is not None and row.locked_until > now:
-        locked_until = row.locked_until
-    connection.execute(
-        _UPDATE,
-        {
-            "key": key,
-            "events": events,
-            "window_start": window_start,
-            "now": now,
-            "locked_until": locked_until,
-        },
-    )
+    elif count.locked_until is not None and count.locked_until > now:
+        locked_until = count.locked_until
+    return Count(events=events, window_start=window_start, last_event_at=now, locked_until=locked_until)
 
 
-def give_back(connection: Connection, key: str) -> None:
-    """Uncount one event that turned out to be a success (a right password from a client)."""
-    connection.execute(_GIVE_BACK, {"key": key})
-
-
-def clear(connection: Connection, key: str) -> None:
-    """Forget a key's count (a successful login clears its account's failures)."""
-    connection.execute(_CLEAR, {"key": key})
-
-
-def purge(connection: Connection, now: datetime, older_than: timedelta = timedelta(days=1)) -> int:
-    """Delete rows nobody has touched for a while and that lock nothing."""
-    result = connection.execute(_PURGE, {"before": now - older_than, "now": now})
-    return int(getattr(result, "rowcount", 0) or 0)
+def cleared_on_success(key: str) -> bool:
+    """Whether a right attempt clears `key` (an account's: its failures are forgiven) rather
+    than giving its one event back (a client's: its other guesses still count)."""
+    return ":account:" in key

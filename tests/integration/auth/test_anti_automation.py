@@ -194,7 +194,7 @@ async def test_an_unverified_account_expires_and_frees_its_address(
         assert refused.code() == grpc.StatusCode.UNAUTHENTICATED
         # The housekeeping pass deletes what expired (here: nothing left but verified users).
         assert auth.server.use_cases is not None
-        auth.server.use_cases.purge_expired()
+        auth.server.use_cases.housekeeping.purge_expired()
         assert await auth.login(email, "the owner's own password")
     finally:
         await auth.stop()

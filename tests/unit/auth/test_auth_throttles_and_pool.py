@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from auth_svc import domain
+from auth_svc import domain, throttles
 from auth_svc.hashing_pool import BoundedPool
 from auth_svc.servicer import CLIENT_ADDRESS_KEY, client_address
-from auth_svc.throttles import ThrottlePolicy
+from auth_svc.throttles import Count, ThrottlePolicy
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 POLICY = ThrottlePolicy(
@@ -42,6 +42,43 @@ def test_delays_grow_after_the_free_attempts(events: int, last_event_s_ago: floa
 
 def test_a_window_that_has_passed_costs_nothing() -> None:
     assert POLICY.wait_seconds(9, ago(901), ago(0), NOW) == 0.0
+
+
+def fresh() -> Count:
+    return Count(events=0, window_start=NOW, last_event_at=NOW, locked_until=None)
+
+
+def test_an_attempt_is_counted_on_every_key_it_names() -> None:
+    keyed = throttles.keyed("login", "Ada@Example.com", POLICY, "203.0.113.9", POLICY)
+    assert [key for key, _ in keyed] == ["login:account:ada@example.com", "login:client:203.0.113.9"]
+    counted = throttles.take(keyed, {key: fresh() for key, _ in keyed}, NOW)
+    assert {key: count.events for key, count in counted.items()} == {key: 1 for key, _ in keyed}
+
+
+def test_one_key_that_must_wait_refuses_the_attempt_for_all() -> None:
+    keyed = throttles.keyed("login", "ada@example.com", POLICY, "203.0.113.9", POLICY)
+    busy = Count(events=3, window_start=ago(10), last_event_at=NOW, locked_until=None)
+    counts = {keyed[0][0]: fresh(), keyed[1][0]: busy}
+    with pytest.raises(domain.Throttled) as refused:
+        throttles.take(keyed, counts, NOW)
+    assert refused.value.seconds_left == 1
+
+
+def test_the_last_allowed_attempt_locks_the_key_and_a_spent_lock_starts_afresh() -> None:
+    keyed = [("k", POLICY)]
+    nine = Count(events=9, window_start=ago(100), last_event_at=ago(100), locked_until=None)
+    locked = throttles.take(keyed, {"k": nine}, NOW)["k"]
+    assert locked.events == 10
+    assert locked.locked_until == NOW + timedelta(seconds=60)
+    later = NOW + timedelta(seconds=61)
+    assert throttles.take(keyed, {"k": locked}, later)["k"] == Count(
+        events=1, window_start=later, last_event_at=later, locked_until=None
+    )
+
+
+def test_a_right_attempt_clears_the_account_and_gives_the_client_its_event_back() -> None:
+    assert throttles.cleared_on_success("login:account:ada@example.com")
+    assert not throttles.cleared_on_success("login:client:203.0.113.9")
 
 
 def test_the_pool_refuses_beyond_workers_plus_queue() -> None:
