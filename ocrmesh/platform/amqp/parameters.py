@@ -1,4 +1,4 @@
-"""Connection parameters every email-event client uses, and the errors that mean "reconnect"."""
+"""Connection parameters every AMQP client of ours uses, and the errors that mean "reconnect"."""
 
 from __future__ import annotations
 
