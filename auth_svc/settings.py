@@ -11,9 +11,8 @@ from pydantic_settings import NoDecode
 from ocrmesh.platform.settings import GrpcServerSettings
 from ocrmesh.rules.account_rules import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from ocrmesh.rules.email_events.settings import EmailEventSettings
+from ocrmesh.rules.endpoints import DEFAULT_DATABASE_URL
 from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
-
-DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ocrmesh"
 
 
 class AuthSettings(EmailEventSettings, GrpcServerSettings):

@@ -45,8 +45,8 @@ from bench.report import (
 from harness.scratch import delete_queues, drop_database
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_client import create_channel
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 from ocrmesh.rules.email_events import EmailTopology
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 from ocrmesh.rules.tokens import TOKEN_ALGORITHM, TokenVerifier
 
 PASSWORD = "correct horse battery staple"

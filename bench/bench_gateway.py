@@ -53,7 +53,7 @@ from harness.images import render_text_image, sample_multiline_png
 from harness.mesh import Mesh, running_mesh
 from harness.scratch import postgres_admin_url
 from ocrmesh.auth.v1 import auth_pb2
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ from bench.report import (
 )
 from harness.scratch import create_scratch_database, drop_database, postgres_admin_url
 from ocrmesh.notify.v1 import email_pb2
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 from ocrmesh.rules.email_events import new_email_event
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 
 
 def main() -> int:

@@ -34,7 +34,7 @@ from bench.loadgen import LoadResult, ensure_tools, median_result, wrk_get
 from bench.report import Row, add_json_argument, emit, ratio_higher_is_better, say
 from harness.mesh import Mesh, running_mesh
 from harness.scratch import postgres_admin_url
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 
 SERVICES = ("auth", "notifier", "gateway")
 GET_CURRENT_USER = "/ocrmesh.auth.v1.AuthService/GetCurrentUser"

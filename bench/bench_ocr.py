@@ -45,8 +45,8 @@ from ocr_svc.engines.rapid import RapidOcrEngine
 from ocr_svc.settings import OcrSettings
 from ocrmesh.ocr.v1 import ocr_pb2_grpc
 from ocrmesh.platform.grpc_client import create_channel
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
 from ocrmesh.rules.email_events import EmailTopology
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 from ocrmesh.rules.tokens import TokenVerifier
 
 SLICE_SECONDS = 3.0

@@ -8,8 +8,9 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from ocrmesh.platform.settings import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR, GrpcTarget, GrpcTlsSettings
+from ocrmesh.platform.settings import GrpcTarget, GrpcTlsSettings
 from ocrmesh.platform.units import KiB, MiB
+from ocrmesh.rules.endpoints import DEFAULT_AUTH_ADDR, DEFAULT_OCR_ADDR
 from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 

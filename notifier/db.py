@@ -11,8 +11,9 @@ from pathlib import Path
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 
-from ocrmesh.platform.database import DEFAULT_DATABASE_URL, Migrations, ensure_database
+from ocrmesh.platform.database import Migrations, ensure_database
 from ocrmesh.platform.database import prepare_database as _prepare_database
+from ocrmesh.rules.endpoints import DEFAULT_DATABASE_URL
 
 # auth_svc's revisions live in `alembic_version` in the same database.
 VERSION_TABLE = "notifier_alembic_version"

@@ -9,9 +9,10 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from ocrmesh.platform.processes import process_count
-from ocrmesh.platform.settings import DEFAULT_AUTH_ADDR, GrpcServerSettings, GrpcTarget
+from ocrmesh.platform.settings import GrpcServerSettings, GrpcTarget
 from ocrmesh.platform.units import MiB
 from ocrmesh.rules.email_events.settings import EmailEventSettings
+from ocrmesh.rules.endpoints import DEFAULT_AUTH_ADDR
 from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER
 
 

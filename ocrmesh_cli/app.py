@@ -15,7 +15,8 @@ from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 
-from ocrmesh.platform.settings import DEFAULT_OCR_ADDR, GrpcTls
+from ocrmesh.platform.settings import GrpcTls
+from ocrmesh.rules.endpoints import DEFAULT_OCR_ADDR
 from ocrmesh.rules.ocr_events import OcrEvent
 from ocrmesh_cli.batch import MAX_IMAGE_BYTES, Recognizer, recognize_files
 from ocrmesh_cli.client import DEFAULT_URL, Gateway, User, normalize_url

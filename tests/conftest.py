@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from harness.scratch import postgres_admin_url as _postgres_admin_url
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 
 POSTGRES_ADMIN_URL = _postgres_admin_url()
 RABBITMQ_URL = os.environ.get("TEST_RABBITMQ_URL", DEFAULT_RABBITMQ_URL)

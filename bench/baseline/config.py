@@ -10,7 +10,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER, TOKEN_ALGORITHM
 
 # Long enough for an OCR request on a busy machine; every wait in the baseline is bounded.

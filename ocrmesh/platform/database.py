@@ -17,7 +17,6 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/ocrmesh"
 # SQLSTATEs of CREATE DATABASE losing a race: duplicate_database, or unique_violation on
 # pg_database's name index when both got past the existence check at the same moment.
 _DATABASE_EXISTS = frozenset({"42P04", "23505"})
@@ -117,4 +116,4 @@ def prepare_database(
             time.sleep(1.0)
 
 
-__all__ = ["DEFAULT_DATABASE_URL", "Migrations", "drop_database", "ensure_database", "prepare_database"]
+__all__ = ["Migrations", "drop_database", "ensure_database", "prepare_database"]

@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from ocrmesh.platform.settings import DEFAULT_RABBITMQ_URL, ServiceSettings
+from ocrmesh.platform.settings import ServiceSettings
 from ocrmesh.rules.email_events.topology import (
     DEFAULT_EMAIL_QUEUE,
     DEFAULT_MAX_LENGTH,
@@ -16,6 +16,7 @@ from ocrmesh.rules.email_events.topology import (
     EmailTopology,
     parse_delays,
 )
+from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
 
 
 class EmailEventSettings(ServiceSettings):
