@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-from ocrmesh.rules.tokens import TOKEN_ALGORITHM
+from ocrmesh.rules.tokens import TOKEN_ALGORITHM, new_token_claims
 
 log = logging.getLogger(__name__)
 
@@ -143,19 +143,17 @@ class TokenSigner:
     def sign(
         self, *, user_id: uuid.UUID, email: str, name: str, session_epoch: int = 0, now: float | None = None
     ) -> str:
-        issued = int(time.time() if now is None else now)
-        claims = {
-            "sub": str(user_id),
-            "email": email,
-            "name": name,
-            "iat": issued,
-            "exp": issued + self.ttl_seconds,
-            "iss": self.issuer,
-            "aud": self.audience,
-            "jti": uuid.uuid4().hex,
-            # The user's session epoch: raising it revokes every token issued before.
-            "sep": session_epoch,
-        }
+        """A new access token for this user, signed with the current key."""
+        claims = new_token_claims(
+            user_id=str(user_id),
+            email=email,
+            name=name,
+            issuer=self.issuer,
+            audience=self.audience,
+            issued_at=int(time.time() if now is None else now),
+            ttl_seconds=self.ttl_seconds,
+            session_epoch=session_epoch,
+        )
         return jwt.encode(claims, self._key, algorithm=TOKEN_ALGORITHM, headers={"kid": self.key_id})
 
 

@@ -22,8 +22,7 @@ from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
 from ocrmesh.rules.email_events import AsyncEmailPublisher
-from ocrmesh.rules.grpc_auth import BearerTokenInterceptor
-from ocrmesh.rules.tokens import TokenVerifier
+from ocrmesh.rules.tokens import BearerTokenInterceptor, TokenVerifier
 
 log = logging.getLogger(__name__)
 

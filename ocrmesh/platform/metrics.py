@@ -1,7 +1,7 @@
 """Prometheus metrics every service shares: where they are served, how several processes of
-one service add up, and the metrics of the shared kernel (RPCs, token checks, the email
-publisher). Each service's own metrics live in its `metrics.py`; docs/observability.md
-lists them all.
+one service add up, and the metrics of the RPCs. The shared rules keep theirs beside them
+(ocrmesh.rules.email_events.metrics: the email publisher), each service its own in its
+`metrics.py`; docs/observability.md lists them all.
 
 Several processes of one service (AUTH_PROCESSES, OCR_PROCESSES, GATEWAY_WORKERS) use
 prometheus-client's multiprocess mode: each process writes its values to files in a fresh
@@ -175,79 +175,14 @@ def rpc_metrics(full_method: str) -> RpcMetrics:
     return found
 
 
-# ---- token verification (ocrmesh.rules.tokens.TokenVerifier) -------------------------------------
-
-TOKEN_VERIFICATION_FAILURES = Counter(
-    "token_verification_failures_total",
-    "Bearer tokens refused, by reason (keys_unavailable: no verdict, the keys could not be fetched).",
-    ["reason"],
-)
-# InvalidToken's reasons (human sentences) -> a bounded label value; anything else is "other".
-_TOKEN_REASONS = (
-    ("missing bearer", "missing"),
-    ("more than one authorization", "malformed"),
-    ("authorization must be", "malformed"),
-    ("malformed", "malformed"),
-    ("algorithm", "algorithm"),
-    ("no key id", "malformed"),
-    ("unknown key", "unknown_key"),
-    ("expired", "expired"),
-    ("signature", "signature"),
-    ("audience", "audience"),
-    ("issuer", "issuer"),
-    ("lacks the", "missing_claim"),
-    ("claim", "malformed"),
-    ("times are not", "malformed"),
-    ("revoked", "revoked"),
-)
-
-
-def token_failure_reason(reason: str | None) -> str:
-    """The label value for an `InvalidToken` reason, or "keys_unavailable" for None."""
-    if reason is None:
-        return "keys_unavailable"
-    for fragment, label in _TOKEN_REASONS:
-        if fragment in reason:
-            return label
-    return "other"
-
-
-def count_token_failure(reason: str | None) -> None:
-    """Count a refused token (`reason`: `InvalidToken.reason`; None: keys unavailable)."""
-    TOKEN_VERIFICATION_FAILURES.labels(token_failure_reason(reason)).inc()
-
-
-# ---- the email publisher (ocrmesh.rules.email_events.publisher) ----------------------------------------
-
-EMAIL_PUBLISHER_CONFIRMS = Counter(
-    "email_publisher_confirms_total",
-    "Broker confirms of published email events: ack, nack (queue full), returned (unroutable).",
-    ["outcome"],
-)
-EMAIL_PUBLISHER_RETURNS = Counter(
-    "email_publisher_returns_total",
-    "Email events the broker returned as unroutable (no queue bound), by AMQP reply.",
-    ["reply"],
-)
-
-
-def count_publisher_return(reply_code: int | None) -> None:
-    """Count a returned message; 312 NO_ROUTE is the one expected, the rest is "other"."""
-    EMAIL_PUBLISHER_RETURNS.labels("no_route" if reply_code == 312 else "other").inc()
-
-
 __all__ = [
-    "EMAIL_PUBLISHER_CONFIRMS",
     "MULTIPROC_ENV",
     "RpcMetrics",
-    "count_publisher_return",
-    "count_token_failure",
     "exposition_registry",
     "metrics_served",
     "multiprocess_values",
     "render_metrics",
     "rpc_metrics",
-    "token_failure_reason",
     "use_multiprocess_dir",
     "worker_exited",
 ]

@@ -19,6 +19,7 @@ from ocrmesh.rules.tokens import (
     KeysUnavailable,
     PublicKeyLike,
     TokenClaims,
+    TokenFailure,
     TokenVerifier,
     VerifiedTokens,
     bearer_token_from_metadata,
@@ -55,19 +56,21 @@ async def test_valid_token_yields_its_claims(issuer: TokenIssuerForTests, channe
 
 
 @pytest.mark.parametrize(
-    ("mint", "reason"),
+    ("mint", "reason", "kind"),
     [
-        (lambda i: i.mint_expired(), "expired"),
-        (lambda i: i.mint_forged(), "signature"),
-        (lambda i: i.mint_alg_none(), "algorithm"),
-        (lambda i: i.mint_hs256_with_public_key(), "algorithm"),
-        (lambda i: i.mint(aud="another-service"), "audience"),
-        (lambda i: i.mint(iss="someone-else"), "issuer"),
-        (lambda i: i.mint_with_unknown_kid(), "unknown key"),
-        (lambda i: i.mint(headers={"kid": ""}), "key id"),
-        (lambda i: i.mint(email=None), "email"),
-        (lambda i: "not.a.token", "malformed"),
-        (lambda i: "x" * 10_000, "malformed"),
+        (lambda i: i.mint_expired(), "expired", TokenFailure.EXPIRED),
+        (lambda i: i.mint_forged(), "signature", TokenFailure.SIGNATURE),
+        (lambda i: i.mint_alg_none(), "algorithm", TokenFailure.ALGORITHM),
+        (lambda i: i.mint_hs256_with_public_key(), "algorithm", TokenFailure.ALGORITHM),
+        (lambda i: i.mint(aud="another-service"), "audience", TokenFailure.AUDIENCE),
+        (lambda i: i.mint(iss="someone-else"), "issuer", TokenFailure.ISSUER),
+        (lambda i: i.mint_with_unknown_kid(), "unknown key", TokenFailure.UNKNOWN_KEY),
+        (lambda i: i.mint(headers={"kid": ""}), "key id", TokenFailure.MALFORMED),
+        (lambda i: i.mint(email=None), "email", TokenFailure.MISSING_CLAIM),
+        (lambda i: i.mint(email=7), "email", TokenFailure.MALFORMED),
+        (lambda i: i.mint(sep=-1), "sep", TokenFailure.MALFORMED),
+        (lambda i: "not.a.token", "malformed", TokenFailure.MALFORMED),
+        (lambda i: "x" * 10_000, "malformed", TokenFailure.MALFORMED),
     ],
     ids=[
         "expired",
@@ -79,12 +82,14 @@ async def test_valid_token_yields_its_claims(issuer: TokenIssuerForTests, channe
         "unknown-kid",
         "empty-kid",
         "missing-email",
+        "email-not-a-string",
+        "negative-session-epoch",
         "garbage",
         "oversized",
     ],
 )
-async def test_bad_tokens_are_refused_with_a_reason(
-    issuer: TokenIssuerForTests, channel: grpc.aio.Channel, mint: Any, reason: str
+async def test_bad_tokens_are_refused_with_a_reason_and_a_kind(
+    issuer: TokenIssuerForTests, channel: grpc.aio.Channel, mint: Any, reason: str, kind: TokenFailure
 ) -> None:
     verifier = make_verifier(channel, issuer)
 
@@ -92,6 +97,7 @@ async def test_bad_tokens_are_refused_with_a_reason(
         await verifier.verify(mint(issuer))
 
     assert reason in refused.value.reason
+    assert refused.value.kind is kind
 
 
 async def test_unknown_kid_refetches_at_most_once_per_interval(
@@ -202,20 +208,22 @@ def test_bearer_token_is_read_from_metadata(metadata: list[tuple[str, Any]], exp
 
 
 @pytest.mark.parametrize(
-    "metadata",
+    ("metadata", "kind"),
     [
-        [],
-        [("authorization", "Basic dXNlcjpwdw==")],
-        [("authorization", "Bearer")],
-        [("authorization", "Bearer a b")],
-        [("authorization", "Bearer a"), ("authorization", "Bearer b")],
-        [("authorization", "Bearer " + "x" * 9000)],
+        ([], TokenFailure.MISSING),
+        ([("authorization", "Basic dXNlcjpwdw==")], TokenFailure.MALFORMED),
+        ([("authorization", "Bearer")], TokenFailure.MALFORMED),
+        ([("authorization", "Bearer a b")], TokenFailure.MALFORMED),
+        ([("authorization", "Bearer a"), ("authorization", "Bearer b")], TokenFailure.MALFORMED),
+        ([("authorization", "Bearer " + "x" * 9000)], TokenFailure.MALFORMED),
     ],
     ids=["missing", "basic-scheme", "empty", "space-inside", "twice", "oversized"],
 )
-def test_bad_authorization_metadata_is_refused(metadata: list[tuple[str, str]]) -> None:
-    with pytest.raises(InvalidToken):
+def test_bad_authorization_metadata_is_refused(metadata: list[tuple[str, str]], kind: TokenFailure) -> None:
+    with pytest.raises(InvalidToken) as refused:
         bearer_token_from_metadata(metadata)
+
+    assert refused.value.kind is kind
 
 
 class _AbortingContext:
@@ -302,7 +310,7 @@ async def test_a_remembered_token_is_refused_once_it_expires(
     token = issuer.mint()
     claims = await verifier.verify(token)
     later = claims.expires_at.timestamp() + 1
-    monkeypatch.setattr("ocrmesh.rules.tokens.time.time", lambda: later)
+    monkeypatch.setattr("ocrmesh.rules.tokens.verify.time.time", lambda: later)
     monkeypatch.setattr("jwt.api_jwt.datetime", _FrozenDatetime(later))
 
     with pytest.raises(InvalidToken, match="expired"):

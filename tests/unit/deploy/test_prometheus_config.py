@@ -20,6 +20,7 @@ import gateway.metrics
 import notifier.metrics
 import ocr_svc.metrics
 import ocrmesh.platform.metrics
+import ocrmesh.rules.email_events.metrics
 import ocrmesh.rules.tokens.metrics
 from auth_svc.settings import AuthSettings
 from gateway.settings import GatewaySettings
@@ -59,6 +60,7 @@ def defined_metric_names() -> set[str]:
     names: set[str] = set()
     for module in (
         ocrmesh.platform.metrics,
+        ocrmesh.rules.email_events.metrics,
         ocrmesh.rules.tokens.metrics,
         auth_svc.metrics,
         ocr_svc.metrics,

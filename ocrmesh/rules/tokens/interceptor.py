@@ -18,7 +18,8 @@ from typing import Any
 import grpc
 from grpc import aio
 
-from ocrmesh.rules.tokens import InvalidToken, KeysUnavailable, TokenVerifier, bearer_token_from_metadata
+from ocrmesh.rules.tokens.errors import InvalidToken, KeysUnavailable
+from ocrmesh.rules.tokens.verify import TokenVerifier, bearer_token_from_metadata
 
 
 def _ignore_request(data: bytes) -> None:
