@@ -25,7 +25,6 @@ import hashlib
 import hmac
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, NoReturn
@@ -37,7 +36,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
-from ocrmesh.rules.tokens import DEFAULT_TOKEN_AUDIENCE, DEFAULT_TOKEN_ISSUER, TOKEN_ALGORITHM
+from ocrmesh.rules.tokens import (
+    DEFAULT_TOKEN_AUDIENCE,
+    DEFAULT_TOKEN_ISSUER,
+    TOKEN_ALGORITHM,
+    new_token_claims,
+)
 
 
 @dataclass
@@ -165,16 +169,15 @@ class TokenIssuerForTests:
     ) -> dict[str, Any]:
         """The claims auth_svc would put in a token, with any of them overridden."""
         now = int(issued_at if issued_at is not None else time.time())
-        claims: dict[str, Any] = {
-            "sub": user_id,
-            "email": email,
-            "name": name,
-            "iat": now,
-            "exp": now + int(ttl_seconds),
-            "iss": self.issuer,
-            "aud": self.audience,
-            "jti": uuid.uuid4().hex,
-        }
+        claims = new_token_claims(
+            user_id=user_id,
+            email=email,
+            name=name,
+            issuer=self.issuer,
+            audience=self.audience,
+            issued_at=now,
+            ttl_seconds=int(ttl_seconds),
+        )
         claims.update(overrides)
         return claims
 
