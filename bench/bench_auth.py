@@ -33,7 +33,7 @@ from auth_svc.app import create_app
 from auth_svc.keys import generate_key_file
 from auth_svc.orm import User
 from auth_svc.passwords import Argon2Parameters, PasswordHasher
-from auth_svc.settings import DEFAULT_DATABASE_URL, AuthSettings
+from auth_svc.settings import AuthSettings
 from bench.report import (
     Row,
     add_json_argument,
@@ -46,7 +46,7 @@ from harness.scratch import delete_queues, drop_database
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.rules.email_events import EmailTopology
-from ocrmesh.rules.endpoints import DEFAULT_RABBITMQ_URL
+from ocrmesh.rules.endpoints import DEFAULT_DATABASE_URL, DEFAULT_RABBITMQ_URL
 from ocrmesh.rules.tokens import TOKEN_ALGORITHM, TokenVerifier
 
 PASSWORD = "correct horse battery staple"

@@ -6,9 +6,9 @@ does the (possibly slow) sends, taking deliveries from one shared queue. A sende
 decision back with `add_callback_threadsafe`, so the connection keeps servicing heartbeats
 however long an SMTP server takes.
 
-Settling a decision: ack; or republish to a delay queue / the parking queue on a confirmed
-channel and only then ack the original, so a crash between the two duplicates a message
-rather than losing it.
+Settling a decision: ack; or republish to a delay queue / the parking queue (see
+`notifier.settlement`) on a confirmed channel and only then ack the original, so a crash
+between the two duplicates a message rather than losing it.
 """
 
 from __future__ import annotations
@@ -24,28 +24,16 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic
 
-from notifier.delivery import (
-    ATTEMPT_HEADER,
-    LAST_ERROR_HEADER,
-    PARK_REASON_HEADER,
-    PARKED_AT_HEADER,
-    Ack,
-    Decision,
-    Defer,
-    MailDelivery,
-    Park,
-    Retry,
-    attempt_from_headers,
-)
+from notifier.delivery import Ack, Decision, Defer, MailDelivery, Park, Retry, attempt_from_headers
 from notifier.health import HealthFile
 from notifier.metrics import count_outcome
+from notifier.settlement import republish, republish_for
 from ocrmesh.platform.amqp import CONNECTION_ERRORS, connection_parameters
 from ocrmesh.platform.telemetry import REQUEST_ID_ATTRIBUTE, SpanKind, continued_span
 from ocrmesh.rules.email_events.errors import TopologyError
@@ -55,7 +43,6 @@ log = logging.getLogger(__name__)
 
 _POLL = 0.5
 _IDLE_CHECK = 1.0
-_MAX_HEADER_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -238,21 +225,10 @@ class NotifierConsumer:
                 # Delivered on a connection that is gone: the broker redelivers it, and the
                 # dedup set drops it if the mail went out.
                 return
-            if isinstance(decision, Retry):
-                self._republish(
-                    item, self._topology.retry_queue(decision.delay), self._retry_headers(item, decision)
-                )
-            elif isinstance(decision, Defer):
-                self._republish(
-                    item,
-                    self._topology.retry_queue(decision.delay),
-                    {
-                        ATTEMPT_HEADER: decision.attempt,
-                        LAST_ERROR_HEADER: decision.reason[:_MAX_HEADER_CHARS],
-                    },
-                )
-            elif isinstance(decision, Park):
-                self._republish(item, self._topology.dead, self._park_headers(item, decision))
+            copy = republish_for(decision, self._topology)
+            if copy is not None:
+                assert self._publish_channel is not None
+                republish(self._publish_channel, copy, item.properties, item.body)
             self._consume_channel.basic_ack(item.delivery_tag)
             self._record(item, decision)
         except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
@@ -263,37 +239,6 @@ class NotifierConsumer:
         finally:
             with self._unsettled_lock:
                 self._unsettled[item.generation] -= 1
-
-    def _republish(self, item: _Delivery, routing_key: str, headers: dict[str, str | int]) -> None:
-        assert self._publish_channel is not None
-        props = item.properties
-        self._publish_channel.basic_publish(
-            exchange="",
-            routing_key=routing_key,
-            body=item.body,
-            properties=pika.BasicProperties(
-                content_type=props.content_type,
-                delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=props.message_id,
-                type=props.type,
-                timestamp=props.timestamp,
-                correlation_id=props.correlation_id,
-                headers={**(props.headers or {}), **headers},
-            ),
-            mandatory=True,
-        )
-
-    @staticmethod
-    def _retry_headers(item: _Delivery, decision: Retry) -> dict[str, str | int]:
-        return {ATTEMPT_HEADER: decision.next_attempt, LAST_ERROR_HEADER: decision.reason[:_MAX_HEADER_CHARS]}
-
-    @staticmethod
-    def _park_headers(item: _Delivery, decision: Park) -> dict[str, str | int]:
-        return {
-            PARK_REASON_HEADER: decision.reason[:_MAX_HEADER_CHARS],
-            ATTEMPT_HEADER: decision.attempts,
-            PARKED_AT_HEADER: datetime.now(UTC).isoformat(timespec="seconds"),
-        }
 
     def _record(self, item: _Delivery, decision: Decision) -> None:
         fields = {"message_id": item.properties.message_id, "delivery_tag": item.delivery_tag}

@@ -15,7 +15,7 @@ import sys
 from sqlalchemy.exc import SQLAlchemyError
 
 from auth_svc.db import ensure_database
-from auth_svc.settings import DEFAULT_DATABASE_URL
+from ocrmesh.rules.endpoints import DEFAULT_DATABASE_URL
 
 
 def main(argv: list[str] | None = None) -> int:

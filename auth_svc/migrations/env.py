@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from auth_svc.orm import Base
-from auth_svc.settings import DEFAULT_DATABASE_URL
+from ocrmesh.rules.endpoints import DEFAULT_DATABASE_URL
 
 config = context.config
 target_metadata = Base.metadata

@@ -27,16 +27,31 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import IntEnum
 from multiprocessing.process import BaseProcess
 
 from ocrmesh.platform.metrics import worker_exited
 
 log = logging.getLogger(__name__)
 
-# Exit codes a worker uses to say "starting again would fail the same way": bad
-# configuration (`ocrmesh.platform.settings.load_settings`), and a dependency that refused us at
-# start (an OCR engine that cannot load). The supervisor stops instead of restarting.
-START_FAILURE_CODES = frozenset({2, 3})
+
+class ExitCode(IntEnum):
+    """What a service process's exit code says (its supervisor and orchestrators read it)."""
+
+    OK = 0
+    #: A dependency (database, broker) unreachable or misconfigured at start: it may be
+    #: there on the next try. Also what an unexpected exception exits with.
+    DEPENDENCY_UNREACHABLE = 1
+    #: A configuration the service cannot run with (`ocrmesh.platform.settings.load_settings`,
+    #: a signing key, a metrics port).
+    CONFIGURATION = 2
+    #: The engine refused to load (an OCR engine without its models).
+    ENGINE_UNAVAILABLE = 3
+
+
+# Exit codes a worker uses to say "starting again would fail the same way": the supervisor
+# stops instead of restarting.
+START_FAILURE_CODES = frozenset({ExitCode.CONFIGURATION, ExitCode.ENGINE_UNAVAILABLE})
 # A worker that dies this soon after it started is crash-looping: give up after a few.
 _EARLY_DEATH_S = 10.0
 _MAX_EARLY_DEATHS = 5
@@ -196,4 +211,11 @@ def serve_in_processes(
         reserved.close()
 
 
-__all__ = ["START_FAILURE_CODES", "process_count", "reserve_port", "serve_in_processes", "usable_cores"]
+__all__ = [
+    "START_FAILURE_CODES",
+    "ExitCode",
+    "process_count",
+    "reserve_port",
+    "serve_in_processes",
+    "usable_cores",
+]

@@ -41,7 +41,7 @@ CHECKS = {
         "from ocr_svc.settings import OcrSettings\n"
         "warm_up(create_engine(OcrSettings(ocr_workers=1)))\n"
     ),
-    "notifier": "from notifier.__main__ import build_consumer\n",
+    "notifier": "from notifier.app import create_app\n",
     # Building the app registers the upload routes, which need python-multipart.
     "gateway": (
         "from gateway.app import create_app\n"
