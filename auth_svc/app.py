@@ -156,6 +156,7 @@ def create_app(
         code_failures_per_hour=settings.otp_max_failures_per_hour,
         code_lock_seconds=settings.otp_lock_seconds,
         resend_cooldown_seconds=settings.otp_resend_cooldown_seconds,
+        code_requests_per_address=settings.otp_max_requests_per_hour,
     )
     context = AuthContext(
         AuthRepository(sessions, reads=reads),

@@ -24,7 +24,7 @@ from auth_svc.db import read
 from auth_svc.domain import UserView, email_key
 from auth_svc.orm import RevokedToken, User, VerificationCode
 from auth_svc.outbox import enqueue_email
-from auth_svc.throttles import Count, Keyed
+from auth_svc.throttles import Cooldown, Count, Keyed
 from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.rules.tokens import Revocations
 
@@ -139,6 +139,31 @@ _PURGE_COUNTS = text(
 )
 
 
+def _locked_count(connection: Connection, key: str, now: datetime) -> Count:
+    """`key`'s row (made when missing), locked until the transaction ends."""
+    connection.execute(_CREATE_COUNT, {"key": key, "now": now})
+    row = connection.execute(_LOCK_COUNT, {"key": key}).one()
+    return Count(
+        events=row.events,
+        window_start=row.window_start,
+        last_event_at=row.last_event_at,
+        locked_until=row.locked_until,
+    )
+
+
+def _store_count(connection: Connection, key: str, count: Count) -> None:
+    connection.execute(
+        _UPDATE_COUNT,
+        {
+            "key": key,
+            "events": count.events,
+            "window_start": count.window_start,
+            "now": count.last_event_at,
+            "locked_until": count.locked_until,
+        },
+    )
+
+
 class AuthRepository:
     """auth_svc's tables, as the use cases see them."""
 
@@ -203,32 +228,25 @@ class AuthRepository:
                 .on_conflict_do_nothing()
             )
 
-    def take_throttles(self, keyed: Keyed, now: datetime) -> None:
+    def take_throttles(
+        self, keyed: Keyed, now: datetime, *, cooldown: tuple[str, Cooldown] | None = None
+    ) -> bool:
         """Check and count one event at `now` on every key, atomically, under the keys' row
         locks (taken in key order): `Throttled` (and nothing counted) when any key must wait
-        or is locked (`throttles.take`)."""
+        or is locked (`throttles.take`). With a `cooldown` (its key and policy), in the same
+        transaction: whether its slot was free, and then taken (always True without one)."""
         with self.engine.begin() as connection:
-            counts = {}
-            for key, _policy in sorted(keyed):
-                connection.execute(_CREATE_COUNT, {"key": key, "now": now})
-                row = connection.execute(_LOCK_COUNT, {"key": key}).one()
-                counts[key] = Count(
-                    events=row.events,
-                    window_start=row.window_start,
-                    last_event_at=row.last_event_at,
-                    locked_until=row.locked_until,
-                )
+            keys = {key for key, _policy in keyed} | ({cooldown[0]} if cooldown else set())
+            counts = {key: _locked_count(connection, key, now) for key in sorted(keys)}
             for key, count in throttles.take(keyed, counts, now).items():
-                connection.execute(
-                    _UPDATE_COUNT,
-                    {
-                        "key": key,
-                        "events": count.events,
-                        "window_start": count.window_start,
-                        "now": count.last_event_at,
-                        "locked_until": count.locked_until,
-                    },
-                )
+                _store_count(connection, key, count)
+            if cooldown is None:
+                return True
+            key, policy = cooldown
+            slot = policy.take(counts[key], now)
+            if slot is not None:
+                _store_count(connection, key, slot)
+            return slot is not None
 
     def forgive_throttles(self, keys: Sequence[str]) -> None:
         """An attempt counted on `keys` was right: in one transaction, each key is cleared or

@@ -19,8 +19,8 @@ class AuthSettings(EmailEventSettings, GrpcServerSettings):
     """DATABASE_URL, RABBITMQ_URL, EMAIL_QUEUE, EMAIL_RETRY_DELAYS, AUTH_HOST, AUTH_PORT, ENVIRONMENT,
     AUTH_SIGNING_KEY_FILE, AUTH_EXTRA_PUBLIC_KEY_FILES (comma separated), AUTH_KEY_DIR,
     TOKEN_ISSUER, TOKEN_AUDIENCE, TOKEN_TTL_SECONDS, OTP_TTL_SECONDS,
-    OTP_RESEND_COOLDOWN_SECONDS, OTP_MAX_ATTEMPTS, PASSWORD_MIN_LENGTH, ARGON2_MEMORY_KIB,
-    ARGON2_TIME_COST, ARGON2_PARALLELISM, AUTH_WORKERS, OUTBOX_POLL_SECONDS,
+    OTP_RESEND_COOLDOWN_SECONDS, OTP_MAX_ATTEMPTS, OTP_MAX_REQUESTS_PER_HOUR, PASSWORD_MIN_LENGTH,
+    ARGON2_MEMORY_KIB, ARGON2_TIME_COST, ARGON2_PARALLELISM, AUTH_WORKERS, OUTBOX_POLL_SECONDS,
     OUTBOX_BATCH_SIZE, OUTBOX_PUBLISH_TIMEOUT_SECONDS, AUTH_CREATE_DATABASE, AUTH_PROCESSES,
     AUTH_METRICS_PORT,
     GRPC_TLS_CERT_FILE, GRPC_TLS_KEY_FILE, GRPC_TLS_CA_FILE."""
@@ -66,6 +66,10 @@ class AuthSettings(EmailEventSettings, GrpcServerSettings):
     throttle_lock_seconds: int = Field(default=900, ge=1, le=24 * 3600)
     # Wrong codes per address in an hour, across resends, before it is locked.
     otp_max_failures_per_hour: int = Field(default=10, ge=1, le=1000)
+    # Requests for a mail per address in an hour (sign-ups, resends, reset requests; known
+    # and unknown addresses alike) before the address is refused for the hour. Far above a
+    # person's needs: within the cooldown the requests mail nothing anyway.
+    otp_max_requests_per_hour: int = Field(default=20, ge=1, le=10_000)
     otp_lock_seconds: int = Field(default=3600, ge=1, le=24 * 3600)
     # OWASP's Argon2id baseline (19 MiB, 2 passes, 1 lane): ~50 ms on one core.
     argon2_memory_kib: int = Field(default=19_456, ge=8_192, le=1_048_576)

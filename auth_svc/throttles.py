@@ -1,6 +1,6 @@
 """Anti-automation kept in PostgreSQL, so every auth_svc process and replica sees the same
-counts: per account and per client address, for login, register, code sending and code
-checking.
+counts: per account and per client address, for login, register, code requests and code
+checking; and the cooldown between two mails to one address.
 
 Each key (`login:account:<email>`, `login:client:<address>`, ...) has a row counting the
 events in its window (started by the first event; a fixed window restarted once it has
@@ -13,6 +13,11 @@ so guesses sent at the same instant cannot all slip through before the first is 
 success gives its count back or clears the key (`cleared_on_success`). Keys of addresses that
 have no account are counted exactly like the others, so a refusal tells nothing about who
 exists.
+
+The resend cooldown is no throttle: a request for a mail inside it is answered like any
+other and mails nothing (`Cooldown`). Its slot is per address too, taken by the request
+whether or not the address has an account, so neither the answer nor what the address's
+next request meets depends on one existing (issue 28).
 
 This module is the arithmetic, free of I/O; the rows live in `auth_svc.repository`.
 """
@@ -49,14 +54,32 @@ class ThrottlePolicy:
 
 
 @dataclass(frozen=True)
+class Cooldown:
+    """At most one mail per `seconds` to one address. Unlike a `ThrottlePolicy` it refuses
+    nothing: a request inside it is answered like any other and mails nothing."""
+
+    seconds: int
+
+    def take(self, count: Count, now: datetime) -> Count | None:
+        """The slot's new count when a mail may go at `now` (the slot is taken), else None.
+        A fresh row (no event yet) is free."""
+        if count.events > 0 and now - count.last_event_at < timedelta(seconds=self.seconds):
+            return None
+        return Count(
+            events=count.events + 1, window_start=count.window_start, last_event_at=now, locked_until=None
+        )
+
+
+@dataclass(frozen=True)
 class Throttles:
     """The policies auth_svc applies (settings choose the numbers)."""
 
     login_account: ThrottlePolicy
     login_client: ThrottlePolicy
     register_client: ThrottlePolicy
-    code_send_account: ThrottlePolicy
-    code_send_client: ThrottlePolicy
+    code_request_account: ThrottlePolicy
+    code_request_client: ThrottlePolicy
+    code_send_cooldown: Cooldown
     code_check_account: ThrottlePolicy
     code_check_client: ThrottlePolicy
 
@@ -71,6 +94,7 @@ class Throttles:
         code_failures_per_hour: int = 10,
         code_lock_seconds: int = 3600,
         resend_cooldown_seconds: int = 60,
+        code_requests_per_address: int = 20,
     ) -> Throttles:
         quarter = 900
         hour = 3600
@@ -84,11 +108,14 @@ class Throttles:
                 login_failures_per_client, lock_seconds,
             ),
             register_client=ThrottlePolicy(hour, 20, 2 * base_delay, 60 * base_delay, 100, hour),
-            # One code per cooldown per address; 10 an hour at most.
-            code_send_account=ThrottlePolicy(
-                hour, 1, resend_cooldown_seconds, resend_cooldown_seconds, 10, hour
+            # Requests for a mail (sign-ups, resends, resets) per address, account or not:
+            # no delays, a budget far above what a person needs, then locked for the hour.
+            code_request_account=ThrottlePolicy(
+                hour, code_requests_per_address, 0.0, 0.0, code_requests_per_address, hour
             ),
-            code_send_client=ThrottlePolicy(hour, 20, 2 * base_delay, 60 * base_delay, 100, hour),
+            code_request_client=ThrottlePolicy(hour, 20, 2 * base_delay, 60 * base_delay, 100, hour),
+            # One mail per cooldown per address; the requests inside it mail nothing.
+            code_send_cooldown=Cooldown(resend_cooldown_seconds),
             # The budget of wrong codes per address across resends.
             code_check_account=ThrottlePolicy(
                 hour, min(5, code_failures_per_hour), base_delay, 10 * base_delay,

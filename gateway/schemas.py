@@ -189,9 +189,13 @@ class PasswordResetOut(BaseModel):
 
 
 class OtpSentOut(BaseModel):
-    # The same words whether or not the address has an account waiting for a code.
-    detail: str = "if this address is waiting for verification, a new code is on its way"
-    resend_after_seconds: int
+    # The same words whether or not the address has an account waiting for a code, and
+    # whether or not this request fell inside the resend cooldown (issue 28).
+    detail: str = "if this address is waiting for verification, a code is on its way"
+    resend_after_seconds: int = Field(
+        description="Ask again no sooner: a request within this time after the last code is "
+        "answered alike and mails nothing."
+    )
     expires_in_seconds: int
 
 

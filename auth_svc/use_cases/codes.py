@@ -52,20 +52,23 @@ def issue_code(context: AuthContext, users: Users, user: User, *, purpose: str =
 def mail_code(
     context: AuthContext, email: str, client: str, *, purpose: str, wanted: Callable[[User], bool]
 ) -> CodeSent:
-    """Throttled like every code send (one per cooldown per address): a code for `purpose`
-    to the address's live account when `wanted(user)`; the same answer always."""
+    """A code for `purpose` to the address's live account when `wanted(user)` and the
+    address's cooldown has passed; the same answer always. Every request counts against the
+    address's and the client's budgets (`auth_svc.throttles`), account or not; one inside the
+    cooldown mails nothing."""
     email = domain.normalise_email(email)
     t = context.throttles
-    keyed = throttles.keyed("code_send", email, t.code_send_account, client, t.code_send_client)
-    context.take(keyed)
-    queued = False
-    with context.repository.transaction() as users:
-        user = users.by_email(email, for_update=True)
-        if user is not None and wanted(user) and not context.expired(user):
-            issue_code(context, users, user, purpose=purpose)
-            queued = True
-    if queued:
-        context.on_email_queued()
+    keyed = throttles.keyed("code_request", email, t.code_request_account, client, t.code_request_client)
+    if context.take_mail_slot(keyed, email):
+        queued = False
+        with context.repository.transaction() as users:
+            user = users.by_email(email, for_update=True)
+            if user is not None and wanted(user) and not context.expired(user):
+                issue_code(context, users, user, purpose=purpose)
+                queued = True
+        if queued:
+            context.on_email_queued()
+    # The full cooldown even inside it: seconds left would tell that someone asked lately.
     return CodeSent(
         resend_after_seconds=context.code_policy.resend_cooldown_seconds,
         expires_in_seconds=context.code_policy.ttl_seconds,

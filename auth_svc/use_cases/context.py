@@ -66,6 +66,14 @@ class AuthContext:
         """Count this attempt on every key before doing its work, or refuse it (Throttled)."""
         self.repository.take_throttles(keyed, self.clock())
 
+    def take_mail_slot(self, keyed: throttles.Keyed, email: str) -> bool:
+        """Count this request for a mail to `email` on every key (or refuse it: Throttled),
+        and say whether the address's cooldown has passed: then its slot is taken and a mail
+        may go. Per address, whether or not it has an account: what a request meets never
+        depends on one existing."""
+        slot = (throttles.account_key("code_send", email), self.throttles.code_send_cooldown)
+        return self.repository.take_throttles(keyed, self.clock(), cooldown=slot)
+
     def succeeded(self, keyed: throttles.Keyed) -> None:
         """The attempt was right: the account's count is cleared, the client's given back."""
         self.repository.forgive_throttles([key for key, _policy in keyed])

@@ -26,8 +26,8 @@ class Passwords:
         self.context = context
 
     def request_password_reset(self, *, email: str, client: str = "") -> CodeSent:
-        """Queue a reset code mail when the address has an account; answer the same always.
-        Throttled like code sending (one per cooldown per address)."""
+        """Queue a reset code mail when the address has an account and its cooldown has
+        passed; answer the same always (`mail_code`)."""
         return mail_code(self.context, email, client, purpose=RESET, wanted=lambda user: True)
 
     def reset_password(self, *, email: str, code: str, new_password: str, client: str = "") -> None:

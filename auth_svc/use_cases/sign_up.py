@@ -19,9 +19,9 @@ log = logging.getLogger(__name__)
 
 class SignUp:
     """Register, send and verify codes. The answers never depend on whether an address has
-    an account, and every step is throttled per account and per client address
-    (`auth_svc.throttles`). `client` is the caller's network address as the gateway saw it
-    ("" when unknown: only the per-account throttles apply)."""
+    an account, and every step is throttled per address (account or not) and per client
+    address (`auth_svc.throttles`). `client` is the caller's network address as the gateway
+    saw it ("" when unknown: only the per-address throttles apply)."""
 
     def __init__(self, context: AuthContext) -> None:
         self.context = context
@@ -29,15 +29,17 @@ class SignUp:
     def register(self, *, name: str, email: str, password: str, client: str = "") -> UserView | None:
         """Create an unverified user and queue the first verification code mail; when the
         address already has an account, queue a "someone tried to sign up" mail to its
-        owner instead. The caller answers both the same way; the result (the new user, or
+        owner instead, unless the address's cooldown has not passed (a double-click mails
+        nothing). The caller answers every case the same way; the result (the new user, or
         None) is for tests and logs only."""
         context = self.context
         name = domain.validate_name(name)
         email = domain.normalise_email(email)
         context.check_new_password(password, personal=(name, email, email.partition("@")[0]))
         t = context.throttles
-        sends = throttles.keyed("code_send", email, t.code_send_account, client, None)
-        context.take([*sends, *throttles.keyed("register", email, None, client, t.register_client)])
+        requests = throttles.keyed("code_request", email, t.code_request_account, client, None)
+        keyed = [*requests, *throttles.keyed("register", email, None, client, t.register_client)]
+        may_mail = context.take_mail_slot(keyed, email)
         # Hashed whether or not the address is taken: both answers cost the same.
         password_hash = context.hasher.hash(password)
         result: UserView | None = None
@@ -51,9 +53,11 @@ class SignUp:
                     user = users.add(
                         User(id=uuid.uuid4(), name=name, email=email, password_hash=password_hash)
                     )
+                    # A new account's first code goes whatever the cooldown: it repeats no
+                    # mail, and without it the account could not be verified.
                     issue_code(context, users, user)
                     result = users.view_of_new(user)
-                else:
+                elif may_mail:
                     subject, body = domain.signup_attempt_mail(holder.name)
                     users.queue_email(
                         new_email_event(
@@ -70,7 +74,8 @@ class SignUp:
 
     def send_code(self, *, email: str, client: str = "") -> CodeSent:
         """Queue a new verification code mail, replacing any pending code, when the address
-        has an unverified account; answer the same in every case."""
+        has an unverified account and its cooldown has passed; answer the same in every
+        case (`mail_code`)."""
         return mail_code(
             self.context, email, client, purpose=VERIFY, wanted=lambda user: not user.is_verified
         )

@@ -49,7 +49,8 @@ _DESCRIPTIONS = {
     401: "Missing, invalid, expired or revoked credentials.",
     403: "The email address is not verified yet.",
     422: "The body does not match the schema (FastAPI's list of field errors).",
-    429: "Too many attempts, codes or sign-ins for this account or address; see Retry-After.",
+    429: "Too many attempts or code requests for this email address (whether or not it has an "
+    "account), or from this client; see Retry-After.",
     503: "The auth service is unavailable.",
     504: "The auth service did not answer in time.",
 }
@@ -98,7 +99,8 @@ _LOGGED_IN = _then(
     summary="Create an account and email a verification code",
     description=(
         "Answers 202 alike whether or not the address already has an account: a new address "
-        "gets a verification code, an existing owner a notice that someone tried to sign up."
+        "gets a verification code, an existing owner a notice that someone tried to sign up "
+        "(none within the resend cooldown, so a double-click mails once)."
     ),
 )
 async def register(body: RegisterRequest, auth: AuthStub, client: ClientAddress) -> RegisteredOut:
@@ -116,6 +118,11 @@ async def register(body: RegisterRequest, auth: AuthStub, client: ClientAddress)
     operation_id="generate_otp",
     responses=_errors(400, 422),
     summary="Email a new verification code (the same answer for every address)",
+    description=(
+        "Answers 202 alike for every address, with or without an account. At most one code per "
+        "`resend_after_seconds` goes to an address; a request sooner gets the same answer and "
+        "mails nothing."
+    ),
 )
 async def generate_otp(body: GenerateOtpRequest, auth: AuthStub, client: ClientAddress) -> OtpSentOut:
     with rpc_errors(AUTH):
@@ -178,6 +185,10 @@ async def me(token: BearerToken, auth: AuthStub) -> UserOut:
     status_code=status.HTTP_202_ACCEPTED,
     responses=_errors(400, 422),
     summary="Email a password reset code (the same answer for every address)",
+    description=(
+        "Answers 202 alike for every address, with or without an account; like generate_otp, "
+        "a request within the resend cooldown of the address's last code mails nothing."
+    ),
 )
 async def forgot_password(
     body: ForgotPasswordRequest, auth: AuthStub, client: ClientAddress

@@ -59,6 +59,8 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
         self.seen_metadata: list[dict[str, str]] = []
         self.otp_requests: list[auth_pb2.VerifyOtpRequest] = []
         self.cooling_down: set[str] = set()
+        self.codes_mailed: list[str] = []
+        self.spent_budgets: set[str] = set()
 
     async def _keys(self) -> list[auth_pb2.PublicKey]:
         return self.issuer.public_keys()
@@ -116,10 +118,14 @@ class FakeAuth(auth_pb2_grpc.AuthServiceServicer):
         self, request: auth_pb2.SendOtpRequest, context: aio.ServicerContext[Any, Any]
     ) -> auth_pb2.SendOtpResponse:
         self._record(context)
-        if request.email in self.cooling_down:
+        # Like auth_svc (issue 28): a request within the cooldown is answered alike and mails
+        # nothing; only a spent budget is RESOURCE_EXHAUSTED.
+        if request.email in self.spent_budgets:
             context.set_trailing_metadata((("retry-after-seconds", "42"),))
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "wait 42 seconds before asking again")
-        self.cooling_down.add(request.email)
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "too many attempts; retry in 42 s")
+        if request.email not in self.cooling_down:
+            self.cooling_down.add(request.email)
+            self.codes_mailed.append(request.email)
         return auth_pb2.SendOtpResponse(resend_after_seconds=60, expires_in_seconds=600)
 
     async def VerifyOtp(

@@ -81,6 +81,32 @@ def test_a_right_attempt_clears_the_account_and_gives_the_client_its_event_back(
     assert not throttles.cleared_on_success("login:client:203.0.113.9")
 
 
+def test_the_cooldown_lets_one_mail_through_per_period_and_refuses_nothing() -> None:
+    cooldown = throttles.Cooldown(60)
+    taken = cooldown.take(fresh(), NOW)
+    assert taken == Count(events=1, window_start=NOW, last_event_at=NOW, locked_until=None)
+    # Inside the period: no mail, and the slot is left as it was (no Throttled either).
+    assert cooldown.take(taken, NOW + timedelta(seconds=59)) is None
+    later = NOW + timedelta(seconds=60)
+    assert cooldown.take(taken, later) == Count(
+        events=2, window_start=NOW, last_event_at=later, locked_until=None
+    )
+    assert throttles.Cooldown(0).take(taken, NOW) is not None
+
+
+def test_the_code_request_budget_has_no_delays_and_locks_past_it() -> None:
+    # Issue 28: only a spent budget refuses a code request, never the cooldown.
+    policy = throttles.Throttles.defaults(code_requests_per_address=3).code_request_account
+    keyed = [("code_request:account:ada@example.com", policy)]
+    count = fresh()
+    for _ in range(3):
+        count = throttles.take(keyed, {keyed[0][0]: count}, NOW)[keyed[0][0]]
+    assert count.locked_until == NOW + timedelta(hours=1)
+    with pytest.raises(domain.Throttled) as refused:
+        throttles.take(keyed, {keyed[0][0]: count}, NOW + timedelta(seconds=1))
+    assert refused.value.seconds_left == 3599
+
+
 def test_the_pool_refuses_beyond_workers_plus_queue() -> None:
     pool = BoundedPool(workers=1, queue=1)
     release = threading.Event()
