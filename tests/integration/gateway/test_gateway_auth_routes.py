@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from ocrmesh.platform import metadata
+
 pytestmark = pytest.mark.timeout(60)
 
 NEW_USER = {"name": "Grace Hopper", "email": "grace@example.com", "password": "a long passphrase"}
@@ -27,7 +29,7 @@ async def test_register_twice_answers_the_same(client: httpx.AsyncClient) -> Non
 
 async def test_the_client_address_is_passed_to_auth_svc(client: httpx.AsyncClient, mesh) -> None:
     await client.post("/auth/register", json=NEW_USER)
-    assert mesh.auth.seen_metadata[-1]["x-client-address"] == "127.0.0.1"
+    assert mesh.auth.seen_metadata[-1][metadata.CLIENT_ADDRESS] == "127.0.0.1"
 
 
 async def test_a_rule_broken_in_auth_svc_is_400_with_its_message(client: httpx.AsyncClient) -> None:

@@ -12,6 +12,7 @@ import pytest
 from harness.images import SAMPLE_PARAGRAPH, sample_multiline_png
 from ocr_svc.engines.rapid import RapidOcrEngine
 from ocrmesh.ocr.v1 import ocr_pb2
+from ocrmesh.platform import metadata
 from tests.integration.ocr.conftest import StartOcr
 from tests.integration.ocr.ocr_support import GatedLastLine, completed_of
 
@@ -35,7 +36,7 @@ async def test_a_user_at_the_limit_gets_resource_exhausted_with_retry_after_whil
         await refused.read()
     assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "in progress" in (error.value.details() or "")
-    assert dict(error.value.trailing_metadata() or ()).get("retry-after-seconds") == "2"
+    assert dict(error.value.trailing_metadata() or ()).get(metadata.RETRY_AFTER_SECONDS) == "2"
 
     engine.gate.set()
     other = completed_of(await ocr.events(image, token=ocr.issuer.mint(sub=str(uuid.uuid4()))))
