@@ -34,8 +34,9 @@ _PURGE_EVERY = 600.0
 
 @dataclass
 class NotifierApp:
-    """A wired notifier: `run()` consumes until `stop()`, purging the dedup ledger and
-    serving `/metrics` meanwhile, then releases the database and flushes the traces."""
+    """A wired notifier: `run()` consumes until `stop()`, renewing the claims of the sends in
+    progress, purging the dedup ledger and serving `/metrics` meanwhile, then releases the
+    database and flushes the traces."""
 
     settings: NotifierSettings
     consumer: NotifierConsumer
@@ -49,8 +50,11 @@ class NotifierApp:
         purger = threading.Thread(target=purge_periodically, args=(self.ledger, stop_purging), daemon=True)
         purger.start()
         try:
-            with metrics_served(
-                self.settings.notifier_metrics_port, host=self.settings.notifier_metrics_host
+            # Renewing until the consumer returned: the mails in hand at a stop are sent and
+            # marked (or released) first.
+            with (
+                self.ledger.renewing(),
+                metrics_served(self.settings.notifier_metrics_port, host=self.settings.notifier_metrics_host),
             ):
                 self.consumer.run()
         finally:

@@ -157,7 +157,8 @@ class MailDelivery:
                 return Defer(
                     delay=self._defer_delay(claim.lease_left),
                     attempt=attempt,
-                    reason=f"claimed by another notifier (lease ends in {claim.lease_left:.0f}s)",
+                    reason=f"claimed by another notifier (its lease ends in {claim.lease_left:.0f}s "
+                    "unless renewed)",
                 )
         try:
             with span("mail send"):
@@ -178,9 +179,8 @@ class MailDelivery:
             try:
                 self.ledger.mark_sent(event_id)
             except LedgerUnavailable as exc:
-                # The mail is out; only a redelivery to another instance after the lease
-                # could send it again.
-                log.error("mail sent but not marked sent", extra={"event_id": event_id, "error": str(exc)})
+                # The mail is out; the ledger keeps its claim renewed and marks it later.
+                log.error("mail sent, not marked sent yet", extra={"event_id": event_id, "error": str(exc)})
         return Ack(event_id)
 
     def _release(self, event_id: str) -> None:
@@ -188,9 +188,11 @@ class MailDelivery:
             self.ledger.release(event_id)
 
     def _defer_delay(self, lease_left: float) -> float:
-        """The shortest delay queue that outlasts the holder's lease, else the longest."""
-        fitting = [d for d in self._retry_delays if d >= lease_left]
-        return min(fitting) if fitting else max(self._retry_delays)
+        """The longest delay queue that ends before the holder's lease would (else the shortest):
+        a live holder renews its lease, so the copy only needs to look again soon after the lease
+        of a dead one ran out (a delay step late at most), not wait out a longer delay."""
+        fitting = [d for d in self._retry_delays if d <= lease_left]
+        return max(fitting) if fitting else min(self._retry_delays)
 
     def _retry_or_park(self, reason: str, attempt: int) -> Decision:
         if attempt >= self._max_attempts:

@@ -20,9 +20,10 @@ class NotifierSettings(EmailEventSettings):
     database_url: str = DEFAULT_DATABASE_URL
     # Create the database named by DATABASE_URL when missing (a laptop; never needed in compose).
     notifier_create_database: bool = True
-    # A claim older than this is taken to be a dead instance's and may be claimed again. Far
-    # longer than any one send can take (SMTP_TIMEOUT per SMTP command).
-    notifier_claim_lease_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # A claim not renewed for this long is taken to be a dead instance's and may be claimed
+    # again. The holder renews it every quarter of this while its send is in progress, so a
+    # send may take longer; what it bounds is how long a dead instance's claims wait.
+    notifier_claim_lease_seconds: float = Field(default=15.0, gt=0, le=86_400)
     # How long a sent event id is remembered (redeliveries and producer retries come sooner).
     notifier_dedup_retention_seconds: float = Field(default=7 * 86_400.0, gt=0, le=365 * 86_400)
     # Mails sent in parallel by one process, each sender with its own SMTP connection.

@@ -19,13 +19,15 @@ from typing import Any
 
 import pika
 from aiosmtpd.controller import Controller
+from sqlalchemy import Engine, text
 
 from harness.ports import free_port
 from notifier.consumer import NotifierConsumer
 from notifier.delivery import MailDelivery
 from notifier.ledger import DeliveryLedger
 from notifier.transports import MailTransport
-from ocrmesh.rules.email_events import EmailTopology
+from ocrmesh.notify.v1 import email_pb2
+from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -191,7 +193,7 @@ def process_env(
         "SMTP_PORT": str(sink.port),
         "MAIL_FROM": "ocrmesh <no-reply@ocrmesh.test>",
         "NOTIFIER_PREFETCH": str(prefetch),
-        # A killed notifier's claims are taken over after this (production: minutes).
+        # A killed notifier's claims are taken over after this (production: 15 s).
         "NOTIFIER_CLAIM_LEASE_SECONDS": "3",
         "NOTIFIER_HEALTH_FILE": str(tmp_path / "notifier.health"),
         "SHUTDOWN_GRACE_SECONDS": "15",
@@ -241,3 +243,27 @@ def close_named_connections(connection_name: str) -> int:
             )
             closed += 1
     return closed
+
+
+def publish_many(url: str, topology: EmailTopology, n: int) -> list[email_pb2.EmailRequested]:
+    """Publish `n` distinct events, confirmed."""
+    events = [
+        new_email_event(
+            to=f"u{i}@example.com", subject=f"#{i}", body="b", kind=email_pb2.EMAIL_KIND_OCR_COMPLETED
+        )
+        for i in range(n)
+    ]
+    with EmailPublisher(url, topology) as publisher:
+        for future in [publisher.submit(e) for e in events]:
+            future.result(60)
+    return events
+
+
+def in_flight_claims(engine: Engine, pid: int) -> tuple[set[str], set[str]]:
+    """(event ids claimed but not marked sent, event ids marked sent) by the process `pid`."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT event_id, sent_at IS NOT NULL FROM notifier_deliveries WHERE claimed_by LIKE :me"),
+            {"me": f"%:{pid}:%"},
+        ).all()
+    return {r[0] for r in rows if not r[1]}, {r[0] for r in rows if r[1]}

@@ -11,16 +11,17 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from ocrmesh.notify.v1 import email_pb2
-from ocrmesh.rules.email_events import EmailPublisher, EmailTopology, new_email_event
+from ocrmesh.rules.email_events import EmailTopology
 from tests.integration.notifier.notifier_support import (
     REPO,
     Broker,
     SmtpSink,
+    in_flight_claims,
     notifier_process,
     process_env,
+    publish_many,
     wait_until,
 )
 
@@ -40,19 +41,6 @@ def notifier_env(
     return process_env(rabbitmq_url, notifier_database_url, topology, smtp_sink, tmp_path, prefetch=PREFETCH)
 
 
-def publish_many(url: str, topology: EmailTopology, n: int) -> list[email_pb2.EmailRequested]:
-    events = [
-        new_email_event(
-            to=f"u{i}@example.com", subject=f"#{i}", body="b", kind=email_pb2.EMAIL_KIND_OCR_COMPLETED
-        )
-        for i in range(n)
-    ]
-    with EmailPublisher(url, topology) as publisher:
-        for future in [publisher.submit(e) for e in events]:
-            future.result(60)
-    return events
-
-
 def healthcheck(env: dict[str, str], *args: str) -> int:
     return subprocess.run(
         [sys.executable, "-m", "notifier", "healthcheck", *args],
@@ -61,16 +49,6 @@ def healthcheck(env: dict[str, str], *args: str) -> int:
         capture_output=True,
         timeout=30,
     ).returncode
-
-
-def in_flight_claims(engine: Engine, pid: int) -> tuple[set[str], set[str]]:
-    """(event ids claimed but not marked sent, event ids marked sent) by the process `pid`."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            text("SELECT event_id, sent_at IS NOT NULL FROM notifier_deliveries WHERE claimed_by LIKE :me"),
-            {"me": f"%:{pid}:%"},
-        ).all()
-    return {r[0] for r in rows if not r[1]}, {r[0] for r in rows if r[1]}
 
 
 def test_two_notifiers_one_killed_mid_run_and_restarted_send_every_event_once(

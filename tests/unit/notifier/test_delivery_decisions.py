@@ -9,12 +9,14 @@ import pytest
 from notifier.delivery import (
     ATTEMPT_HEADER,
     Ack,
+    Defer,
     DeliveredIds,
     MailDelivery,
     Park,
     Retry,
     attempt_from_headers,
 )
+from notifier.ledger import Claim, ClaimState
 from notifier.transports import PermanentDeliveryError, TransientDeliveryError
 from ocrmesh.notify.v1 import email_pb2
 from ocrmesh.rules.email_events import EVENT_TYPE, new_email_event
@@ -113,3 +115,43 @@ def test_the_dedup_memory_is_bounded() -> None:
     assert len(ids) == 3
     assert "0" not in ids
     assert "4" in ids
+
+
+class BusyLedger:
+    """A ledger where another live notifier holds every claim, `lease_left` seconds from its end."""
+
+    def __init__(self, lease_left: float) -> None:
+        self.lease_left = lease_left
+
+    def claim(self, event_id: str) -> Claim:
+        return Claim(ClaimState.BUSY, lease_left=self.lease_left)
+
+
+@pytest.mark.parametrize(
+    ("delays", "lease_left", "expected"),
+    [
+        # The production delays and lease (15 s): a copy looks again every 5 s.
+        ((5.0, 30.0, 120.0, 600.0), 14.2, 5.0),
+        ((5.0, 30.0, 120.0, 600.0), 3.0, 5.0),
+        ((5.0, 30.0, 120.0, 600.0), 0.0, 5.0),
+        # The longest delay that ends before the lease would, else the shortest.
+        ((1.0, 5.0, 30.0), 14.0, 5.0),
+        ((1.0, 5.0, 30.0), 4.9, 1.0),
+        ((1.0, 5.0, 30.0), 0.5, 1.0),
+    ],
+)
+def test_a_copy_of_an_event_held_elsewhere_looks_again_before_the_holders_lease_would_end(
+    delays: tuple[float, ...], lease_left: float, expected: float
+) -> None:
+    transport = FakeTransport()
+    use_case = MailDelivery(
+        transport,
+        mail_from="n@example.com",
+        retry_delays=delays,
+        max_attempts=3,
+        ledger=BusyLedger(lease_left),  # type: ignore[arg-type]
+    )
+    decision = use_case.handle(body(), message_type=EVENT_TYPE, attempt=2)
+    assert isinstance(decision, Defer)
+    assert (decision.delay, decision.attempt) == (expected, 2)
+    assert transport.sent == []
