@@ -53,6 +53,9 @@ OCR_SVC = GrpcService(
     create_app=create_app,
     start_failures=[StartFailure((EngineUnavailable,), ExitCode.ENGINE_UNAVAILABLE, _engine_unavailable)],
     announce=_announce,
+    # Decoders, PDF rendering and the engines are native code reading untrusted documents:
+    # a crash there ends one worker's streams, and the supervisor starts a new worker.
+    isolate_crashes=True,
 )
 
 

@@ -5,12 +5,15 @@ class, where it listens, how its app is built and started, and which exceptions 
 cannot start. `run_grpc_service` does the rest, in this order:
 
 1. settings from the environment (exit code 2 when invalid), then JSON logs;
-2. `/metrics` served by this process (with several processes, by the supervisor, which
-   adds up its workers');
+2. `/metrics` served by this process (with a supervisor, by the supervisor, which adds up
+   its workers');
 3. `serve_in_processes`: the service in this process, or in N forked workers sharing the
-   port with SO_REUSEPORT (AUTH_PROCESSES, OCR_PROCESSES);
+   port with SO_REUSEPORT (AUTH_PROCESSES, OCR_PROCESSES) under a supervisor that replaces
+   a worker that dies; a service that says `isolate_crashes` (ocr_svc) is supervised even
+   with one process, so that a crash in native code costs calls, not the service;
 4. in each serving process: tracing on (when the environment asks), the app built and
-   started, served until SIGTERM/SIGINT, then stopped gracefully.
+   started, its supervisor told it serves, served until SIGTERM/SIGINT, then stopped
+   gracefully.
 
 A start-up failure the service declares (`StartFailure`) is reported once, without a stack
 trace, and becomes the process's exit code (`ExitCode`), which the supervisor reads: a
@@ -28,7 +31,13 @@ from typing import Generic, Protocol, TypeVar
 from ocrmesh.platform.grpc_server import MeshServer, run_until_signalled
 from ocrmesh.platform.logs import configure_logging
 from ocrmesh.platform.metrics import metrics_served
-from ocrmesh.platform.processes import ExitCode, process_count, serve_in_processes
+from ocrmesh.platform.processes import (
+    ExitCode,
+    process_count,
+    report_serving,
+    runs_supervised,
+    serve_in_processes,
+)
 from ocrmesh.platform.settings import ServiceSettings, load_settings
 from ocrmesh.platform.telemetry import tracing
 
@@ -92,6 +101,10 @@ class GrpcService(Generic[S]):
     start_failures: Sequence[StartFailure[S]] = ()
     #: Logs what is about to start, given the settings and the number of processes.
     announce: Callable[[S, int], None] | None = None
+    #: Serve from a supervised worker even with one process: for a service that runs native
+    #: code on untrusted input, where a crash (SIGSEGV) must cost that worker's calls, not
+    #: the service (the supervisor stays up and starts a new worker).
+    isolate_crashes: bool = False
 
 
 def run_grpc_service(service: GrpcService[S]) -> int:
@@ -102,8 +115,11 @@ def run_grpc_service(service: GrpcService[S]) -> int:
     processes = process_count(where.processes)
     if service.announce is not None:
         service.announce(settings, processes)
-    # Served by this process: with several, the supervisor, which adds up its workers'.
-    with metrics_served(where.metrics_port, host=where.host, processes=processes):
+    supervised = runs_supervised(processes, supervised=service.isolate_crashes)
+    # Served by this process. With a supervisor that is not where the values are recorded:
+    # it and its workers make `processes + 1` processes, whose values it adds up.
+    behind_metrics = processes + 1 if supervised else processes
+    with metrics_served(where.metrics_port, host=where.host, processes=behind_metrics):
         return serve_in_processes(
             processes,
             lambda port: serve_process(service, settings.model_copy(update={where.port_setting: port})),
@@ -111,6 +127,7 @@ def run_grpc_service(service: GrpcService[S]) -> int:
             port=where.port,
             name=service.name,
             stop_timeout=settings.shutdown_grace_seconds + _STOP_MARGIN_S,
+            supervised=supervised,
         )
 
 
@@ -132,6 +149,7 @@ async def _serve(service: GrpcService[S], settings: S) -> int:
             if app is not None:
                 await app.stop(0)  # what the failed start had opened (threads, channels)
             return code
+        report_serving()  # to the supervisor, if any: a death from now on is a crash
         await run_until_signalled(app.mesh, settings.shutdown_grace_seconds)
         await app.stop(settings.shutdown_grace_seconds)
     return ExitCode.OK
