@@ -55,7 +55,8 @@ def _sentence(rng: random.Random) -> str:
     return text[0].upper() + text[1:] + rng.choice([".", ".", ".", ".", "?", ";", ":"])
 
 
-def _paragraph(rng: random.Random) -> str:
+def pseudo_paragraph(rng: random.Random) -> str:
+    """A paragraph of 2-5 seeded pseudo-English sentences."""
     return " ".join(_sentence(rng) for _ in range(rng.randint(2, 5)))
 
 
@@ -81,7 +82,8 @@ class PageSpec:
         return f"{self.columns}col-{self.width}x{self.height}-s{self.seed}"
 
 
-def _wrap(text: str, width: float, measure: ImageDraw.ImageDraw, font: object) -> list[str]:
+def wrap_words(text: str, width: float, measure: ImageDraw.ImageDraw, font: object) -> list[str]:
+    """`text` broken into lines at most `width` pixels long in `font` (no hyphenation)."""
     lines: list[str] = []
     current = ""
     for word in text.split():
@@ -113,25 +115,35 @@ class GeneratedPage:
     @cached_property
     def tiff(self) -> bytes:
         """Bi-level, CCITT Group 4 compressed, 300 dpi."""
-        buffer = io.BytesIO()
-        self.image.save(buffer, format="TIFF", compression="group4", dpi=(DPI, DPI))
-        return buffer.getvalue()
+        return g4_tiff(self.image)
 
     @cached_property
     def jpeg(self) -> bytes:
-        """The same page as a scanner would deliver it: grey, slightly blurred, a little
-        skewed, with sensor noise and specks, JPEG quality 75."""
-        rng = np.random.default_rng(self.spec.seed + 1000)
-        grey = self.image.convert("L").filter(ImageFilter.GaussianBlur(0.7))
-        grey = grey.rotate(0.3, resample=Image.Resampling.BILINEAR, fillcolor=255)
-        pixels = np.asarray(grey, dtype=np.float32) * 0.85 + 25.0
-        pixels += rng.normal(0.0, 10.0, pixels.shape).astype(np.float32)
-        specks = rng.random(pixels.shape) < 0.0004
-        pixels[specks] = 30.0
-        out = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
-        buffer = io.BytesIO()
-        out.save(buffer, format="JPEG", quality=75, dpi=(DPI, DPI))
-        return buffer.getvalue()
+        """The same page as a scanner would deliver it (`scanned_jpeg`)."""
+        return scanned_jpeg(self.image, self.spec.seed + 1000)
+
+
+def g4_tiff(image: Image.Image) -> bytes:
+    """`image` (mode "1") as a bi-level, CCITT Group 4 compressed, 300 dpi TIFF."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="TIFF", compression="group4", dpi=(DPI, DPI))
+    return buffer.getvalue()
+
+
+def scanned_jpeg(image: Image.Image, seed: int) -> bytes:
+    """`image` as a cheap scanner would deliver it: grey, slightly blurred, a little skewed,
+    with sensor noise and specks, JPEG quality 75 (seeded: the same bytes every run)."""
+    rng = np.random.default_rng(seed)
+    grey = image.convert("L").filter(ImageFilter.GaussianBlur(0.7))
+    grey = grey.rotate(0.3, resample=Image.Resampling.BILINEAR, fillcolor=255)
+    pixels = np.asarray(grey, dtype=np.float32) * 0.85 + 25.0
+    pixels += rng.normal(0.0, 10.0, pixels.shape).astype(np.float32)
+    specks = rng.random(pixels.shape) < 0.0004
+    pixels[specks] = 30.0
+    out = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
+    buffer = io.BytesIO()
+    out.save(buffer, format="JPEG", quality=75, dpi=(DPI, DPI))
+    return buffer.getvalue()
 
 
 def render_page(spec: PageSpec) -> GeneratedPage:
@@ -147,7 +159,7 @@ def render_page(spec: PageSpec) -> GeneratedPage:
     truth: list[str] = []
     blocks: list[int] = []
     y = spec.margin
-    for line in _wrap(spec.heading, inner, draw, heading):
+    for line in wrap_words(spec.heading, inner, draw, heading):
         draw.text((spec.margin, y), line, fill=0, font=heading)
         truth.append(line)
         blocks.append(0)
@@ -160,7 +172,7 @@ def render_page(spec: PageSpec) -> GeneratedPage:
     column_width = (inner - (spec.columns - 1) * spec.gutter) / spec.columns
     body_lines: list[str] = []
     while len(body_lines) < per_column * spec.columns:
-        body_lines.extend(_wrap(_paragraph(rng), column_width, draw, body))
+        body_lines.extend(wrap_words(pseudo_paragraph(rng), column_width, draw, body))
     for column in range(spec.columns):
         x = spec.margin + column * (column_width + spec.gutter)
         for row, line in enumerate(body_lines[column * per_column : (column + 1) * per_column]):

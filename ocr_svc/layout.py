@@ -1,23 +1,29 @@
-"""Reading order of the detected lines of a page: recursive XY-cut over their boxes.
+"""Reading order of the detected lines of a page: sections, then Breuel's partial order.
 
 Detection gives every line's box before any is read, so the page is ordered first and the
-lines are then recognised, and streamed, in that order. The method is the recursive XY-cut
-(Nagy and Seth, 1984) with two refinements for typeset pages:
+lines are then recognised, and streamed, in that order. Real pages (a heading across only
+some of the columns, beside a full-height first column; a caption across two columns; a
+running header; a page number) block the whole-node cuts that recursive XY-cut needs, so
+the order is found in three steps:
 
-1. A node (a set of boxes) is cut vertically first: when a gutter (an x range no box
-   covers, at least `GUTTER_FACTOR` line heights wide) runs through the whole node, the
-   node is split there into columns, read left to right.
-2. Otherwise it is cut horizontally, but only at a gap where the column structure changes:
-   the gutters of the lines just above the gap differ from those just below it (a
-   full-width heading over columns, two columns over three). Gaps between lines of the
-   same columns (rows of a page whose columns share a baseline grid, or a paragraph break
-   that happens to fall at the same height in every column) are not cuts; cutting there is
-   what reads a page row by row across its columns.
+1. **Sections.** The page is cut horizontally at full-width gaps where the column structure
+   changes: the columns of the lines just above the gap do not start where those of the
+   lines just below it do (a running header over the body, the body over a page number, a
+   full-width heading over columns, two columns over three). Gaps between rows of the same
+   columns (a baseline grid, a paragraph break at the same height in every column, the row
+   after which one column ends) are not cuts. Sections are read top to bottom.
+2. **Order within a section**: Breuel's partial order of the lines and a topological sort
+   (`ocr_svc.layout_order`): a line precedes the lines below it that overlap it in x, and
+   the lines entirely right of it unless a line between them spans both (a heading).
+3. **Blocks**: consecutive lines in that order form one block while each next line overlaps
+   the block in x, starts at most `BLOCK_GAP_FACTOR` line heights below it and is about as
+   high as the block's lines (not a heading over body text); blocks are numbered in
+   reading order.
 
-A node with neither cut is a block: its lines are read top to bottom, and lines side by
-side (a line the detector split in two) left to right, which is also the order of a
-single-column page or a screenshot. Blocks are numbered in reading order; a line's block
-tells which heading, column or part of a column it belongs to.
+Boxes lower or narrower than half a line height (specks, accents, a stray dot) and thin
+boxes (rules) take no part in steps 1-3: they could join or separate columns that are not
+joined or separated. Each is placed next to the nearest line (after it when it lies below
+or right of it, before otherwise) and takes that line's block.
 """
 
 from __future__ import annotations
@@ -29,18 +35,31 @@ import numpy as np
 import numpy.typing as npt
 
 from ocr_svc.engines.base import Quad
+from ocr_svc.layout_order import Boxes, position_rank, precedence, topological_order
 
-# A gutter between columns is at least this many (median) line heights wide. Word spaces
-# never come near it (the detector keeps words of a line in one box), typeset gutters are
-# 1-3 line heights.
+# A gutter between columns is at least this many line heights wide. Word spaces never come
+# near it (the detector keeps words of a line in one box), typeset gutters are 1-3 line
+# heights.
 GUTTER_FACTOR = 0.5
 # Lines this close to a horizontal gap (in line heights) show the column structure there.
 NEIGHBOURHOOD_FACTOR = 2.0
-# Boxes lower than this fraction of the median line height (specks, rules, accents) do not
-# shape gutters; they are placed by their centre.
+# The columns above and below a gap are the same when there are as many and each starts
+# within this many line heights of its counterpart. Where they end is not compared: a
+# ragged-right line (a paragraph's short last line) moves a column's end, never its start.
+SAME_COLUMN_FACTOR = 1.5
+# A strip of the page at most this many line heights high above its first full-width gap
+# (or below its last) is a running header (or a footer, a page number).
+EDGE_STRIP_FACTOR = 3.0
+# A line whose height differs from the mean of its block's by more than this ratio (a
+# heading over body text) starts a new block. Detected boxes of one font vary by up to 1.3x
+# (descenders, a speck touching the line).
+SIZE_CHANGE = 1.5
+# Boxes lower or narrower than this fraction of the line height do not shape the layout.
 SMALL_FACTOR = 0.5
+# A line starting more than this many line heights below a block starts a new one.
+BLOCK_GAP_FACTOR = 0.8
 
-Boxes = npt.NDArray[np.float64]  # n x 4: left, top, right, bottom
+Ids = npt.NDArray[np.intp]
 
 
 @dataclass(frozen=True)
@@ -60,83 +79,142 @@ def reading_order(quads: Sequence[Quad]) -> list[OrderedLine]:
         [corners[:, :, 0].min(1), corners[:, :, 1].min(1), corners[:, :, 0].max(1), corners[:, :, 1].max(1)],
         axis=1,
     )
-    heights = boxes[:, 3] - boxes[:, 1]
-    line_height = max(float(np.median(heights)), 1.0)
-    cutter = _XYCut(boxes, line_height)
-    blocks: list[list[int]] = []
-    cutter.cut(np.arange(len(quads)), blocks)
-    return [OrderedLine(index=i, block=b) for b, members in enumerate(blocks) for i in members]
+    line_height = _line_height(boxes)
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    shaping = (heights >= SMALL_FACTOR * line_height) & (widths >= SMALL_FACTOR * line_height)
+    main = np.flatnonzero(shaping) if shaping.any() else np.arange(len(boxes))
+
+    ordered: list[int] = []
+    blocks: list[int] = []
+    for section in _sections(boxes, main, line_height):
+        sub = boxes[section]
+        order = section[topological_order(precedence(sub), position_rank(sub))]
+        first = blocks[-1] + 1 if blocks else 0
+        ordered.extend(order.tolist())
+        blocks.extend(_blocks(boxes, order, line_height, first))
+    small = np.setdiff1d(np.arange(len(boxes)), main)
+    return _place_small(boxes, ordered, blocks, small)
 
 
-class _XYCut:
-    def __init__(self, boxes: Boxes, line_height: float) -> None:
-        self.boxes = boxes
-        self.line_height = line_height
-        self.min_gutter = GUTTER_FACTOR * line_height
-        heights = boxes[:, 3] - boxes[:, 1]
-        widths = boxes[:, 2] - boxes[:, 0]
-        self.shapes_layout = (heights >= SMALL_FACTOR * line_height) & (widths >= line_height)
+def _line_height(boxes: Boxes) -> float:
+    """The median height of the line-like boxes (at least twice as wide as high), so that
+    specks do not shrink it."""
+    heights, widths = boxes[:, 3] - boxes[:, 1], boxes[:, 2] - boxes[:, 0]
+    line_like = heights[widths >= 2 * heights]
+    return max(float(np.median(line_like if len(line_like) else heights)), 1.0)
 
-    def cut(self, ids: npt.NDArray[np.intp], blocks: list[list[int]]) -> None:
-        parts = (self._columns(ids) or self._bands(ids)) if len(ids) > 1 else None
-        if parts and len(parts) > 1:
-            for part in parts:
-                self.cut(part, blocks)
+
+def _sections(boxes: Boxes, ids: Ids, line_height: float) -> list[Ids]:
+    """`ids` cut at the full-width gaps where the column structure changes, top first.
+
+    No column may run on across the gap (`_continues`), and a gap is a cut only where what
+    lies just above it and just below it is stacked (overlaps in x: a heading over columns,
+    columns over a caption across them) or where one side is a strip at the page's edge (a
+    running header, a page number). Columns that merely end at different heights leave a
+    full-width gap beside a figure's caption, between lines that lie side by side: Breuel's
+    order places those, a cut there would not."""
+    min_gutter = GUTTER_FACTOR * line_height
+    near = NEIGHBOURHOOD_FACTOR * line_height
+    edge = EDGE_STRIP_FACTOR * line_height
+    tops, bottoms = boxes[ids, 1], boxes[ids, 3]
+    page_top, page_bottom = tops.min(), bottoms.max()
+    cuts = []
+    for start, end in _gaps(boxes[ids][:, [1, 3]], 1.0):
+        above = boxes[ids[(bottoms <= start) & (bottoms >= start - near)]]
+        below = boxes[ids[(tops >= end) & (tops <= end + near)]]
+        over = _column_starts(above[:, [0, 2]], min_gutter)
+        under = _column_starts(below[:, [0, 2]], min_gutter)
+        if len(over) == len(under) and np.all(np.abs(over - under) <= SAME_COLUMN_FACTOR * line_height):
+            continue
+        if _continues(above, below, line_height):
+            continue
+        stacked = np.any((above[:, None, 0] < below[None, :, 2]) & (above[:, None, 2] > below[None, :, 0]))
+        if stacked or start - page_top <= edge or page_bottom - end <= edge:
+            cuts.append((start + end) / 2)
+    centres = (tops + bottoms) / 2
+    part = np.searchsorted(np.asarray(cuts), centres)
+    return [ids[part == p] for p in range(len(cuts) + 1) if np.any(part == p)]
+
+
+def _continues(above: Boxes, below: Boxes, line_height: float) -> bool:
+    """Some line below is the next line of a column above: it starts where that one starts,
+    is about as high and follows at line spacing (on a baseline grid, the gap after a row
+    where another column ends runs across the whole page; it is no section break)."""
+    same_start = np.abs(above[:, None, 0] - below[None, :, 0]) <= SAME_COLUMN_FACTOR * line_height
+    close = below[None, :, 1] - above[:, None, 3] <= BLOCK_GAP_FACTOR * line_height
+    high_above, high_below = above[:, 3] - above[:, 1], below[:, 3] - below[:, 1]
+    alike = np.maximum(high_above[:, None], high_below[None, :]) <= SIZE_CHANGE * np.minimum(
+        high_above[:, None], high_below[None, :]
+    )
+    return bool(np.any(same_start & close & alike))
+
+
+def _column_starts(intervals: Boxes, min_gutter: float) -> npt.NDArray[np.float64]:
+    """Where the columns of these x-intervals start: the first start, then the end of each
+    gutter (a running header's one wide gutter ends where the body's does not; a page
+    number starts where no column does)."""
+    starts = [float(intervals[:, 0].min())] + [end for _, end in _gaps(intervals, min_gutter)]
+    return np.asarray(starts)
+
+
+def _blocks(boxes: Boxes, order: Ids, line_height: float, first: int) -> list[int]:
+    """Block numbers (from `first`) of the lines of one section in reading order."""
+    blocks: list[int] = []
+    block = first - 1
+    left = right = bottom = last_top = height_sum = 0.0
+    count = 0
+    for i in order.tolist():
+        x0, t, x1, b = boxes[i]
+        joins = (
+            bool(blocks)
+            and x0 < right
+            and x1 > left
+            and t - bottom <= BLOCK_GAP_FACTOR * line_height
+            and t >= last_top - SMALL_FACTOR * line_height
+            and max(b - t, height_sum / count) <= SIZE_CHANGE * min(b - t, height_sum / count)
+        )
+        if joins:
+            left, right, bottom = min(left, x0), max(right, x1), max(bottom, b)
+            height_sum, count = height_sum + (b - t), count + 1
         else:
-            blocks.append(self._rows(ids))
+            block += 1
+            left, right, bottom = x0, x1, b
+            height_sum, count = b - t, 1
+        last_top = t
+        blocks.append(block)
+    return blocks
 
-    def _shaping(self, ids: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
-        shaping = ids[self.shapes_layout[ids]]
-        return shaping if len(shaping) else ids
 
-    def _columns(self, ids: npt.NDArray[np.intp]) -> list[npt.NDArray[np.intp]] | None:
-        shaping = self._shaping(ids)
-        gutters = _gaps(self.boxes[shaping][:, [0, 2]], self.min_gutter)
-        if not gutters:
-            return None
-        centres = (self.boxes[ids, 0] + self.boxes[ids, 2]) / 2
-        return _split(ids, centres, [(a + b) / 2 for a, b in gutters])
+def _place_small(boxes: Boxes, ordered: list[int], blocks: list[int], small: Ids) -> list[OrderedLine]:
+    """The ordered lines with each small box next to its nearest line, in its block."""
+    if not len(small):
+        return [OrderedLine(index=i, block=b) for i, b in zip(ordered, blocks, strict=True)]
+    lines = boxes[ordered]
+    specks = boxes[small]
+    dx = np.maximum(
+        0.0, np.maximum(lines[None, :, 0] - specks[:, None, 2], specks[:, None, 0] - lines[None, :, 2])
+    )
+    dy = np.maximum(
+        0.0, np.maximum(lines[None, :, 1] - specks[:, None, 3], specks[:, None, 1] - lines[None, :, 3])
+    )
+    nearest = np.argmin(np.hypot(dx, dy), axis=1)
+    before: dict[int, list[int]] = {}
+    after: dict[int, list[int]] = {}
+    for speck, position in zip(small.tolist(), nearest.tolist(), strict=True):
+        line = lines[position]
+        s = boxes[speck]
+        below_or_right = (s[1] + s[3]) / 2 > line[3] or ((s[1] + s[3]) / 2 >= line[1] and s[0] >= line[0])
+        (after if below_or_right else before).setdefault(position, []).append(speck)
 
-    def _bands(self, ids: npt.NDArray[np.intp]) -> list[npt.NDArray[np.intp]] | None:
-        shaping = self._shaping(ids)
-        boxes = self.boxes
-        cuts = []
-        near = NEIGHBOURHOOD_FACTOR * self.line_height
-        for start, end in _gaps(boxes[shaping][:, [1, 3]], 1.0):
-            bottoms, tops = boxes[shaping, 3], boxes[shaping, 1]
-            above = shaping[(bottoms <= start) & (bottoms >= start - near)]
-            below = shaping[(tops >= end) & (tops <= end + near)]
-            if not self._same_columns(above, below):
-                cuts.append((start + end) / 2)
-        if not cuts:
-            return None
-        centres = (boxes[ids, 1] + boxes[ids, 3]) / 2
-        return _split(ids, centres, cuts)
+    def by_position(ids: list[int]) -> list[int]:
+        return sorted(ids, key=lambda i: (boxes[i, 1], boxes[i, 0]))
 
-    def _same_columns(self, above: npt.NDArray[np.intp], below: npt.NDArray[np.intp]) -> bool:
-        over = _gaps(self.boxes[above][:, [0, 2]], self.min_gutter)
-        under = _gaps(self.boxes[below][:, [0, 2]], self.min_gutter)
-        if len(over) != len(under):
-            return False
-        return all(min(a[1], b[1]) > max(a[0], b[0]) for a, b in zip(over, under, strict=True))
-
-    def _rows(self, ids: npt.NDArray[np.intp]) -> list[int]:
-        """Top to bottom; boxes that overlap vertically by at least half the lower one's
-        height are one row, read left to right."""
-        boxes = self.boxes
-        order = sorted(ids.tolist(), key=lambda i: (boxes[i, 1], boxes[i, 0]))
-        rows: list[list[int]] = []
-        row_top = row_bottom = 0.0
-        for i in order:
-            top, bottom = boxes[i, 1], boxes[i, 3]
-            overlap = min(bottom, row_bottom) - max(top, row_top)
-            if rows and overlap >= 0.5 * min(bottom - top, row_bottom - row_top):
-                rows[-1].append(i)
-                row_bottom = max(row_bottom, bottom)
-            else:
-                rows.append([i])
-                row_top, row_bottom = top, bottom
-        return [i for row in rows for i in sorted(row, key=lambda i: boxes[i, 0])]
+    result: list[OrderedLine] = []
+    for position, (i, block) in enumerate(zip(ordered, blocks, strict=True)):
+        result.extend(OrderedLine(index=s, block=block) for s in by_position(before.get(position, [])))
+        result.append(OrderedLine(index=i, block=block))
+        result.extend(OrderedLine(index=s, block=block) for s in by_position(after.get(position, [])))
+    return result
 
 
 def _gaps(intervals: Boxes, min_gap: float) -> list[tuple[float, float]]:
@@ -152,10 +230,3 @@ def _gaps(intervals: Boxes, min_gap: float) -> list[tuple[float, float]]:
         if starts[k] - reach[k - 1] >= min_gap:
             gaps.append((float(reach[k - 1]), float(starts[k])))
     return gaps
-
-
-def _split(
-    ids: npt.NDArray[np.intp], centres: npt.NDArray[np.float64], cuts: list[float]
-) -> list[npt.NDArray[np.intp]]:
-    part = np.searchsorted(np.asarray(cuts), centres)
-    return [ids[part == p] for p in range(len(cuts) + 1) if np.any(part == p)]

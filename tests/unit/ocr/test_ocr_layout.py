@@ -1,5 +1,6 @@
-"""Reading order of line boxes (recursive XY-cut): columns top to bottom, left first;
-headings before the columns they span; single-column layouts in row order."""
+"""Reading order of line boxes (sections, then Breuel's partial order): columns top to
+bottom, left first; headings before the columns they span; single-column layouts in row
+order. The untidy magazine layouts are in test_ocr_layout_magazine.py."""
 
 from __future__ import annotations
 
