@@ -9,6 +9,8 @@ from typing import Any, Final
 
 import grpc
 from fastapi import HTTPException, status
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 from pydantic import BaseModel, Field
 
 from ocrmesh.platform import metadata
@@ -132,6 +134,17 @@ def http_error_from_rpc(
             service,
             extra={"service_name": service, "grpc_code": code.name, "grpc_details": error.details()},
         )
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        violations = field_violations(error)
+        if violations:
+            # A named request field is wrong: the REST answer for that is FastAPI's 422.
+            return HTTPException(
+                status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                detail=[
+                    {"type": "value_error", "loc": ["body", field], "msg": description, "input": None}
+                    for field, description in violations
+                ],
+            )
     headers = dict(BEARER_CHALLENGE) if http_status == status.HTTP_401_UNAUTHORIZED else None
     if http_status == status.HTTP_429_TOO_MANY_REQUESTS:
         retry_after = _retry_after(error)
@@ -142,6 +155,29 @@ def http_error_from_rpc(
         detail=rpc_error_detail(code, error.details(), http_status, service),
         headers=headers,
     )
+
+
+# Where gRPC's rich status (google.rpc.Status with details) travels.
+STATUS_DETAILS_KEY: Final = "grpc-status-details-bin"
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> list[tuple[str, str]]:
+    """(field, description) of each google.rpc.BadRequest field violation the failed call
+    carries (a service names the request field that was wrong this way); [] for none."""
+    for key, value in error.trailing_metadata() or ():
+        if key != STATUS_DETAILS_KEY or not isinstance(value, bytes):
+            continue
+        try:
+            details = status_pb2.Status.FromString(value).details
+        except DecodeError:
+            return []
+        violations = []
+        for detail in details:
+            bad_request = error_details_pb2.BadRequest()
+            if detail.Unpack(bad_request):
+                violations += [(v.field, v.description) for v in bad_request.field_violations]
+        return violations
+    return []
 
 
 # Trailing metadata a service sets on RESOURCE_EXHAUSTED: seconds until a retry may work.

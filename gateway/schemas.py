@@ -225,6 +225,22 @@ class OcrResultOut(BaseModel):
     timings: Timings | None = None
 
 
+class LanguageOut(BaseModel):
+    """A language this deployment reads (ocr_svc's ListLanguages)."""
+
+    code: str = Field(description="ISO 639-1 code: what the `languages` form field takes.", examples=["vi"])
+    name: str = Field(description="English name.", examples=["Vietnamese"])
+    engine: str = Field(
+        description="Who reads its lines: `rapidocr` (PP-OCR) or `rapidocr+tesseract` (Tesseract's LSTM "
+        "behind PP-OCR's detector).",
+        examples=["rapidocr+tesseract"],
+    )
+
+
+class LanguagesOut(BaseModel):
+    languages: list[LanguageOut]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"] = "ok"
 

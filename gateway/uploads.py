@@ -17,6 +17,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from ocrmesh.platform.telemetry import span
+from ocrmesh.rules.languages import MAX_LANGUAGES, MAX_LANGUAGES_TEXT, InvalidLanguages, parse_language_list
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,17 @@ MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
+                        "languages": {
+                            "type": "string",
+                            "maxLength": MAX_LANGUAGES_TEXT,
+                            "pattern": r"^\s*([A-Za-z]{2}\s*(,\s*[A-Za-z]{2}\s*)*)?$",
+                            "description": (
+                                f"The document's languages: up to {MAX_LANGUAGES} comma-separated ISO 639-1 "
+                                "codes, e.g. `vi,en`; default `en`. GET /ocr/languages lists what this "
+                                "deployment reads; another code is a 422 listing them."
+                            ),
+                            "examples": ["vi,en"],
+                        },
                         "file": {
                             "type": "string",
                             "format": "binary",
@@ -58,7 +70,7 @@ MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
                                 f"The image: {SUPPORTED_FORMATS}, whatever its part's declared type "
                                 "(the bytes decide)."
                             ),
-                        }
+                        },
                     },
                 },
                 "encoding": {"file": {"contentType": _FILE_PART_TYPES}},
@@ -74,6 +86,8 @@ class ImageUpload:
     filename: str
     # The type the bytes really are, whatever the client declared.
     content_type: str
+    # The `languages` field's codes, checked for syntax only (ocr_svc knows which it reads).
+    languages: tuple[str, ...] = ()
 
 
 def sniff_image_type(head: bytes) -> str | None:
@@ -101,9 +115,22 @@ def _missing_file(field_name: str) -> HTTPException:
     )
 
 
+def invalid_field(field_name: str, message: str, value: str | None = None) -> HTTPException:
+    """A 422 naming `field_name`, shaped like FastAPI's own validation errors."""
+    return HTTPException(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        detail=[{"type": "value_error", "loc": ["body", field_name], "msg": message, "input": value}],
+    )
+
+
+LANGUAGES_FIELD: Final = "languages"
+
+
 class _FilePartCollector:
     """Multipart parser callbacks that keep the bytes of the first part named `field_name`
-    that carries a file, and refuse it as soon as it passes `max_bytes`."""
+    that carries a file, and refuse it as soon as it passes `max_bytes`; and the small
+    `languages` field, refused (422) as soon as it is longer than a list of codes can be or,
+    once whole, not one: before the rest of the upload is read."""
 
     def __init__(self, field_name: str, max_bytes: int) -> None:
         self.field_name = field_name
@@ -111,7 +138,10 @@ class _FilePartCollector:
         self.found = False
         self.filename = ""
         self.data = bytearray()
+        self.languages: tuple[str, ...] = ()
         self._collecting = False
+        self._languages_text: bytearray | None = None
+        self._languages_seen = False
         self._headers: dict[bytes, bytes] = {}
         self._header_name = b""
         self._header_value = b""
@@ -146,6 +176,10 @@ class _FilePartCollector:
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition"))
         name = options.get(b"name", b"").decode("utf-8", errors="replace")
+        if name == LANGUAGES_FIELD and not self._languages_seen:
+            self._languages_seen = True
+            self._languages_text = bytearray()
+            return
         if self.found or name != self.field_name:
             return
         declared, _ = parse_options_header(self._headers.get(b"content-type"))
@@ -160,6 +194,13 @@ class _FilePartCollector:
         self.filename = options.get(b"filename", b"").decode("utf-8", errors="replace")[:255]
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._languages_text is not None:
+            self._languages_text += data[start:end]
+            if len(self._languages_text) > MAX_LANGUAGES_TEXT:
+                raise invalid_field(
+                    LANGUAGES_FIELD, f"the language list is longer than {MAX_LANGUAGES_TEXT} characters"
+                )
+            return
         if not self._collecting:
             return
         self.data += data[start:end]
@@ -168,14 +209,23 @@ class _FilePartCollector:
 
     def _part_end(self) -> None:
         self._collecting = False
+        if self._languages_text is not None:
+            text = self._languages_text.decode("utf-8", errors="replace")
+            self._languages_text = None
+            try:
+                self.languages = parse_language_list(text)
+            except InvalidLanguages as exc:
+                raise invalid_field(LANGUAGES_FIELD, str(exc), text) from None
 
 
 async def read_image_upload(request: Request, *, max_bytes: int, field_name: str = "file") -> ImageUpload:
-    """The image sent as multipart/form-data field `field_name`.
+    """The image sent as multipart/form-data field `field_name`, with the codes of the
+    optional `languages` field (`vi,en`).
 
     Raises HTTPException: 413 when the body is larger than `max_bytes` (from Content-Length
     before reading, or while reading), 415 when the body is not multipart or the file is not
-    an image, 422 when the field is missing, 400 when it is empty or the body is malformed.
+    an image, 422 when the field is missing or `languages` is not a short list of two-letter
+    codes, 400 when it is empty or the body is malformed.
     """
     media_type, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
@@ -218,4 +268,9 @@ async def read_image_upload(request: Request, *, max_bytes: int, field_name: str
             status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"the uploaded file is not an image this service reads: {SUPPORTED_FORMATS}",
         )
-    return ImageUpload(data=bytes(collector.data), filename=collector.filename, content_type=sniffed)
+    return ImageUpload(
+        data=bytes(collector.data),
+        filename=collector.filename,
+        content_type=sniffed,
+        languages=collector.languages,
+    )

@@ -12,6 +12,7 @@ from grpc import aio
 from ocr_svc.engines import create_engine, warm_up
 from ocr_svc.engines.base import EngineUnavailable, OcrEngine
 from ocr_svc.images import ImageLimits
+from ocr_svc.languages import LanguageRouter
 from ocr_svc.memory import return_large_buffers_to_the_os
 from ocr_svc.notifications import CompletionMailer, EventPublisher
 from ocr_svc.per_user import CallsPerUser
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 OCR_SERVICE = ocr_pb2.DESCRIPTOR.services_by_name["OcrService"].full_name
 RECOGNIZE_METHOD = f"/{OCR_SERVICE}/Recognize"
+LIST_LANGUAGES_METHOD = f"/{OCR_SERVICE}/ListLanguages"
 
 
 @dataclass
@@ -97,7 +99,7 @@ def create_app(
         )
         authenticate = verifier.authenticate
         # A call without a valid token is refused before its image is parsed.
-        interceptors.append(BearerTokenInterceptor(verifier, [RECOGNIZE_METHOD]))
+        interceptors.append(BearerTokenInterceptor(verifier, [RECOGNIZE_METHOD, LIST_LANGUAGES_METHOD]))
     if publisher is None:
         email_publisher = AsyncEmailPublisher(
             settings.rabbitmq_url,
@@ -119,7 +121,14 @@ def create_app(
         buffer_size=settings.ocr_email_buffer_size,
         publish_timeout=settings.ocr_email_publish_timeout,
     )
-    servicer = OcrServicer(pipeline, authenticate, mailer, CallsPerUser(settings.ocr_max_calls_per_user))
+    languages = LanguageRouter(engine)
+    log.info(
+        "languages read",
+        extra={"languages": {item.language.code: item.engine for item in languages.readable()}},
+    )
+    servicer = OcrServicer(
+        pipeline, authenticate, mailer, CallsPerUser(settings.ocr_max_calls_per_user), languages
+    )
     mesh, port = create_server(
         [HostedService.of(servicer, ocr_pb2_grpc.add_OcrServiceServicer_to_server, OCR_SERVICE)],
         port=settings.ocr_port,

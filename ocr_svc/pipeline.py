@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from ocr_svc.engines.base import (
     BatchReader,
+    LanguageReader,
     OcrEngine,
     RecognizedLine,
     RgbImage,
@@ -36,6 +37,7 @@ from ocr_svc.engines.base import (
     TextRegion,
 )
 from ocr_svc.images import DecodedImage, ImageLimits, decode_image
+from ocr_svc.languages import Route
 from ocr_svc.layout import OrderedLine, reading_order
 from ocr_svc.metrics import PipelineMetrics
 from ocrmesh.platform.telemetry import now_ns, record_span, span
@@ -149,9 +151,10 @@ class OcrPipeline:
         """Calls holding a worker."""
         return self._running
 
-    async def recognize(self, image: bytes) -> AsyncGenerator[OcrEvent, None]:
-        """The events of recognising `image`. Raises `Overloaded` before anything else when
-        there is no room, and `ocr_svc.images.InvalidImage` when the upload is refused."""
+    async def recognize(self, image: bytes, route: Route | None = None) -> AsyncGenerator[OcrEvent, None]:
+        """The events of recognising `image`, its lines read as `route` says (default: the
+        engine's own recogniser). Raises `Overloaded` before anything else when there is no
+        room, and `ocr_svc.images.InvalidImage` when the upload is refused."""
         if self._admitted >= self.capacity:
             waiting = self.capacity - self.workers
             raise Overloaded(f"all {self.workers} OCR workers are busy and {waiting} calls wait; retry later")
@@ -164,7 +167,7 @@ class OcrPipeline:
                 self._running += 1
                 self.metrics.load(self._admitted, self._running)
                 try:
-                    async for event in self._run_image(image, admitted_at):
+                    async for event in self._run_image(image, admitted_at, route):
                         yield event
                 finally:
                     self._running -= 1
@@ -173,12 +176,15 @@ class OcrPipeline:
             self._admitted -= 1
             self.metrics.load(self._admitted, self._running)
 
-    async def _run_image(self, data: bytes, admitted_at: float) -> AsyncIterator[OcrEvent]:
+    async def _run_image(
+        self, data: bytes, admitted_at: float, route: Route | None
+    ) -> AsyncIterator[OcrEvent]:
         t0 = time.perf_counter()
         with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
             decoded: DecodedImage = await self._in_worker(decode_image, data, self.limits)
         decode_s = time.perf_counter() - t0
-        yield Started(engine=self.engine.name, width=decoded.width, height=decoded.height)
+        engine_name = route.engine if route else self.engine.name
+        yield Started(engine=engine_name, width=decoded.width, height=decoded.height)
 
         t0 = time.perf_counter()
         with span("ocr.detect", {"ocrmesh.width": decoded.width, "ocrmesh.height": decoded.height}):
@@ -192,7 +198,9 @@ class OcrPipeline:
         for window in self._windows(order):
             t0 = time.perf_counter()
             with span("ocr.recognize", {"ocrmesh.lines": len(window)}):
-                read = await self._read_window(decoded.pixels, [regions[item.index] for item in window])
+                read = await self._read_window(
+                    decoded.pixels, [regions[item.index] for item in window], route
+                )
             recognize_s += time.perf_counter() - t0
             for item, line in zip(window, read, strict=True):
                 if line is None:
@@ -216,7 +224,8 @@ class OcrPipeline:
         log.info(
             "image recognised",
             extra={
-                "engine": self.engine.name,
+                "engine": engine_name,
+                "languages": ",".join(route.codes) if route else "",
                 "width": decoded.width,
                 "height": decoded.height,
                 "regions": len(regions),
@@ -272,9 +281,19 @@ class OcrPipeline:
             for holder in holders:
                 holder.cancel()
 
-    async def _read_window(self, pixels: RgbImage, regions: list[TextRegion]) -> list[RecognizedLine | None]:
+    async def _read_window(
+        self, pixels: RgbImage, regions: list[TextRegion], route: Route | None = None
+    ) -> list[RecognizedLine | None]:
         engine = self.engine
-        if not isinstance(engine, BatchReader):
+        read_batch: Callable[[RgbImage, list[TextRegion]], list[RecognizedLine | None]]
+        if route is not None and route.tesseract is not None:
+            # Routed only for engines that list the language (ocr_svc.languages).
+            if not isinstance(engine, LanguageReader):
+                raise TypeError(f"the {engine.name} engine reads no other language than its own")
+            read_batch = functools.partial(engine.read_batch_in, languages=route.tesseract)
+        elif isinstance(engine, BatchReader):
+            read_batch = engine.read_batch
+        else:
             return [await self._in_worker(engine.read, pixels, region) for region in regions]
         # This image's own core, plus the ones no running image holds: one share each.
         wanted = min(len(regions) // MIN_SHARE, self.cores) - 1
@@ -283,7 +302,7 @@ class OcrPipeline:
         try:
             shares = _balanced_shares(regions, extra + 1)
             results = await asyncio.gather(
-                *(self._in_worker(engine.read_batch, pixels, [regions[k] for k in share]) for share in shares)
+                *(self._in_worker(read_batch, pixels, [regions[k] for k in share]) for share in shares)
             )
         finally:
             self._borrowed -= extra

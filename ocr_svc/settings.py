@@ -32,7 +32,8 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     # With rapidocr: who reads each detected line. ppocr: PP-OCR's recogniser (best on
     # screenshots and coloured text); tesseract: Tesseract's LSTM, about a quarter of the CPU
     # a line on dense scanned pages (docs/ocr.md). Its English model comes from
-    # OCR_TESSDATA_DIR, TESSDATA_PREFIX or Debian's tesseract-ocr-eng.
+    # OCR_TESSDATA_DIR, TESSDATA_PREFIX or Debian's tesseract-ocr-eng; so do the models of
+    # the other languages read (ocr_svc/languages.py: listed when their model is there).
     ocr_recognizer: Literal["ppocr", "tesseract"] = "ppocr"
     ocr_tessdata_dir: Path | None = None
     # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its

@@ -17,6 +17,7 @@ import typer
 
 from ocrmesh.platform.settings import GrpcTls
 from ocrmesh.rules.endpoints import DEFAULT_OCR_ADDR
+from ocrmesh.rules.languages import InvalidLanguages, parse_language_list
 from ocrmesh.rules.ocr_events import OcrEvent
 from ocrmesh_cli.batch import MAX_IMAGE_BYTES, Recognizer, recognize_files
 from ocrmesh_cli.client import DEFAULT_URL, Gateway, User, normalize_url
@@ -260,6 +261,16 @@ def ocr(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, max=3600, help="Seconds each file may take.")
     ] = 300.0,
+    lang: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            "-l",
+            help="The documents' languages, ISO 639-1 codes: `vi,en`. Default: English. "
+            "GET /ocr/languages lists what the deployment reads.",
+            show_default=False,
+        ),
+    ] = "",
 ) -> None:
     """Read the text in each FILE, printing lines as they are recognised.
 
@@ -271,6 +282,10 @@ def ocr(
         raise typer.BadParameter(f"at most {MAX_FILES} files at once", param_hint="FILE...")
     if not 1 <= len(ocr_addr.strip()) <= 1024:
         raise typer.BadParameter("give host:port", param_hint="--ocr-addr")
+    try:
+        languages = parse_language_list(lang)
+    except InvalidLanguages as exc:
+        raise typer.BadParameter(str(exc), param_hint="--lang") from None
 
     output: OcrOutput
     if json_output:
@@ -293,12 +308,16 @@ def ocr(
                 max_image_bytes=MAX_IMAGE_BYTES,
                 tls=GrpcTls.from_env(),
             ) as direct:
-                return await _recognize(files, direct.recognize, output, concurrency, timeout)
+
+                def recognize_direct(data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
+                    return direct.recognize(data, filename, languages)
+
+                return await _recognize(files, recognize_direct, output, concurrency, timeout)
         saved, gateway_url = _logged_in(store, url)
         async with Gateway(gateway_url, timeout=timeout, max_connections=concurrency) as gateway:
 
             def recognize(data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
-                return gateway.recognize(saved.access_token, data, filename)
+                return gateway.recognize(saved.access_token, data, filename, languages)
 
             return await _recognize(files, recognize, output, concurrency, timeout)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import mimetypes
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -207,14 +207,18 @@ class Gateway:
     async def logout(self, token: str) -> None:
         await self._call("POST", "/auth/logout", what="logout", token=token)
 
-    async def recognize(self, token: str, data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
-        """The events of `/ocr/stream` for one image, each as soon as it arrives."""
+    async def recognize(
+        self, token: str, data: bytes, filename: str, languages: Sequence[str] = ()
+    ) -> AsyncGenerator[OcrEvent, None]:
+        """The events of `/ocr/stream` for one image in `languages` (none: the gateway's
+        default, English), each as soon as it arrives."""
         guessed, _ = mimetypes.guess_type(filename)
         content_type = guessed if guessed and guessed.startswith("image/") else "application/octet-stream"
         request = self._http.build_request(
             "POST",
             "/ocr/stream",
             files={"file": (filename, data, content_type)},
+            data={"languages": ",".join(languages)} if languages else None,
             headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
         )
         with self._transport_errors():

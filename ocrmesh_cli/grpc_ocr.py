@@ -4,7 +4,7 @@ TLS as every mesh client: the GRPC_TLS_* variables (ocrmesh.platform.settings.Gr
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from typing import Final
 
 import grpc
@@ -62,10 +62,13 @@ class GrpcOcr:
     async def __aexit__(self, *exc: object) -> None:
         await self._channel.close()
 
-    async def recognize(self, data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
-        """The events of Recognize for one image, each as soon as it arrives."""
+    async def recognize(
+        self, data: bytes, filename: str, languages: Sequence[str] = ()
+    ) -> AsyncGenerator[OcrEvent, None]:
+        """The events of Recognize for one image in `languages` (none: English), each as
+        soon as it arrives."""
         call = self._stub.Recognize(
-            ocr_pb2.RecognizeRequest(image=data, filename=filename),
+            ocr_pb2.RecognizeRequest(image=data, filename=filename, languages=languages),
             metadata=bearer_metadata(self._token),
             timeout=self._timeout,
         )

@@ -1,9 +1,12 @@
 """Installs the Debian tools the tests and benchmarks drive, when they are missing.
 
 `make test` needs Chromium (the web page in a real browser), Prometheus (promtool checks
-the rules; a real server scrapes the e2e mesh) and Tesseract's English model (the
-OCR_RECOGNIZER=tesseract tests); `make bench` needs h2load, wrk and Tesseract. Each is
-installed with apt-get as root (or `sudo -n`); where that is not possible the script says
+the rules; a real server scrapes the e2e mesh), Tesseract's English model (the
+OCR_RECOGNIZER=tesseract tests), its Vietnamese, Korean, German and French models (the
+languages ocr_svc reads through Tesseract) and the fonts the test pages in those languages
+are drawn with (DejaVu has Vietnamese, Nanum has Hangul); `make bench` needs h2load, wrk,
+Tesseract and the same models and fonts. Each is installed with apt-get as root (or
+`sudo -n`); where that is not possible the script says
 what is missing and the tests that need it skip with that reason.
 
     python scripts/debian_tools.py test     # chromium, prometheus, tesseract
@@ -12,6 +15,7 @@ what is missing and the tests that need it skip with that reason.
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import subprocess
@@ -28,11 +32,24 @@ TOOLS: dict[str, dict[str, str]] = {
     },
     "bench": {"h2load": "nghttp2-client", "wrk": "wrk", "tesseract": "tesseract-ocr"},
 }
+# Tesseract's models (any Tesseract version's directory) and the test pages' fonts.
+LANGUAGE_FILES: dict[str, str] = {
+    "/usr/share/tesseract-ocr/*/tessdata/vie.traineddata": "tesseract-ocr-vie",
+    "/usr/share/tesseract-ocr/*/tessdata/kor.traineddata": "tesseract-ocr-kor",
+    "/usr/share/tesseract-ocr/*/tessdata/deu.traineddata": "tesseract-ocr-deu",
+    "/usr/share/tesseract-ocr/*/tessdata/fra.traineddata": "tesseract-ocr-fra",
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts-dejavu-core",
+    "/usr/share/fonts/truetype/nanum/NanumGothic.ttf": "fonts-nanum",
+}
+# file pattern -> Debian package, per use
+FILES: dict[str, dict[str, str]] = {"test": LANGUAGE_FILES, "bench": LANGUAGE_FILES}
 
 
 def missing_packages(use: str) -> list[str]:
-    """The packages whose commands are not on PATH."""
-    return sorted({package for tool, package in TOOLS[use].items() if shutil.which(tool) is None})
+    """The packages whose commands are not on PATH or whose files are not installed."""
+    missing = {package for tool, package in TOOLS[use].items() if shutil.which(tool) is None}
+    missing |= {package for pattern, package in FILES[use].items() if not glob.glob(pattern)}
+    return sorted(missing)
 
 
 def ensure(use: str) -> list[str]:

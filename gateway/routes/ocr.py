@@ -16,7 +16,7 @@ from fastapi.responses import StreamingResponse
 from gateway.deps import BearerToken, CurrentUser, OcrStub, SettingsDep
 from gateway.errors import error_responses, http_error_from_rpc, internal_error_detail, rpc_errors
 from gateway.ocr_events import EVENT_STREAM, NDJSON, StreamFormat, negotiate_stream_format
-from gateway.schemas import OcrResultOut
+from gateway.schemas import LanguageOut, LanguagesOut, OcrResultOut
 from gateway.uploads import MULTIPART_IMAGE_BODY, SUPPORTED_FORMATS, read_image_upload
 from ocrmesh.ocr.v1 import ocr_pb2
 from ocrmesh.platform.grpc_client import bearer_metadata
@@ -36,6 +36,7 @@ router = APIRouter(tags=["ocr"])
 OCR = "ocr"
 OCR_PATH = "/ocr"
 OCR_STREAM_PATH = "/ocr/stream"
+OCR_LANGUAGES_PATH = "/ocr/languages"
 # The routes that take an upload: GATEWAY_MAX_UPLOAD_BYTES and multipart (gateway.body_limits).
 UPLOAD_PATHS = (OCR_PATH, OCR_STREAM_PATH)
 # Proxies (nginx) buffer responses unless told not to; caches must not keep a stream.
@@ -48,7 +49,8 @@ _ERRORS = error_responses(
         401: "Missing, invalid, expired or revoked bearer token.",
         413: "The upload is larger than GATEWAY_MAX_UPLOAD_BYTES.",
         415: f"Not multipart/form-data, or the file is not a {SUPPORTED_FORMATS} image.",
-        422: "No `file` field.",
+        422: "No `file` field, or `languages` is not a short list of two-letter codes or names a "
+        "language this deployment does not read (the message lists those it reads).",
         429: "Too many uploads in flight from this address or user, or ocr_svc's queue is full; "
         "see Retry-After.",
         502: "ocr_svc ended the call without a result.",
@@ -69,9 +71,38 @@ async def _start_recognize(
 ) -> RecognizeCall:
     upload = await read_image_upload(request, max_bytes=settings.gateway_max_upload_bytes)
     return ocr.Recognize(
-        ocr_pb2.RecognizeRequest(image=upload.data, filename=upload.filename),
+        ocr_pb2.RecognizeRequest(image=upload.data, filename=upload.filename, languages=upload.languages),
         metadata=bearer_metadata(token),
         timeout=settings.ocr_timeout_seconds,
+    )
+
+
+@router.get(
+    OCR_LANGUAGES_PATH,
+    responses=error_responses(
+        {
+            401: "Missing, invalid, expired or revoked bearer token.",
+            503: "ocr_svc (or auth_svc's keys) unavailable.",
+            504: "ocr_svc did not answer within OCR_TIMEOUT_SECONDS.",
+        },
+        edge=False,
+    ),
+    summary="The languages this deployment reads (the `languages` field of /ocr takes their codes)",
+)
+async def list_languages(
+    user: CurrentUser, token: BearerToken, ocr: OcrStub, settings: SettingsDep
+) -> LanguagesOut:
+    with rpc_errors(OCR):
+        response = await ocr.ListLanguages(
+            ocr_pb2.ListLanguagesRequest(),
+            metadata=bearer_metadata(token),
+            timeout=settings.ocr_timeout_seconds,
+        )
+    return LanguagesOut(
+        languages=[
+            LanguageOut(code=language.code, name=language.name, engine=language.engine)
+            for language in response.languages
+        ]
     )
 
 

@@ -37,8 +37,13 @@ def create_engine(settings: OcrSettings) -> OcrEngine:
         )
     from ocr_svc.engines.rapid import RapidOcrEngine
 
-    # An image alone may detect on every core of this process (see OcrPipeline).
-    return RapidOcrEngine(threads=settings.engine_threads(), spread_threads=settings.spread_threads())
+    # An image alone may detect on every core of this process (see OcrPipeline). Lines in
+    # other languages than English are read by Tesseract's models (ocr_svc.languages).
+    return RapidOcrEngine(
+        threads=settings.engine_threads(),
+        spread_threads=settings.spread_threads(),
+        tessdata_dir=settings.ocr_tessdata_dir,
+    )
 
 
 def warm_up(engine: OcrEngine) -> float:

@@ -82,6 +82,22 @@ class SpreadDetector(Protocol):
         ...
 
 
+@runtime_checkable
+class LanguageReader(Protocol):
+    """An engine that also reads lines in other languages than its own recogniser's, with
+    Tesseract's models (`ocr_svc.languages` decides which language goes where)."""
+
+    def tesseract_models(self) -> frozenset[str]:
+        """Tesseract's models installed (`{"eng", "vie", ...}`); known before `load`."""
+        ...
+
+    def read_batch_in(
+        self, image: RgbImage, regions: Sequence[TextRegion], languages: str
+    ) -> list[RecognizedLine | None]:
+        """`read` of each region by Tesseract in `languages` (`"vie+eng"`), in the order given."""
+        ...
+
+
 def quad_from_array(points: npt.NDArray[Any]) -> Quad:
     """A `Quad` from a 4x2 array of corners."""
     p = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64).reshape(4, 2)]

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,9 @@ from ocr_svc.engines.base import (
     quad_from_array,
     quad_to_array,
 )
+
+if TYPE_CHECKING:
+    from ocr_svc.engines.tesseract_reader import TesseractLines
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,10 @@ class RapidOcrEngine:
     `spread_threads`, when above `threads`, loads a second detection session with that many
     threads, which `detect_spread` uses when the pipeline gives one image the cores of
     several calls (an image alone on the machine): its first line comes sooner.
+
+    Lines in other languages than English are read by Tesseract's LSTM in the models
+    installed (`tesseract_models`, from `tessdata_dir` or Tesseract's usual places), through
+    `read_batch_in` (`ocr_svc.languages` routes them).
     """
 
     name = "rapidocr"
@@ -97,6 +104,7 @@ class RapidOcrEngine:
         min_confidence: float = 0.5,
         batch_size: int = RECOGNITION_BATCH,
         model_dir: Path | None = None,
+        tessdata_dir: Path | None = None,
     ) -> None:
         self.threads = threads
         self.spread_threads = spread_threads
@@ -104,6 +112,9 @@ class RapidOcrEngine:
         self.min_confidence = min_confidence
         self.batch_size = batch_size
         self._model_dir = model_dir
+        self._tessdata_dir = tessdata_dir
+        self._tessdata: tuple[Path | None, frozenset[str]] | None = None
+        self._tesseract: TesseractLines | None = None
         self._ocr: Any = None
         self._det: Any = None
         self._det_spread: Any = None
@@ -162,6 +173,7 @@ class RapidOcrEngine:
                 spread: Any = RapidOCR(params=params)
                 self._det_spread = spread._load_det_model()
             self._load_recogniser(rec_path)
+            self._load_tesseract()
             self._ocr = ocr
             log.info(
                 "rapidocr engine loaded",
@@ -186,6 +198,25 @@ class RapidOcrEngine:
         self._decode = CTCLabelDecode(character=characters)
         self._shrink = ort.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def tesseract_models(self) -> frozenset[str]:
+        """Tesseract's models installed here (`{"eng", "vie", ...}`), empty without
+        tesserocr or without the English one. Looks at files only: known before `load`."""
+        if self._tessdata is None:
+            from ocr_svc.engines.tesseract_reader import installed_models
+
+            self._tessdata = installed_models(self._tessdata_dir)
+        return self._tessdata[1]
+
+    def _load_tesseract(self) -> None:
+        if self._tesseract is not None or not self.tesseract_models():
+            return
+        from ocr_svc.engines.tesseract_reader import TesseractLines
+
+        directory = self._tessdata[0] if self._tessdata else None
+        if directory is not None:
+            # Handles are made per thread on first use: a language nobody asks for costs nothing.
+            self._tesseract = TesseractLines(directory)
 
     def _require_loaded(self) -> None:
         if self._ocr is None:
@@ -241,6 +272,34 @@ class RapidOcrEngine:
     def read_batch(self, image: RgbImage, regions: Sequence[TextRegion]) -> list[RecognizedLine | None]:
         """The lines in `regions`, in that order: the crops sorted by width and recognised
         `batch_size` at a time, each batch padded to its widest crop (as rapidocr does)."""
+        return self._read_crops(image, regions, self._recognise_by_width)
+
+    def read_batch_in(
+        self, image: RgbImage, regions: Sequence[TextRegion], languages: str
+    ) -> list[RecognizedLine | None]:
+        """`read_batch`, each line read by Tesseract in `languages` (`"vie+eng"`: models of
+        `tesseract_models()`)."""
+        self._require_loaded()
+        tesseract = self._tesseract
+        if tesseract is None:
+            raise EngineUnavailable("no Tesseract models are installed to read other languages than English")
+        return self._read_crops(image, regions, lambda crops: tesseract.read(crops, languages))
+
+    def _recognise_by_width(self, crops: list[npt.NDArray[np.uint8]]) -> list[tuple[str, float]]:
+        read: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        by_width = sorted(range(len(crops)), key=lambda k: crops[k].shape[1] / crops[k].shape[0])
+        for start in range(0, len(by_width), self.batch_size):
+            batch = by_width[start : start + self.batch_size]
+            for k, result in zip(batch, self._recognise([crops[k] for k in batch]), strict=True):
+                read[k] = result
+        return read
+
+    def _read_crops(
+        self,
+        image: RgbImage,
+        regions: Sequence[TextRegion],
+        recognise: Callable[[list[npt.NDArray[np.uint8]]], list[tuple[str, float]]],
+    ) -> list[RecognizedLine | None]:
         self._require_loaded()
         from rapidocr.utils.process_img import get_rotate_crop_image
 
@@ -258,12 +317,7 @@ class RapidOcrEngine:
         lines: list[RecognizedLine | None] = [None] * len(regions)
         if not crops:
             return lines
-        read: list[tuple[str, float]] = [("", 0.0)] * len(crops)
-        by_width = sorted(range(len(crops)), key=lambda k: crops[k].shape[1] / crops[k].shape[0])
-        for start in range(0, len(by_width), self.batch_size):
-            batch = by_width[start : start + self.batch_size]
-            for k, result in zip(batch, self._recognise([crops[k] for k in batch]), strict=True):
-                read[k] = result
+        read = recognise(crops)
         for position, (raw_text, raw_score) in zip(kept, read, strict=True):
             text = str(raw_text).strip()
             confidence = float(raw_score)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ocrmesh/ocr/v1/ocr.proto\x12\x0eocrmesh.ocr.v1\"3\n\x10RecognizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\"\x9e\x01\n\x11RecognizeResponse\x12*\n\x07started\x18\x01 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.StartedH\x00\x12$\n\x04line\x18\x02 \x01(\x0b\x32\x14.ocrmesh.ocr.v1.LineH\x00\x12.\n\tcompleted\x18\x03 \x01(\x0b\x32\x19.ocrmesh.ocr.v1.CompletedH\x00\x42\x07\n\x05\x65vent\"D\n\x07Started\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"j\n\x04Line\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\"\n\x03\x62ox\x18\x04 \x03(\x0b\x32\x15.ocrmesh.ocr.v1.Point\x12\r\n\x05\x62lock\x18\x05 \x01(\x05\"\\\n\tCompleted\x12\x11\n\tfull_text\x18\x01 \x01(\t\x12\x12\n\nline_count\x18\x02 \x01(\x05\x12(\n\x07timings\x18\x03 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.Timings\"W\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x11\n\tdetect_ms\x18\x02 \x01(\x01\x12\x14\n\x0crecognize_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x32`\n\nOcrService\x12R\n\tRecognize\x12 .ocrmesh.ocr.v1.RecognizeRequest\x1a!.ocrmesh.ocr.v1.RecognizeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ocrmesh/ocr/v1/ocr.proto\x12\x0eocrmesh.ocr.v1\"F\n\x10RecognizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\"\x16\n\x14ListLanguagesRequest\"D\n\x15ListLanguagesResponse\x12+\n\tlanguages\x18\x01 \x03(\x0b\x32\x18.ocrmesh.ocr.v1.Language\"6\n\x08Language\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\"\x9e\x01\n\x11RecognizeResponse\x12*\n\x07started\x18\x01 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.StartedH\x00\x12$\n\x04line\x18\x02 \x01(\x0b\x32\x14.ocrmesh.ocr.v1.LineH\x00\x12.\n\tcompleted\x18\x03 \x01(\x0b\x32\x19.ocrmesh.ocr.v1.CompletedH\x00\x42\x07\n\x05\x65vent\"D\n\x07Started\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"j\n\x04Line\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\"\n\x03\x62ox\x18\x04 \x03(\x0b\x32\x15.ocrmesh.ocr.v1.Point\x12\r\n\x05\x62lock\x18\x05 \x01(\x05\"\\\n\tCompleted\x12\x11\n\tfull_text\x18\x01 \x01(\t\x12\x12\n\nline_count\x18\x02 \x01(\x05\x12(\n\x07timings\x18\x03 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.Timings\"W\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x11\n\tdetect_ms\x18\x02 \x01(\x01\x12\x14\n\x0crecognize_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x32\xbe\x01\n\nOcrService\x12R\n\tRecognize\x12 .ocrmesh.ocr.v1.RecognizeRequest\x1a!.ocrmesh.ocr.v1.RecognizeResponse0\x01\x12\\\n\rListLanguages\x12$.ocrmesh.ocr.v1.ListLanguagesRequest\x1a%.ocrmesh.ocr.v1.ListLanguagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,19 +32,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ocrmesh.ocr.v1.ocr_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RECOGNIZEREQUEST']._serialized_start=44
-  _globals['_RECOGNIZEREQUEST']._serialized_end=95
-  _globals['_RECOGNIZERESPONSE']._serialized_start=98
-  _globals['_RECOGNIZERESPONSE']._serialized_end=256
-  _globals['_STARTED']._serialized_start=258
-  _globals['_STARTED']._serialized_end=326
-  _globals['_POINT']._serialized_start=328
-  _globals['_POINT']._serialized_end=357
-  _globals['_LINE']._serialized_start=359
-  _globals['_LINE']._serialized_end=465
-  _globals['_COMPLETED']._serialized_start=467
-  _globals['_COMPLETED']._serialized_end=559
-  _globals['_TIMINGS']._serialized_start=561
-  _globals['_TIMINGS']._serialized_end=648
-  _globals['_OCRSERVICE']._serialized_start=650
-  _globals['_OCRSERVICE']._serialized_end=746
+  _globals['_RECOGNIZEREQUEST']._serialized_end=114
+  _globals['_LISTLANGUAGESREQUEST']._serialized_start=116
+  _globals['_LISTLANGUAGESREQUEST']._serialized_end=138
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=140
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=208
+  _globals['_LANGUAGE']._serialized_start=210
+  _globals['_LANGUAGE']._serialized_end=264
+  _globals['_RECOGNIZERESPONSE']._serialized_start=267
+  _globals['_RECOGNIZERESPONSE']._serialized_end=425
+  _globals['_STARTED']._serialized_start=427
+  _globals['_STARTED']._serialized_end=495
+  _globals['_POINT']._serialized_start=497
+  _globals['_POINT']._serialized_end=526
+  _globals['_LINE']._serialized_start=528
+  _globals['_LINE']._serialized_end=634
+  _globals['_COMPLETED']._serialized_start=636
+  _globals['_COMPLETED']._serialized_end=728
+  _globals['_TIMINGS']._serialized_start=730
+  _globals['_TIMINGS']._serialized_end=817
+  _globals['_OCRSERVICE']._serialized_start=820
+  _globals['_OCRSERVICE']._serialized_end=1010
 # @@protoc_insertion_point(module_scope)

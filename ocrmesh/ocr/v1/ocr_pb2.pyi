@@ -7,12 +7,34 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeRequest(_message.Message):
-    __slots__ = ("image", "filename")
+    __slots__ = ("image", "filename", "languages")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     filename: str
-    def __init__(self, image: _Optional[bytes] = ..., filename: _Optional[str] = ...) -> None: ...
+    languages: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, image: _Optional[bytes] = ..., filename: _Optional[str] = ..., languages: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ListLanguagesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListLanguagesResponse(_message.Message):
+    __slots__ = ("languages",)
+    LANGUAGES_FIELD_NUMBER: _ClassVar[int]
+    languages: _containers.RepeatedCompositeFieldContainer[Language]
+    def __init__(self, languages: _Optional[_Iterable[_Union[Language, _Mapping]]] = ...) -> None: ...
+
+class Language(_message.Message):
+    __slots__ = ("code", "name", "engine")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    name: str
+    engine: str
+    def __init__(self, code: _Optional[str] = ..., name: _Optional[str] = ..., engine: _Optional[str] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
     __slots__ = ("started", "line", "completed")

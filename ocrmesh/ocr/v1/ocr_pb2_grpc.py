@@ -41,6 +41,11 @@ class OcrServiceStub:
                 request_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeRequest.SerializeToString,
                 response_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeResponse.FromString,
                 _registered_method=True)
+        self.ListLanguages = channel.unary_unary(
+                '/ocrmesh.ocr.v1.OcrService/ListLanguages',
+                request_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesRequest.SerializeToString,
+                response_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesResponse.FromString,
+                _registered_method=True)
 
 
 class OcrServiceServicer:
@@ -56,6 +61,14 @@ class OcrServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListLanguages(self, request, context):
+        """ListLanguages says which languages this deployment reads, and which engine
+        reads each: a language whose model is not installed is not listed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_OcrServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +76,11 @@ def add_OcrServiceServicer_to_server(servicer, server):
                     servicer.Recognize,
                     request_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeRequest.FromString,
                     response_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeResponse.SerializeToString,
+            ),
+            'ListLanguages': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLanguages,
+                    request_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesRequest.FromString,
+                    response_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -94,6 +112,33 @@ class OcrService:
             '/ocrmesh.ocr.v1.OcrService/Recognize',
             ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeRequest.SerializeToString,
             ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLanguages(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ocrmesh.ocr.v1.OcrService/ListLanguages',
+            ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesRequest.SerializeToString,
+            ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -39,6 +39,10 @@ class OcrServiceStub:
     """Recognize streams a started event, one line event per recognised line in
     reading order, then a completed event.
     """
+    ListLanguages: _grpc.UnaryUnaryMultiCallable[_ocr_pb2.ListLanguagesRequest, _ocr_pb2.ListLanguagesResponse]
+    """ListLanguages says which languages this deployment reads, and which engine
+    reads each: a language whose model is not installed is not listed.
+    """
 
 @_typing.type_check_only
 class OcrServiceAsyncStub(OcrServiceStub):
@@ -50,6 +54,10 @@ class OcrServiceAsyncStub(OcrServiceStub):
     Recognize: _aio.UnaryStreamMultiCallable[_ocr_pb2.RecognizeRequest, _ocr_pb2.RecognizeResponse]  # type: ignore[assignment]
     """Recognize streams a started event, one line event per recognised line in
     reading order, then a completed event.
+    """
+    ListLanguages: _aio.UnaryUnaryMultiCallable[_ocr_pb2.ListLanguagesRequest, _ocr_pb2.ListLanguagesResponse]  # type: ignore[assignment]
+    """ListLanguages says which languages this deployment reads, and which engine
+    reads each: a language whose model is not installed is not listed.
     """
 
 class OcrServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -65,6 +73,16 @@ class OcrServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_abc.Iterator[_ocr_pb2.RecognizeResponse], _abc.AsyncIterator[_ocr_pb2.RecognizeResponse]]:
         """Recognize streams a started event, one line event per recognised line in
         reading order, then a completed event.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLanguages(
+        self,
+        request: _ocr_pb2.ListLanguagesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ocr_pb2.ListLanguagesResponse, _abc.Awaitable[_ocr_pb2.ListLanguagesResponse]]:
+        """ListLanguages says which languages this deployment reads, and which engine
+        reads each: a language whose model is not installed is not listed.
         """
 
 def add_OcrServiceServicer_to_server(servicer: OcrServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -139,3 +139,20 @@ async def test_a_stream_past_the_gateways_deadline_is_unavailable(mesh: Mesh, tm
         code, out, err = await run_ocr(client, mesh.token(), tmp_path)
     assert (code, out) == (ExitCode.UNAVAILABLE, "")
     assert err.endswith("(HTTP 504)\n")
+
+
+async def test_ocr_sends_the_languages_and_a_language_not_read_is_rejected_input(
+    mesh: Mesh, client: Gateway, tmp_path: Path
+) -> None:
+    events = [
+        event async for event in client.recognize(mesh.token(), sample_multiline_png(), "p.png", ["vi", "en"])
+    ]
+    assert len(events) == 4
+    assert list(mesh.ocr.requests[-1].languages) == ["vi", "en"]
+
+    with pytest.raises(CliError) as refused:
+        [event async for event in client.recognize(mesh.token(), sample_multiline_png(), "p.png", ["ko"])]
+    assert refused.value.code == ExitCode.REJECTED
+    assert "languages: language 'ko' is not read here; this deployment reads: en, vi (HTTP 422)" in str(
+        refused.value
+    )

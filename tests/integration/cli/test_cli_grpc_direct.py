@@ -153,3 +153,30 @@ async def test_each_failure_of_the_call_has_its_exit_code(
     assert (code, out) == (exit_code, stdout)
     assert len(err.splitlines()) == 1
     assert err.startswith(f"ocrmesh: {page}: ")
+
+
+async def test_lang_names_the_languages_of_the_call(plain: Served, env: dict[str, str], page: Path) -> None:
+    code, out, err = await ocrmesh(
+        env, "ocr", "--grpc", "--ocr-addr", plain.addr, "--text", "--lang", "vi, EN", str(page)
+    )
+    assert (code, out, err) == (0, "Hello\nworld\n", "")
+    assert list(plain.ocr.requests[0].languages) == ["vi", "en"]
+
+
+async def test_a_language_ocr_svc_does_not_read_is_rejected_input_listing_those_it_reads(
+    plain: Served, env: dict[str, str], page: Path
+) -> None:
+    code, out, err = await ocrmesh(env, "ocr", "--grpc", "--ocr-addr", plain.addr, "--lang", "ko", str(page))
+    assert (code, out) == (4, "")
+    assert "language 'ko' is not read here; this deployment reads: en, vi (INVALID_ARGUMENT)" in err
+
+
+async def test_a_malformed_lang_is_a_usage_error_before_any_call(
+    plain: Served, env: dict[str, str], page: Path
+) -> None:
+    code, _, err = await ocrmesh(
+        env, "ocr", "--grpc", "--ocr-addr", plain.addr, "--lang", "vietnamese", str(page)
+    )
+    assert code == 2
+    assert "not an ISO 639-1 language code" in err
+    assert plain.ocr.requests == []

@@ -17,6 +17,7 @@ from grpc import aio
 from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from harness.tokens import TokenIssuerForTests
+from ocr_svc.servicer import bad_request_metadata
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
@@ -195,6 +196,8 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
     mode: "ok", "invalid" (INVALID_ARGUMENT before any event), "busy" (RESOURCE_EXHAUSTED),
     "fail_mid" (started, one line, then INTERNAL), "gated" (each event waits for `gate`),
     "hang" (nothing at all), "hang_after_start" (started, then nothing), "no_completion" (started, then ends).
+    A request naming a language not in `languages` is refused as ocr_svc refuses it
+    (INVALID_ARGUMENT with a BadRequest naming the field).
     """
 
     texts: list[str] = field(default_factory=lambda: ["Hello", "world"])
@@ -204,6 +207,18 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
     seen_metadata: list[dict[str, str]] = field(default_factory=list)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     calls_started: asyncio.Event = field(default_factory=asyncio.Event)
+    languages: list[ocr_pb2.Language] = field(
+        default_factory=lambda: [
+            ocr_pb2.Language(code="en", name="English", engine="rapidocr"),
+            ocr_pb2.Language(code="vi", name="Vietnamese", engine="rapidocr+tesseract"),
+        ]
+    )
+
+    async def ListLanguages(
+        self, request: ocr_pb2.ListLanguagesRequest, context: aio.ServicerContext[Any, Any]
+    ) -> ocr_pb2.ListLanguagesResponse:
+        self.seen_metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
+        return ocr_pb2.ListLanguagesResponse(languages=self.languages)
 
     async def Recognize(
         self, request: ocr_pb2.RecognizeRequest, context: aio.ServicerContext[Any, Any]
@@ -212,6 +227,14 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
         self.seen_metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
         self.calls_started.set()
         try:
+            readable = [language.code for language in self.languages]
+            unknown = [code for code in request.languages if code not in readable]
+            if unknown:
+                message = (
+                    f"language {unknown[0]!r} is not read here; this deployment reads: {', '.join(readable)}"
+                )
+                context.set_trailing_metadata(bad_request_metadata("languages", message))
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
             if self.mode == "invalid":
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "image: cannot decode this file")
             if self.mode == "hang":

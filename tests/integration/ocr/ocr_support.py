@@ -45,10 +45,13 @@ class RunningOcr:
         token: str | None = None,
         metadata: Sequence[tuple[str, str]] = (),
         filename: str = "",
+        languages: Sequence[str] = (),
     ) -> grpc.aio.UnaryStreamCall[ocr_pb2.RecognizeRequest, ocr_pb2.RecognizeResponse]:
         auth = bearer_metadata(token if token is not None else self.token())
         return self.stub.Recognize(
-            ocr_pb2.RecognizeRequest(image=image, filename=filename), metadata=(*auth, *metadata), timeout=60
+            ocr_pb2.RecognizeRequest(image=image, filename=filename, languages=languages),
+            metadata=(*auth, *metadata),
+            timeout=60,
         )
 
     async def events(self, image: bytes, **kwargs: object) -> list[ocr_pb2.RecognizeResponse]:

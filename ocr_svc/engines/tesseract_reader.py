@@ -1,0 +1,135 @@
+"""Tesseract's LSTM reading the lines this service's own detector found, in the reading
+order it chose: for every language but English (`ocr_svc.languages`), and for English too
+with OCR_RECOGNIZER=tesseract (`ocr_svc.engines.tesseract_lines`).
+
+Why: on dense scanned pages the PP-OCR recogniser is compute-bound at 86-90 ms of CPU a line
+on the development machines, where Tesseract's LSTM reads the same crops at about 24 ms with
+the same text (docs/ocr.md, "Recognition cost"); and PP-OCR's alphabet has no Hangul and
+loses Vietnamese's stacked marks, where Tesseract's models read them exactly (docs/ocr.md,
+"Languages"). Detection, the stream, reading order and every limit stay the engine's own;
+only the recognition of each crop changes.
+
+Tesseract comes from tesserocr (a wheel with libtesseract inside, the `tesseract` extra)
+and its models, `<lang>.traineddata`, from Debian's `tesseract-ocr-<lang>` packages (or
+OCR_TESSDATA_DIR). Nothing is downloaded. A Tesseract handle is not thread-safe and reads
+one language set, so each thread that reads lines has its own per language set; OpenMP
+inside Tesseract is kept to one thread, because the pipeline already reads lines on as
+many threads as there are cores.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from ocr_svc.engines.base import EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+ENGLISH = "eng"
+# Where Debian's tesseract-ocr-<lang> (Tesseract 5, then 4) puts the models.
+DEBIAN_TESSDATA_DIRS = (
+    Path("/usr/share/tesseract-ocr/5/tessdata"),
+    Path("/usr/share/tesseract-ocr/4.00/tessdata"),
+)
+# Language sets one thread keeps a handle for (a Korean model takes about 20 MB): beyond
+# this, the set used least recently is closed.
+HANDLES_PER_THREAD = 4
+
+
+def tessdata_candidates(explicit: Path | None, env: dict[str, str] | None = None) -> list[Path]:
+    """Where the models may be, in order: `explicit` (OCR_TESSDATA_DIR) alone, else
+    TESSDATA_PREFIX, then Debian's directories."""
+    if explicit is not None:
+        return [explicit]
+    env = dict(os.environ) if env is None else env
+    prefix = env.get("TESSDATA_PREFIX", "").strip()
+    return ([Path(prefix)] if prefix else []) + list(DEBIAN_TESSDATA_DIRS)
+
+
+def find_tessdata(explicit: Path | None, env: dict[str, str] | None = None) -> Path:
+    """The directory holding `eng.traineddata`: `explicit` (OCR_TESSDATA_DIR), else
+    TESSDATA_PREFIX, else Debian's. `EngineUnavailable` naming what to install otherwise."""
+    candidates = tessdata_candidates(explicit, env)
+    for directory in candidates:
+        if (directory / f"{ENGLISH}.traineddata").is_file():
+            return directory
+    looked = ", ".join(str(d) for d in candidates)
+    raise EngineUnavailable(
+        f"OCR_RECOGNIZER=tesseract needs Tesseract's {ENGLISH}.traineddata (Debian: apt-get install "
+        f"tesseract-ocr-eng), or OCR_TESSDATA_DIR naming its directory; looked in {looked}"
+    )
+
+
+def installed_models(
+    explicit: Path | None, env: dict[str, str] | None = None
+) -> tuple[Path | None, frozenset[str]]:
+    """The tessdata directory and the models in it (`{"eng", "vie", ...}`), or (None, {})
+    when tesserocr or the English model is missing (every language set includes English)."""
+    if importlib.util.find_spec("tesserocr") is None:
+        return None, frozenset()
+    try:
+        directory = find_tessdata(explicit, env)
+    except EngineUnavailable:
+        return None, frozenset()
+    models = frozenset(path.name.removesuffix(".traineddata") for path in directory.glob("*.traineddata"))
+    return directory, models
+
+
+class TesseractLines:
+    """Reads line crops with Tesseract's LSTM (`PSM.SINGLE_LINE`), in any installed
+    language set (`"vie+eng"`). Thread-safe: one handle per thread per language set."""
+
+    def __init__(self, tessdata: Path) -> None:
+        self.tessdata = tessdata
+        self._local = threading.local()
+
+    def handle(self, languages: str) -> Any:
+        """This thread's handle for `languages`, created on first use. `EngineUnavailable`
+        when Tesseract cannot load the models."""
+        handles: OrderedDict[str, Any] | None = getattr(self._local, "handles", None)
+        if handles is None:
+            handles = self._local.handles = OrderedDict()
+        handle = handles.get(languages)
+        if handle is not None:
+            handles.move_to_end(languages)
+            return handle
+        # Before libtesseract starts OpenMP: the pipeline's threads are the parallelism.
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+        import tesserocr
+
+        try:
+            handle = tesserocr.PyTessBaseAPI(
+                path=f"{self.tessdata}{os.sep}",
+                lang=languages,
+                psm=tesserocr.PSM.SINGLE_LINE,
+                oem=tesserocr.OEM.LSTM_ONLY,
+            )
+        except RuntimeError as exc:
+            raise EngineUnavailable(f"Tesseract cannot load {languages} from {self.tessdata}: {exc}") from exc
+        handles[languages] = handle
+        if len(handles) > HANDLES_PER_THREAD:
+            _, oldest = handles.popitem(last=False)
+            oldest.End()
+        return handle
+
+    def read(self, crops: Sequence[npt.NDArray[np.uint8]], languages: str) -> list[tuple[str, float]]:
+        """(text, confidence 0..1) of each crop (BGR, as the PP-OCR path prepares them);
+        confidence is Tesseract's mean word confidence."""
+        handle = self.handle(languages)
+        read = []
+        for crop in crops:
+            handle.SetImage(Image.fromarray(np.ascontiguousarray(crop[:, :, ::-1])))
+            text = " ".join(handle.GetUTF8Text().split())
+            read.append((text, handle.MeanTextConf() / 100.0 if text else 0.0))
+        return read

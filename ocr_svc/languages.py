@@ -1,0 +1,106 @@
+"""Which languages this deployment reads, and who reads each: the one routing table that
+the engine, the servicer and `ListLanguages` read.
+
+English keeps the engine's own recogniser (PP-OCR by default; Tesseract's with
+OCR_RECOGNIZER=tesseract). Every other language is read by Tesseract's LSTM behind the same
+detector and reading order, with the document's models plus English (`"vie+eng"`: names,
+numbers and loan words in Latin letters are common in any of them). A language whose
+model is not installed, or on an engine that cannot read other languages (keras), is not
+listed and is refused. docs/ocr.md, "Languages", has the measurements behind the choice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ocr_svc.engines.base import LanguageReader, OcrEngine
+from ocrmesh.rules.languages import DEFAULT_LANGUAGE, InvalidLanguages, normalise_language_codes
+
+# What `Started.engine` and `ListLanguages` say reads the lines of a Tesseract language.
+TESSERACT_ENGINE = "rapidocr+tesseract"
+
+
+@dataclass(frozen=True)
+class Language:
+    """A language some deployment may read: its ISO 639-1 code, English name and
+    Tesseract's model for it (Debian's tesseract-ocr-<model>)."""
+
+    code: str
+    name: str
+    model: str
+
+
+CATALOGUE: dict[str, Language] = {
+    language.code: language
+    for language in (
+        Language("en", "English", "eng"),
+        Language("vi", "Vietnamese", "vie"),
+        Language("ko", "Korean", "kor"),
+        Language("de", "German", "deu"),
+        Language("fr", "French", "fra"),
+    )
+}
+ENGLISH_MODEL = CATALOGUE[DEFAULT_LANGUAGE].model
+
+
+class UnsupportedLanguage(Exception):
+    """A request names a language this deployment does not read (or not a language code);
+    the message lists the codes it reads."""
+
+    def __init__(self, reason: str, supported: Sequence[str]) -> None:
+        super().__init__(f"{reason}; this deployment reads: {', '.join(supported)}")
+        self.supported = tuple(supported)
+
+
+@dataclass(frozen=True)
+class Readable:
+    """A language this deployment reads, and the engine that reads it."""
+
+    language: Language
+    engine: str
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one request's lines are read: by the engine's own recogniser (`tesseract` None)
+    or by Tesseract in the language string `tesseract` (`"vie+eng"`)."""
+
+    codes: tuple[str, ...]
+    engine: str
+    tesseract: str | None = None
+
+
+class LanguageRouter:
+    """The languages `engine` can read here, and the route of a request's languages."""
+
+    def __init__(self, engine: OcrEngine) -> None:
+        self._engine_name = engine.name
+        models = engine.tesseract_models() if isinstance(engine, LanguageReader) else frozenset()
+        readable = {DEFAULT_LANGUAGE: Readable(CATALOGUE[DEFAULT_LANGUAGE], engine.name)}
+        if ENGLISH_MODEL in models:
+            for language in CATALOGUE.values():
+                if language.code not in readable and language.model in models:
+                    readable[language.code] = Readable(language, TESSERACT_ENGINE)
+        self._readable = dict(sorted(readable.items()))
+
+    def readable(self) -> list[Readable]:
+        """What this deployment reads, by code."""
+        return list(self._readable.values())
+
+    def route(self, codes: Sequence[str]) -> Route:
+        """The route for a request naming `codes` (none: English). Raises
+        `UnsupportedLanguage` for a malformed list or a language not read here."""
+        supported = list(self._readable)
+        try:
+            wanted = normalise_language_codes(codes) or (DEFAULT_LANGUAGE,)
+        except InvalidLanguages as exc:
+            raise UnsupportedLanguage(str(exc), supported) from None
+        unknown = [code for code in wanted if code not in self._readable]
+        if unknown:
+            named = ", ".join(repr(code) for code in unknown)
+            raise UnsupportedLanguage(f"language {named} is not read here", supported)
+        if wanted == (DEFAULT_LANGUAGE,):
+            return Route(codes=wanted, engine=self._engine_name)
+        models = [CATALOGUE[code].model for code in wanted if code != DEFAULT_LANGUAGE]
+        return Route(codes=wanted, engine=TESSERACT_ENGINE, tesseract="+".join([*models, ENGLISH_MODEL]))
