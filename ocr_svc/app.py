@@ -51,6 +51,9 @@ class OcrApp:
         `EngineUnavailable` when the engine cannot load."""
         return_large_buffers_to_the_os()
         self.mailer.start()
+        # Calls that reach the worker before its engine is warm are refused as UNAVAILABLE
+        # (retry in a moment), never run into an engine that is not loaded.
+        self.pipeline.warm = False
         await self.mesh.start(serving=False)
         try:
             await asyncio.to_thread(warm_up if warm else _load_only, self.engine)
@@ -60,6 +63,7 @@ class OcrApp:
             # An engine that breaks on a plain line of text cannot serve anything.
             log.exception("engine failed its warm-up", extra={"engine": self.engine.name})
             raise EngineUnavailable(f"the {self.engine.name} engine failed its warm-up: {exc}") from exc
+        self.pipeline.warm = True
         await self.mesh.set_serving(True)
         log.info("ocr_svc serving", extra={"port": self.port, "engine": self.engine.name})
 

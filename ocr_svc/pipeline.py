@@ -57,6 +57,11 @@ class Overloaded(Exception):
     """Every worker is busy and the queue in front of them is full."""
 
 
+class Warming(Exception):
+    """The engine is still loading (a worker that has just started, or restarted after a
+    crash): nothing can be read yet, and the caller should try again in a moment."""
+
+
 @dataclass(frozen=True)
 class Started:
     """The image is decoded and the engine has it."""
@@ -134,6 +139,9 @@ class OcrPipeline:
         self.workers = workers
         self.cores = max(workers, cores or workers)
         self.capacity = workers + queue_size
+        # Cleared by the app while the engine loads (see `Warming`); a pipeline made around
+        # an engine that is already loaded (tests, benches) reads at once.
+        self.warm = True
         self._executor = ThreadPoolExecutor(max_workers=self.cores, thread_name_prefix="ocr-worker")
         self._slots = asyncio.Semaphore(workers)
         self._admitted = 0
@@ -154,7 +162,10 @@ class OcrPipeline:
     async def recognize(self, image: bytes, route: Route | None = None) -> AsyncGenerator[OcrEvent, None]:
         """The events of recognising `image`, its lines read as `route` says (default: the
         engine's own recogniser). Raises `Overloaded` before anything else when there is no
-        room, and `ocr_svc.images.InvalidImage` when the upload is refused."""
+        room, `Warming` while the engine loads, and `ocr_svc.images.InvalidImage` when the
+        upload is refused."""
+        if not self.warm:
+            raise Warming("the OCR engine is still loading; retry in a moment")
         if self._admitted >= self.capacity:
             waiting = self.capacity - self.workers
             raise Overloaded(f"all {self.workers} OCR workers are busy and {waiting} calls wait; retry later")

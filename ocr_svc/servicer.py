@@ -16,7 +16,7 @@ from ocr_svc.images import InvalidImage
 from ocr_svc.languages import LanguageRouter, Route, UnsupportedLanguage
 from ocr_svc.notifications import CompletionMailer, completion_email
 from ocr_svc.per_user import CallsPerUser, TooManyCalls
-from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
+from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started, Warming
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.platform import metadata
 from ocrmesh.platform.telemetry import set_user_id
@@ -38,7 +38,11 @@ ERROR_STATUS: dict[type[Exception], grpc.StatusCode] = {
     UnsupportedLanguage: grpc.StatusCode.INVALID_ARGUMENT,
     Overloaded: grpc.StatusCode.RESOURCE_EXHAUSTED,
     TooManyCalls: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    # A worker that is loading its engine: not the caller's fault, and over in seconds.
+    Warming: grpc.StatusCode.UNAVAILABLE,
 }
+# Seconds a caller refused by a warming worker should wait.
+WARMING_RETRY_AFTER_S = 1
 # Trailing metadata with the seconds after which a refused call may succeed (the gateway's
 # Retry-After).
 RETRY_AFTER_KEY = metadata.RETRY_AFTER_SECONDS
@@ -143,6 +147,8 @@ class OcrServicer(ocr_pb2_grpc.OcrServiceServicer):
         except tuple(ERROR_STATUS) as exc:
             if isinstance(exc, TooManyCalls):
                 context.set_trailing_metadata(((RETRY_AFTER_KEY, str(exc.retry_after_seconds)),))
+            elif isinstance(exc, Warming):
+                context.set_trailing_metadata(((RETRY_AFTER_KEY, str(WARMING_RETRY_AFTER_S)),))
             elif isinstance(exc, UnsupportedLanguage):
                 context.set_trailing_metadata(bad_request_metadata(LANGUAGES_FIELD, str(exc)))
             await context.abort(ERROR_STATUS[type(exc)], _error_message(exc))

@@ -172,6 +172,9 @@ async def test_the_only_worker_killed_mid_stream_is_replaced_and_the_service_ans
                 await asyncio.sleep(0.1)
         recovered_after = time.monotonic() - killed_at
         assert recovered_after < RECOVERY_S, f"answered again only after {recovered_after:.1f}s"
+        # While the new worker loads its engine, calls are refused as UNAVAILABLE (retry in
+        # a moment), never an INTERNAL from an engine that is not loaded yet.
+        assert all(failure.startswith("UNAVAILABLE") for failure in failures), failures
         print(
             f"\nstream failed {stream_failed_after:.2f}s after the kill ({broken.value.code().name}); "
             f"answered again after {recovered_after:.2f}s; failed calls meanwhile: {failures}"

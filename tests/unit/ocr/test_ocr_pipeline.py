@@ -11,7 +11,7 @@ import pytest
 
 from harness.images import render_text_image
 from ocr_svc.images import ImageLimits, InvalidImage
-from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started
+from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started, Warming
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 LIMITS = ImageLimits(max_bytes=1024 * 1024, max_pixels=10_000_000)
@@ -146,3 +146,15 @@ async def test_an_engine_failure_reaches_the_caller_and_frees_the_worker(
     assert pipeline.admitted == 0
     engine.fail_on_read = None
     assert isinstance((await collect(pipeline))[-1], Completed)
+
+
+async def test_a_pipeline_whose_engine_is_still_loading_refuses_calls_as_warming() -> None:
+    pipeline = OcrPipeline(ScriptedEngine(["unread"]), LIMITS, workers=1, queue_size=0)
+    pipeline.warm = False
+    try:
+        with pytest.raises(Warming):
+            async for _ in pipeline.recognize(b"not read"):
+                pass
+        assert pipeline.admitted == 0
+    finally:
+        pipeline.close()
