@@ -11,14 +11,16 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from grpc_health.v1 import health_pb2
 from sqlalchemy import Engine
 
 import ocrmesh.platform.database
 from auth_svc import domain
-from auth_svc.db import MIGRATIONS, make_engine, make_session_factory
+from auth_svc.db import MIGRATIONS, make_engine, make_probe_engine, make_session_factory
 from auth_svc.hashing_pool import BoundedPool
+from auth_svc.health import DatabaseCheck, DatabaseHealth
 from auth_svc.keys import TokenSigner, load_signer
 from auth_svc.outbox import OutboxRelay
 from auth_svc.passwords import Argon2Parameters, PasswordHasher
@@ -41,7 +43,10 @@ SERVICE_NAME: str = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_nam
 @dataclass
 class AuthServer(MeshServer):
     """The gRPC server plus what lives and dies with it: the outbox relay, the publisher,
-    the worker threads and the connection pool."""
+    the worker threads, the connection pools and the database check.
+
+    Health: "" (liveness) follows the server alone; the hosted service (readiness) is
+    SERVING only while the server serves and the database answers (`auth_svc.health`)."""
 
     use_cases: UseCases | None = None
     relay: OutboxRelay | None = None
@@ -49,13 +54,36 @@ class AuthServer(MeshServer):
     executor: ThreadPoolExecutor | None = None
     hashing: BoundedPool | None = None
     engines: tuple[Engine, ...] = ()
+    database: DatabaseHealth | None = None
+    _serving: bool = field(default=False, init=False)
 
     async def start(self, *, serving: bool = True) -> None:
         await super().start(serving=serving)
         if self.relay is not None:
             self.relay.start()
+        if self.database is not None:
+            self.database.start(self._database_answers)
+
+    async def set_serving(self, serving: bool) -> None:
+        self._serving = serving
+        await super().set_serving(serving)
+        if serving and self.database is not None and not self.database.answering:
+            await self._set_services(serving=False)
+
+    async def _database_answers(self, answering: bool) -> None:
+        if self._serving:
+            await self._set_services(serving=answering)
+
+    async def _set_services(self, *, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in self.service_names:  # never "": liveness must not follow the database
+            await self.health.set(name, status)
 
     async def stop(self, grace: float) -> None:
+        if self.database is not None:
+            await self.database.stop()
         await super().stop(grace)
         await asyncio.to_thread(self._close)
 
@@ -121,9 +149,11 @@ def create_app(
     *,
     database_wait_seconds: float = 30.0,
     new_code: Callable[[], str] = domain.new_code,
+    database_check: DatabaseCheck | None = None,
 ) -> tuple[AuthServer, int]:
     """Build auth_svc: keys loaded, database migrated, server bound (not started).
-    `new_code` makes verification codes (tests pin it; production uses `secrets`)."""
+    `new_code` makes verification codes (tests pin it; production uses `secrets`);
+    `database_check`: how often readiness asks the database (`auth_svc.health`)."""
     signer = signer_for(settings)
     # Transactions come from both pools of threads: the workers and the hashing threads.
     engine = make_engine(settings.database_url, pool_size=settings.auth_workers + settings.auth_hash_workers)
@@ -189,6 +219,7 @@ def create_app(
 
     verifier = local_verifier(signer, settings, revocations)
     servicer = AuthServicer(use_cases, signer, verifier, executor, hashing)
+    check = database_check or DatabaseCheck()
     mesh, port = create_server(
         [HostedService.of(servicer, auth_pb2_grpc.add_AuthServiceServicer_to_server, SERVICE_NAME)],
         port=settings.auth_port,
@@ -207,5 +238,10 @@ def create_app(
         executor=executor,
         hashing=hashing,
         engines=(engine, reads),
+        database=DatabaseHealth(
+            make_probe_engine(settings.database_url, timeout_seconds=check.timeout_seconds),
+            pools=(engine, reads),
+            check=check,
+        ),
     )
     return server, port

@@ -1,9 +1,11 @@
-"""auth_svc's PostgreSQL plumbing: the engines, sessions, the retried read, its migrations.
+"""auth_svc's PostgreSQL plumbing: the engines, sessions, the retried read, the readiness
+check's connection, its migrations.
 Creating, migrating and dropping databases is shared with the notifier: `ocrmesh.platform.database`."""
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -35,7 +37,8 @@ def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> En
     No ping on checkout: it was a round trip on every call (a tenth of a GetCurrentUser).
     A connection the server dropped (a restart) fails its statement instead, which makes
     SQLAlchemy replace every connection of the pool; `read` then runs the query again on a
-    new one, and a write answers "unavailable, retry" once.
+    new one, and a write answers "unavailable, retry" once. The readiness check
+    (`auth_svc.health`) also replaces them as soon as it sees the database come back.
     """
     return create_engine(
         url,
@@ -50,6 +53,31 @@ def make_engine(url: str, *, pool_size: int = 8, autocommit: bool = False) -> En
             "application_name": "auth_svc",
             # A statement that runs this long is a bug or a lock pile-up, not work.
             "options": "-c statement_timeout=15000 -c lock_timeout=10000",
+        },
+    )
+
+
+def make_probe_engine(url: str, *, timeout_seconds: float) -> Engine:
+    """The readiness check's engine (`auth_svc.health`): one connection, kept open between
+    checks (a new one every few seconds would be a server process forked each time), apart
+    from the request pools so a check never queues behind requests, and every wait bounded
+    by about `timeout_seconds`: the connect, the statement on the server, and data the
+    network stops acknowledging (`tcp_user_timeout`: a cut link fails instead of hanging)."""
+    millis = max(1, int(timeout_seconds * 1000))
+    return create_engine(
+        url,
+        pool_size=1,
+        max_overflow=0,
+        pool_pre_ping=False,
+        pool_recycle=POOL_RECYCLE_S,
+        pool_timeout=timeout_seconds,
+        isolation_level="AUTOCOMMIT",
+        connect_args={
+            # libpq waits at least 2 s, whatever smaller value it is given.
+            "connect_timeout": max(2, math.ceil(timeout_seconds)),
+            "application_name": "auth_svc-health",
+            "options": f"-c statement_timeout={millis}",
+            "tcp_user_timeout": millis,
         },
     )
 
@@ -88,6 +116,7 @@ __all__ = [
     "drop_database",
     "ensure_database",
     "make_engine",
+    "make_probe_engine",
     "make_session_factory",
     "migrate",
     "read",
