@@ -5,7 +5,11 @@
 #   EXTRAS   the pyproject extras it needs, space separated:
 #            auth_svc: auth | ocr_svc: ocr, or "ocr keras" to add the keras-ocr engine |
 #            notifier: notifier | gateway: gateway
-# Example: docker build --build-arg SERVICE=ocr_svc --build-arg EXTRAS="ocr keras" -t ocrmesh-ocr .
+#   APT_PACKAGES  Debian packages the runtime needs besides Python, space separated; empty
+#            for every image but ocr_svc's, which carries Tesseract's models for the
+#            languages of ocr_svc/languages.py (tesseract-ocr-eng, -vie, ...)
+# Example: docker build --build-arg SERVICE=ocr_svc --build-arg EXTRAS="ocr tesseract" \
+#            --build-arg APT_PACKAGES="tesseract-ocr-eng tesseract-ocr-vie" -t ocrmesh-ocr .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: a virtual environment with the locked dependencies and the project ----------
@@ -40,7 +44,16 @@ RUN --mount=type=cache,target=/root/.cache/uv \
 # ---- runtime: the environment on a slim Python, as an unprivileged user ------------------
 FROM ${PYTHON_IMAGE} AS runtime
 ARG SERVICE=""
+ARG APT_PACKAGES=""
 RUN test -n "$SERVICE" || { echo "build with --build-arg SERVICE=auth_svc|ocr_svc|notifier|gateway" >&2; exit 1; }
+# Debian packages only the image that asks for them carries: for ocr_svc, Tesseract's models
+# (tesseract-ocr-<model>, into /usr/share/tesseract-ocr/5/tessdata, where ocr_svc looks; the
+# tesserocr wheel brings libtesseract itself). The lists go in the same layer, adding nothing.
+RUN if [ -n "$APT_PACKAGES" ]; then \
+        apt-get update \
+        && apt-get install -y --no-install-recommends $APT_PACKAGES \
+        && rm -rf /var/lib/apt/lists/*; \
+    fi
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/app/.venv/bin:$PATH \

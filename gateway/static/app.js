@@ -191,7 +191,47 @@ async function showCurrentUser() {
   } catch (error) {
     if (error.status === 401) showSignedOut("Your session has ended: log in again.");
     else say(error.message, "error");
+    return;
   }
+  await showLanguages();
+}
+
+// ---------------------------------------------------------------- the languages
+
+/** The codes ticked in the language list, in the list's order. */
+function chosenLanguages() {
+  return [...$("languages").querySelectorAll('input[name="language"]:checked')].map((box) => box.value);
+}
+
+/** One checkbox per language this deployment reads (GET /ocr/languages), keeping what was
+ * ticked; English when nothing was. Left as it is (English) if the list cannot be had: the
+ * upload still works, the gateway's 422 names the codes if one is wrong. */
+async function showLanguages() {
+  let reply;
+  try {
+    reply = await api("ocr/languages", { token: session.token });
+  } catch (error) {
+    if (error.status === 401) showSignedOut("Your session has ended: log in again.");
+    return;
+  }
+  const languages = Array.isArray(reply?.languages) ? reply.languages : [];
+  if (languages.length === 0) return;
+  const ticked = new Set(chosenLanguages());
+  if (ticked.size === 0) ticked.add("en");
+  const fieldset = $("languages");
+  const boxes = languages.map((language) => {
+    const code = String(language?.code ?? "");
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.name = "language";
+    box.value = code;
+    box.checked = ticked.has(code);
+    const label = document.createElement("label");
+    label.title = `${code}, read by ${String(language?.engine ?? "")}`;
+    label.append(box, ` ${String(language?.name ?? code)}`);
+    return label;
+  });
+  fieldset.replaceChildren(fieldset.querySelector("legend"), ...boxes);
 }
 
 $("logout").addEventListener("click", async () => {
@@ -359,6 +399,9 @@ async function readImage(file) {
   resetResult(file);
   const body = new FormData();
   body.append("file", file, file.name);
+  // None ticked: the field is left out and the gateway reads English.
+  const languages = chosenLanguages();
+  if (languages.length > 0) body.append("languages", languages.join(","));
 
   let response;
   try {

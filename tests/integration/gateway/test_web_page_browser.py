@@ -96,6 +96,31 @@ async def test_each_line_is_listed_and_boxed_as_its_event_arrives(signed_in_page
     await expect(lines.nth(0)).to_contain_text("94%")
 
 
+async def test_the_languages_are_offered_from_the_api_and_the_chosen_one_reaches_ocr_svc(
+    signed_in_page: Page, mesh: Mesh
+) -> None:
+    page = signed_in_page
+    languages = page.locator("#languages")
+    # FakeOcr's list (en, vi), as GET /ocr/languages gives it; English ticked by default.
+    await expect(languages.get_by_label("Vietnamese")).to_be_visible()
+    await expect(languages.get_by_role("checkbox")).to_have_count(len(mesh.ocr.languages))
+    await expect(languages.get_by_label("English")).to_be_checked()
+    await expect(languages.get_by_label("Vietnamese")).not_to_be_checked()
+    await languages.get_by_label("Vietnamese").check()
+    await languages.get_by_label("English").uncheck()
+    await choose_image(page)
+    await expect(page.locator("#progress")).to_contain_text("2 lines in")
+    assert [list(request.languages) for request in mesh.ocr.requests] == [["vi"]]
+
+
+async def test_english_is_sent_unless_another_language_is_chosen(signed_in_page: Page, mesh: Mesh) -> None:
+    page = signed_in_page
+    await expect(page.locator("#languages").get_by_label("Vietnamese")).to_be_visible()
+    await choose_image(page)
+    await expect(page.locator("#progress")).to_contain_text("2 lines in")
+    assert [list(request.languages) for request in mesh.ocr.requests] == [["en"]]
+
+
 async def test_an_error_event_mid_stream_is_shown_in_words_after_the_lines_so_far(
     signed_in_page: Page, mesh: Mesh
 ) -> None:

@@ -25,6 +25,7 @@ from harness.deployment import (
     references,
     services,
 )
+from ocr_svc.languages import CATALOGUE
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +161,7 @@ def test_every_extra_an_image_is_built_with_exists(svc: dict[str, dict[str, Any]
 def test_a_build_argument_adds_the_keras_engine_to_the_ocr_image() -> None:
     # OCR_EXTRAS picks the ocr image's extras; the default is the RapidOCR engine alone.
     ocr_build = load_compose(compose_env())["services"]["ocr"]["build"]["args"]["EXTRAS"]
-    assert ocr_build.split() == ["ocr"]
+    assert ocr_build.split() == ["ocr", "tesseract"]
     with_keras = load_compose({**compose_env(), "OCR_EXTRAS": "ocr keras"})
     assert with_keras["services"]["ocr"]["build"]["args"]["EXTRAS"].split() == ["ocr", "keras"]
     assert "keras" in pyproject()["project"]["optional-dependencies"]
@@ -168,6 +169,37 @@ def test_a_build_argument_adds_the_keras_engine_to_the_ocr_image() -> None:
     # The Dockerfile turns each word of EXTRAS into an --extra for both syncs.
     syncs = [i.args for i in dockerfile_instructions() if i.keyword == "RUN" and "uv sync" in i.args]
     assert all("for extra in $EXTRAS" in cmd and "--extra" in cmd for cmd in syncs)
+
+
+def test_the_ocr_image_carries_tesseract_and_a_model_for_every_language_it_lists(
+    svc: dict[str, dict[str, Any]],
+) -> None:
+    # The languages besides English are read by tesserocr with Debian's traineddata
+    # (tesseract-ocr-<model>); a language whose model is missing is silently not offered.
+    args = svc["ocr"]["build"]["args"]
+    assert "tesseract" in args["EXTRAS"].split()
+    assert "tesseract" in pyproject()["project"]["optional-dependencies"]
+    wanted = {f"tesseract-ocr-{language.model}" for language in CATALOGUE.values()}
+    assert wanted <= set(args["APT_PACKAGES"].split())
+
+
+def test_only_the_ocr_image_installs_system_packages(svc: dict[str, dict[str, Any]]) -> None:
+    for name, service in svc.items():
+        if "build" in service and name != "ocr":
+            assert not service["build"]["args"].get("APT_PACKAGES", "").split(), name
+
+
+def test_system_packages_are_installed_lean_in_the_runtime_stage_only() -> None:
+    runtime = runtime_stage_instructions()
+    assert any(i.keyword == "ARG" and i.args.split("=", 1)[0] == "APT_PACKAGES" for i in runtime)
+    installs = [i.args for i in runtime if i.keyword == "RUN" and "apt-get install" in i.args]
+    assert len(installs) == 1
+    command = installs[0]
+    assert "--no-install-recommends $APT_PACKAGES" in command
+    assert 'if [ -n "$APT_PACKAGES" ]' in command, "images without packages skip apt-get entirely"
+    # The lists go in the same layer, or the image keeps them.
+    assert command.index("apt-get update") < command.index("rm -rf /var/lib/apt/lists/*")
+    assert "apt-get" not in run_commands(dockerfile_stages()[0].instructions)
 
 
 def test_the_default_command_runs_the_service_the_image_was_built_for() -> None:
