@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlalchemy.exc import OperationalError
 
+from harness.tcp_proxy import TcpProxy
+from notifier.db import make_engine
 from notifier.ledger import ClaimState, DeliveryLedger, LedgerUnavailable
 from notifier.settings import NotifierSettings
 from ocrmesh.notify.v1 import email_pb2
@@ -75,25 +76,28 @@ def test_claims_marked_sent_or_released_are_no_longer_held(
 
 
 def test_a_mark_that_failed_is_made_by_the_renewal_and_the_claim_kept_until_then(
-    make_ledger: Callable[..., DeliveryLedger], monkeypatch: pytest.MonkeyPatch
+    make_ledger: Callable[..., DeliveryLedger], notifier_engine: Engine
 ) -> None:
-    ledger = make_ledger(lease=0.5, retention=60)
-    other = make_ledger(lease=0.5, retention=60)
-    event_id = a_fresh_event_id()
-    ledger.claim(event_id)
-    run = ledger._run
-
-    def unreachable(*args: object, **kwargs: object) -> object:
-        raise OperationalError("UPDATE", {}, Exception("server closed the connection unexpectedly"))
-
-    monkeypatch.setattr(ledger, "_run", unreachable)
-    with pytest.raises(LedgerUnavailable):
-        ledger.mark_sent(event_id)
-    monkeypatch.setattr(ledger, "_run", run)
-    with ledger.renewing():
-        time.sleep(1.0)  # two leases: without the renewal the claim would be free by now
-        assert other.claim(event_id).state is ClaimState.SENT
-    assert ledger.held() == frozenset()
+    # The holder reaches PostgreSQL through a proxy the test cuts: a real outage, not a stub.
+    url = notifier_engine.url
+    with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
+        engine = make_engine(url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+        ledger = DeliveryLedger(engine, lease=0.5, retention=60)
+        try:
+            other = make_ledger(lease=0.5, retention=60)
+            event_id = a_fresh_event_id()
+            ledger.claim(event_id)
+            proxy.block()
+            with pytest.raises(LedgerUnavailable):
+                ledger.mark_sent(event_id)
+            proxy.unblock()
+            with ledger.renewing():
+                time.sleep(1.0)  # two leases: without the renewal the claim would be free by now
+                assert other.claim(event_id).state is ClaimState.SENT
+            assert ledger.held() == frozenset()
+        finally:
+            ledger.close()
+            engine.dispose()
 
 
 def test_a_claim_taken_over_while_held_is_reported_and_given_up(
