@@ -202,7 +202,8 @@ class OcrPipeline:
             regions = await self._detect(decoded.pixels)
         detect_s = time.perf_counter() - t0
 
-        order = reading_order([region.box for region in regions])
+        # In a worker: a dense page's ordering is tens of ms, and grows as n^3 with the lines.
+        order = await self._in_worker(reading_order, [region.box for region in regions])
         lines: list[RecognizedLine] = []
         blocks: dict[int, int] = {}
         recognize_s = 0.0
