@@ -91,6 +91,12 @@ class Mesh:
         proc = self.processes.pop(name, None)
         if proc is None or proc.poll() is not None:
             return proc.returncode if proc else None
+        if sig == signal.SIGKILL:
+            # A replica that dies outright takes its workers with it (a host or pod lost),
+            # rather than leaving a supervised worker to drain on SIGTERM from its parent.
+            for child in _children(proc.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
         proc.send_signal(sig)
         try:
             return proc.wait(timeout)
@@ -186,3 +192,12 @@ def running_mesh(
         yield mesh
     finally:
         mesh.close()
+
+
+def _children(pid: int) -> list[int]:
+    """The pids of `pid`'s direct children (Linux /proc; none elsewhere)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            found += [int(child) for child in (task / "children").read_text().split()]
+    return found
