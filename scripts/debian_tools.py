@@ -34,6 +34,8 @@ TOOLS: dict[str, dict[str, str]] = {
 }
 # Tesseract's models (any Tesseract version's directory) and the test pages' fonts.
 LANGUAGE_FILES: dict[str, str] = {
+    # page orientation (0/90/180/270) before detection: Tesseract's OSD model
+    "/usr/share/tesseract-ocr/*/tessdata/osd.traineddata": "tesseract-ocr-osd",
     "/usr/share/tesseract-ocr/*/tessdata/vie.traineddata": "tesseract-ocr-vie",
     "/usr/share/tesseract-ocr/*/tessdata/kor.traineddata": "tesseract-ocr-kor",
     "/usr/share/tesseract-ocr/*/tessdata/deu.traineddata": "tesseract-ocr-deu",

@@ -29,12 +29,25 @@ class TextRegion:
 
 
 @dataclass(frozen=True)
-class RecognizedLine:
-    """The text of one region and how sure the engine is (0..1)."""
+class RecognizedWord:
+    """One word of a line: its text, how sure the engine is (0..1) and its box in page
+    pixels, as the engine located it (never an even split of the line's box)."""
 
     text: str
     confidence: float
     box: Quad
+
+
+@dataclass(frozen=True)
+class RecognizedLine:
+    """The text of one region and how sure the engine is (0..1); `words` in reading
+    order, their texts joined with single spaces making `text` (empty from an engine that
+    does not locate words)."""
+
+    text: str
+    confidence: float
+    box: Quad
+    words: tuple[RecognizedWord, ...] = field(default=())
 
 
 class EngineUnavailable(Exception):

@@ -5,14 +5,19 @@ stream, the CLI over REST or gRPC, the web page; docs/gateway.md, "The OCR strea
 On the wire each event is one JSON object, `type` first (a reader can dispatch on the
 first key), then the event's fields in the order declared here:
 
-    {"type":"started","engine":...,"image_width":...,"image_height":...}
-    {"type":"line","index":...,"block":...,"text":...,"confidence":...,"box":[[x,y],...]}
-    {"type":"completed","full_text":...,"line_count":...,"timings":{...}}
+    {"type":"started","engine":...,"image_width":...,"image_height":...,"page_count":...,
+     "document_format":...}
+    {"type":"page","page":...,"width":...,"height":...,"rotation":...,"skew":...,
+     "source":...,"dpi":...}
+    {"type":"line","index":...,"block":...,"text":...,"confidence":...,"box":[[x,y],...],
+     "page":...,"words":[{"text":...,"confidence":...,"box":[[x,y],...]},...]}
+    {"type":"completed","full_text":...,"line_count":...,"timings":{...},"page_count":...}
     {"type":"error","status":...,"detail":...}
 
-A new kind of event (a PDF's `page`) is one more `_Event` subclass here, one more member of
-`OcrEvent` and one more branch of `event_from_proto`; a new part of a line (its `words`) is
-one more field of `Line`, filled in `event_from_proto`'s `line` branch. Readers skip event
+A document's stream is `started`, then per page in order a `page` event and that page's
+lines, then `completed`. A new kind of event is one more `_Event` subclass here, one more
+member of `OcrEvent` and one more branch of `event_from_proto`; a new part of a line is one
+more field of `Line`, filled in `event_from_proto`'s `line` branch. Readers skip event
 types they do not know and ignore fields they do not know, so a newer server's additions
 never break an older client.
 """
@@ -44,6 +49,19 @@ class _Model(BaseModel):
     )
 
 
+Box = list[tuple[float, float]]
+
+
+class Word(_Model):
+    """One word of a line, in reading order."""
+
+    text: str
+    confidence: float = Field(description=f"0..1, rounded to {CONFIDENCE_DIGITS} places.")
+    box: Box = Field(
+        default_factory=list, description="Four corners, clockwise from top-left, in page pixels."
+    )
+
+
 class Line(_Model):
     """One recognised line: an item of `/ocr`'s `lines`, and the `line` event's fields."""
 
@@ -53,9 +71,27 @@ class Line(_Model):
     )
     text: str
     confidence: float = Field(description=f"0..1, rounded to {CONFIDENCE_DIGITS} places.")
-    box: list[tuple[float, float]] = Field(
-        default_factory=list, description="Four corners, clockwise from top-left, in pixels."
+    box: Box = Field(
+        default_factory=list, description="Four corners, clockwise from top-left, in page pixels."
     )
+    page: int = Field(default=1, description="1-based page the line is on.")
+    words: list[Word] = Field(
+        default_factory=list, description="The line's words in reading order, each with its box."
+    )
+
+
+class Page(_Model):
+    """One page of a document: the `page` event's fields, and an item of `/ocr`'s `pages`."""
+
+    page: int = Field(description="1-based position in the document.")
+    width: int = Field(description="Width in pixels of the upright page image the boxes refer to.")
+    height: int = Field(description="Height in pixels of the upright page image.")
+    rotation: int = Field(default=0, description="Degrees (0, 90, 180, 270) the page was turned clockwise.")
+    skew: float = Field(default=0.0, description="Degrees of skew corrected, counter-clockwise positive.")
+    source: Literal["ocr", "text_layer"] = Field(
+        default="ocr", description='"ocr": read from the pixels; "text_layer": the PDF\'s own text.'
+    )
+    dpi: float = Field(default=0.0, description="Pixels per inch of the page image (0: unknown).")
 
 
 class Timings(_Model):
@@ -79,8 +115,16 @@ class StartedEvent(_Event):
 
     type: Literal["started"] = "started"
     engine: str
-    image_width: int
-    image_height: int
+    image_width: int = Field(description="The first page's width in pixels.")
+    image_height: int = Field(description="The first page's height in pixels.")
+    page_count: int = Field(default=1, description="Pages in the document (1 for an image).")
+    document_format: str = Field(default="", description='"pdf", "tiff", "png", "jpeg", "webp" or "bmp".')
+
+
+class PageEvent(Page, _Event):
+    """A page begins: its lines follow, before the next page event."""
+
+    type: Literal["page"] = "page"
 
 
 class LineEvent(Line, _Event):
@@ -96,6 +140,7 @@ class CompletedEvent(_Event):
     full_text: str = Field(description='The lines joined with "\\n".')
     line_count: int
     timings: Timings = Field(default_factory=Timings)
+    page_count: int = Field(default=1, description="Pages read.")
 
 
 class ErrorEvent(_Event):
@@ -106,7 +151,7 @@ class ErrorEvent(_Event):
     detail: str
 
 
-OcrEvent = StartedEvent | LineEvent | CompletedEvent | ErrorEvent
+OcrEvent = StartedEvent | PageEvent | LineEvent | CompletedEvent | ErrorEvent
 
 _EVENT: Final[TypeAdapter[OcrEvent]] = TypeAdapter(Annotated[OcrEvent, Field(discriminator="type")])
 EVENT_TYPES: Final[frozenset[str]] = frozenset(
@@ -125,7 +170,23 @@ def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
     if kind == "started":
         started = response.started
         return StartedEvent(
-            engine=started.engine, image_width=started.image_width, image_height=started.image_height
+            engine=started.engine,
+            image_width=started.image_width,
+            image_height=started.image_height,
+            # An older ocr_svc sends no count: it read one image.
+            page_count=started.page_count or 1,
+            document_format=started.document_format,
+        )
+    if kind == "page":
+        page = response.page
+        return PageEvent(
+            page=page.page,
+            width=page.width,
+            height=page.height,
+            rotation=page.rotation,
+            skew=round(page.skew, 2),
+            source="text_layer" if page.source == "text_layer" else "ocr",
+            dpi=round(page.dpi, 2),
         )
     if kind == "line":
         line = response.line
@@ -135,6 +196,15 @@ def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
             text=line.text,
             confidence=round(line.confidence, CONFIDENCE_DIGITS),
             box=[(point.x, point.y) for point in line.box],
+            page=line.page or 1,
+            words=[
+                Word(
+                    text=word.text,
+                    confidence=round(word.confidence, CONFIDENCE_DIGITS),
+                    box=[(point.x, point.y) for point in word.box],
+                )
+                for word in line.words
+            ],
         )
     if kind == "completed":
         completed = response.completed
@@ -148,6 +218,7 @@ def event_from_proto(response: ocr_pb2.RecognizeResponse) -> OcrEvent | None:
                 recognize_ms=timings.recognize_ms,
                 total_ms=timings.total_ms,
             ),
+            page_count=completed.page_count or 1,
         )
     return None
 

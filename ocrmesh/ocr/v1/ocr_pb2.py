@@ -24,33 +24,45 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ocrmesh/ocr/v1/ocr.proto\x12\x0eocrmesh.ocr.v1\"F\n\x10RecognizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\"\x16\n\x14ListLanguagesRequest\"D\n\x15ListLanguagesResponse\x12+\n\tlanguages\x18\x01 \x03(\x0b\x32\x18.ocrmesh.ocr.v1.Language\"6\n\x08Language\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\"\x9e\x01\n\x11RecognizeResponse\x12*\n\x07started\x18\x01 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.StartedH\x00\x12$\n\x04line\x18\x02 \x01(\x0b\x32\x14.ocrmesh.ocr.v1.LineH\x00\x12.\n\tcompleted\x18\x03 \x01(\x0b\x32\x19.ocrmesh.ocr.v1.CompletedH\x00\x42\x07\n\x05\x65vent\"D\n\x07Started\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"j\n\x04Line\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\"\n\x03\x62ox\x18\x04 \x03(\x0b\x32\x15.ocrmesh.ocr.v1.Point\x12\r\n\x05\x62lock\x18\x05 \x01(\x05\"\\\n\tCompleted\x12\x11\n\tfull_text\x18\x01 \x01(\t\x12\x12\n\nline_count\x18\x02 \x01(\x05\x12(\n\x07timings\x18\x03 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.Timings\"W\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x11\n\tdetect_ms\x18\x02 \x01(\x01\x12\x14\n\x0crecognize_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01\x32\xbe\x01\n\nOcrService\x12R\n\tRecognize\x12 .ocrmesh.ocr.v1.RecognizeRequest\x1a!.ocrmesh.ocr.v1.RecognizeResponse0\x01\x12\\\n\rListLanguages\x12$.ocrmesh.ocr.v1.ListLanguagesRequest\x1a%.ocrmesh.ocr.v1.ListLanguagesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18ocrmesh/ocr/v1/ocr.proto\x12\x0eocrmesh.ocr.v1\"Y\n\x10RecognizeRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x11\n\tlanguages\x18\x03 \x03(\t\x12\x11\n\tforce_ocr\x18\x04 \x01(\x08\"y\n\x15RenderDocumentRequest\x12\x32\n\x08\x64ocument\x18\x01 \x01(\x0b\x32 .ocrmesh.ocr.v1.RecognizeRequest\x12,\n\x06\x66ormat\x18\x02 \x01(\x0e\x32\x1c.ocrmesh.ocr.v1.OutputFormat\"c\n\x16RenderDocumentResponse\x12\x30\n\x06header\x18\x01 \x01(\x0b\x32\x1e.ocrmesh.ocr.v1.RenderedHeaderH\x00\x12\x0f\n\x05\x63hunk\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"L\n\x0eRenderedHeader\x12\x14\n\x0c\x63ontent_type\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x12\n\npage_count\x18\x03 \x01(\x05\"\x16\n\x14ListLanguagesRequest\"D\n\x15ListLanguagesResponse\x12+\n\tlanguages\x18\x01 \x03(\x0b\x32\x18.ocrmesh.ocr.v1.Language\"6\n\x08Language\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\"\xc4\x01\n\x11RecognizeResponse\x12*\n\x07started\x18\x01 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.StartedH\x00\x12$\n\x04line\x18\x02 \x01(\x0b\x32\x14.ocrmesh.ocr.v1.LineH\x00\x12.\n\tcompleted\x18\x03 \x01(\x0b\x32\x19.ocrmesh.ocr.v1.CompletedH\x00\x12$\n\x04page\x18\x04 \x01(\x0b\x32\x14.ocrmesh.ocr.v1.PageH\x00\x42\x07\n\x05\x65vent\"q\n\x07Started\x12\x0e\n\x06\x65ngine\x18\x01 \x01(\t\x12\x13\n\x0bimage_width\x18\x02 \x01(\x05\x12\x14\n\x0cimage_height\x18\x03 \x01(\x05\x12\x12\n\npage_count\x18\x04 \x01(\x05\x12\x17\n\x0f\x64ocument_format\x18\x05 \x01(\t\"p\n\x04Page\x12\x0c\n\x04page\x18\x01 \x01(\x05\x12\r\n\x05width\x18\x02 \x01(\x05\x12\x0e\n\x06height\x18\x03 \x01(\x05\x12\x10\n\x08rotation\x18\x04 \x01(\x05\x12\x0c\n\x04skew\x18\x05 \x01(\x02\x12\x0e\n\x06source\x18\x06 \x01(\t\x12\x0b\n\x03\x64pi\x18\x07 \x01(\x02\"L\n\x04Word\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x12\n\nconfidence\x18\x02 \x01(\x02\x12\"\n\x03\x62ox\x18\x03 \x03(\x0b\x32\x15.ocrmesh.ocr.v1.Point\"\x1d\n\x05Point\x12\t\n\x01x\x18\x01 \x01(\x02\x12\t\n\x01y\x18\x02 \x01(\x02\"\x9d\x01\n\x04Line\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x12\n\nconfidence\x18\x03 \x01(\x02\x12\"\n\x03\x62ox\x18\x04 \x03(\x0b\x32\x15.ocrmesh.ocr.v1.Point\x12\r\n\x05\x62lock\x18\x05 \x01(\x05\x12\x0c\n\x04page\x18\x06 \x01(\x05\x12#\n\x05words\x18\x07 \x03(\x0b\x32\x14.ocrmesh.ocr.v1.Word\"p\n\tCompleted\x12\x11\n\tfull_text\x18\x01 \x01(\t\x12\x12\n\nline_count\x18\x02 \x01(\x05\x12(\n\x07timings\x18\x03 \x01(\x0b\x32\x17.ocrmesh.ocr.v1.Timings\x12\x12\n\npage_count\x18\x04 \x01(\x05\"W\n\x07Timings\x12\x11\n\tdecode_ms\x18\x01 \x01(\x01\x12\x11\n\tdetect_ms\x18\x02 \x01(\x01\x12\x14\n\x0crecognize_ms\x18\x03 \x01(\x01\x12\x10\n\x08total_ms\x18\x04 \x01(\x01*\x8b\x01\n\x0cOutputFormat\x12\x1d\n\x19OUTPUT_FORMAT_UNSPECIFIED\x10\x00\x12\x15\n\x11OUTPUT_FORMAT_TXT\x10\x01\x12\x16\n\x12OUTPUT_FORMAT_HOCR\x10\x02\x12\x16\n\x12OUTPUT_FORMAT_ALTO\x10\x03\x12\x15\n\x11OUTPUT_FORMAT_PDF\x10\x04\x32\xa1\x02\n\nOcrService\x12R\n\tRecognize\x12 .ocrmesh.ocr.v1.RecognizeRequest\x1a!.ocrmesh.ocr.v1.RecognizeResponse0\x01\x12\x61\n\x0eRenderDocument\x12%.ocrmesh.ocr.v1.RenderDocumentRequest\x1a&.ocrmesh.ocr.v1.RenderDocumentResponse0\x01\x12\\\n\rListLanguages\x12$.ocrmesh.ocr.v1.ListLanguagesRequest\x1a%.ocrmesh.ocr.v1.ListLanguagesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ocrmesh.ocr.v1.ocr_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_OUTPUTFORMAT']._serialized_start=1488
+  _globals['_OUTPUTFORMAT']._serialized_end=1627
   _globals['_RECOGNIZEREQUEST']._serialized_start=44
-  _globals['_RECOGNIZEREQUEST']._serialized_end=114
-  _globals['_LISTLANGUAGESREQUEST']._serialized_start=116
-  _globals['_LISTLANGUAGESREQUEST']._serialized_end=138
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=140
-  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=208
-  _globals['_LANGUAGE']._serialized_start=210
-  _globals['_LANGUAGE']._serialized_end=264
-  _globals['_RECOGNIZERESPONSE']._serialized_start=267
-  _globals['_RECOGNIZERESPONSE']._serialized_end=425
-  _globals['_STARTED']._serialized_start=427
-  _globals['_STARTED']._serialized_end=495
-  _globals['_POINT']._serialized_start=497
-  _globals['_POINT']._serialized_end=526
-  _globals['_LINE']._serialized_start=528
-  _globals['_LINE']._serialized_end=634
-  _globals['_COMPLETED']._serialized_start=636
-  _globals['_COMPLETED']._serialized_end=728
-  _globals['_TIMINGS']._serialized_start=730
-  _globals['_TIMINGS']._serialized_end=817
-  _globals['_OCRSERVICE']._serialized_start=820
-  _globals['_OCRSERVICE']._serialized_end=1010
+  _globals['_RECOGNIZEREQUEST']._serialized_end=133
+  _globals['_RENDERDOCUMENTREQUEST']._serialized_start=135
+  _globals['_RENDERDOCUMENTREQUEST']._serialized_end=256
+  _globals['_RENDERDOCUMENTRESPONSE']._serialized_start=258
+  _globals['_RENDERDOCUMENTRESPONSE']._serialized_end=357
+  _globals['_RENDEREDHEADER']._serialized_start=359
+  _globals['_RENDEREDHEADER']._serialized_end=435
+  _globals['_LISTLANGUAGESREQUEST']._serialized_start=437
+  _globals['_LISTLANGUAGESREQUEST']._serialized_end=459
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_start=461
+  _globals['_LISTLANGUAGESRESPONSE']._serialized_end=529
+  _globals['_LANGUAGE']._serialized_start=531
+  _globals['_LANGUAGE']._serialized_end=585
+  _globals['_RECOGNIZERESPONSE']._serialized_start=588
+  _globals['_RECOGNIZERESPONSE']._serialized_end=784
+  _globals['_STARTED']._serialized_start=786
+  _globals['_STARTED']._serialized_end=899
+  _globals['_PAGE']._serialized_start=901
+  _globals['_PAGE']._serialized_end=1013
+  _globals['_WORD']._serialized_start=1015
+  _globals['_WORD']._serialized_end=1091
+  _globals['_POINT']._serialized_start=1093
+  _globals['_POINT']._serialized_end=1122
+  _globals['_LINE']._serialized_start=1125
+  _globals['_LINE']._serialized_end=1282
+  _globals['_COMPLETED']._serialized_start=1284
+  _globals['_COMPLETED']._serialized_end=1396
+  _globals['_TIMINGS']._serialized_start=1398
+  _globals['_TIMINGS']._serialized_end=1485
+  _globals['_OCRSERVICE']._serialized_start=1630
+  _globals['_OCRSERVICE']._serialized_end=1919
 # @@protoc_insertion_point(module_scope)

@@ -26,7 +26,8 @@ if _version_not_supported:
 
 
 class OcrServiceStub:
-    """OcrService reads the text in an image and streams it line by line.
+    """OcrService reads the text in an image or a document (PDF, multi-page TIFF) and
+    streams it page by page, line by line.
     The caller is identified by `authorization: Bearer <jwt>` metadata.
     """
 
@@ -41,6 +42,11 @@ class OcrServiceStub:
                 request_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeRequest.SerializeToString,
                 response_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeResponse.FromString,
                 _registered_method=True)
+        self.RenderDocument = channel.unary_stream(
+                '/ocrmesh.ocr.v1.OcrService/RenderDocument',
+                request_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RenderDocumentRequest.SerializeToString,
+                response_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RenderDocumentResponse.FromString,
+                _registered_method=True)
         self.ListLanguages = channel.unary_unary(
                 '/ocrmesh.ocr.v1.OcrService/ListLanguages',
                 request_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesRequest.SerializeToString,
@@ -49,13 +55,24 @@ class OcrServiceStub:
 
 
 class OcrServiceServicer:
-    """OcrService reads the text in an image and streams it line by line.
+    """OcrService reads the text in an image or a document (PDF, multi-page TIFF) and
+    streams it page by page, line by line.
     The caller is identified by `authorization: Bearer <jwt>` metadata.
     """
 
     def Recognize(self, request, context):
-        """Recognize streams a started event, one line event per recognised line in
-        reading order, then a completed event.
+        """Recognize streams a started event, then for each page in order a page event
+        followed by one line event per recognised line of that page in reading order,
+        then a completed event.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RenderDocument(self, request, context):
+        """RenderDocument recognises a document as Recognize does and streams it back as a
+        file in the requested format (plain text, hOCR, ALTO or a searchable PDF): a
+        header first, then the file's bytes in chunks, in order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -77,6 +94,11 @@ def add_OcrServiceServicer_to_server(servicer, server):
                     request_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeRequest.FromString,
                     response_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeResponse.SerializeToString,
             ),
+            'RenderDocument': grpc.unary_stream_rpc_method_handler(
+                    servicer.RenderDocument,
+                    request_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RenderDocumentRequest.FromString,
+                    response_serializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RenderDocumentResponse.SerializeToString,
+            ),
             'ListLanguages': grpc.unary_unary_rpc_method_handler(
                     servicer.ListLanguages,
                     request_deserializer=ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.ListLanguagesRequest.FromString,
@@ -91,7 +113,8 @@ def add_OcrServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class OcrService:
-    """OcrService reads the text in an image and streams it line by line.
+    """OcrService reads the text in an image or a document (PDF, multi-page TIFF) and
+    streams it page by page, line by line.
     The caller is identified by `authorization: Bearer <jwt>` metadata.
     """
 
@@ -112,6 +135,33 @@ class OcrService:
             '/ocrmesh.ocr.v1.OcrService/Recognize',
             ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeRequest.SerializeToString,
             ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RecognizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenderDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ocrmesh.ocr.v1.OcrService/RenderDocument',
+            ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RenderDocumentRequest.SerializeToString,
+            ocrmesh_dot_ocr_dot_v1_dot_ocr__pb2.RenderDocumentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,7 +27,8 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class OcrServiceStub:
-    """OcrService reads the text in an image and streams it line by line.
+    """OcrService reads the text in an image or a document (PDF, multi-page TIFF) and
+    streams it page by page, line by line.
     The caller is identified by `authorization: Bearer <jwt>` metadata.
     """
 
@@ -36,8 +37,14 @@ class OcrServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> OcrServiceAsyncStub: ...
     Recognize: _grpc.UnaryStreamMultiCallable[_ocr_pb2.RecognizeRequest, _ocr_pb2.RecognizeResponse]
-    """Recognize streams a started event, one line event per recognised line in
-    reading order, then a completed event.
+    """Recognize streams a started event, then for each page in order a page event
+    followed by one line event per recognised line of that page in reading order,
+    then a completed event.
+    """
+    RenderDocument: _grpc.UnaryStreamMultiCallable[_ocr_pb2.RenderDocumentRequest, _ocr_pb2.RenderDocumentResponse]
+    """RenderDocument recognises a document as Recognize does and streams it back as a
+    file in the requested format (plain text, hOCR, ALTO or a searchable PDF): a
+    header first, then the file's bytes in chunks, in order.
     """
     ListLanguages: _grpc.UnaryUnaryMultiCallable[_ocr_pb2.ListLanguagesRequest, _ocr_pb2.ListLanguagesResponse]
     """ListLanguages says which languages this deployment reads, and which engine
@@ -46,14 +53,21 @@ class OcrServiceStub:
 
 @_typing.type_check_only
 class OcrServiceAsyncStub(OcrServiceStub):
-    """OcrService reads the text in an image and streams it line by line.
+    """OcrService reads the text in an image or a document (PDF, multi-page TIFF) and
+    streams it page by page, line by line.
     The caller is identified by `authorization: Bearer <jwt>` metadata.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     Recognize: _aio.UnaryStreamMultiCallable[_ocr_pb2.RecognizeRequest, _ocr_pb2.RecognizeResponse]  # type: ignore[assignment]
-    """Recognize streams a started event, one line event per recognised line in
-    reading order, then a completed event.
+    """Recognize streams a started event, then for each page in order a page event
+    followed by one line event per recognised line of that page in reading order,
+    then a completed event.
+    """
+    RenderDocument: _aio.UnaryStreamMultiCallable[_ocr_pb2.RenderDocumentRequest, _ocr_pb2.RenderDocumentResponse]  # type: ignore[assignment]
+    """RenderDocument recognises a document as Recognize does and streams it back as a
+    file in the requested format (plain text, hOCR, ALTO or a searchable PDF): a
+    header first, then the file's bytes in chunks, in order.
     """
     ListLanguages: _aio.UnaryUnaryMultiCallable[_ocr_pb2.ListLanguagesRequest, _ocr_pb2.ListLanguagesResponse]  # type: ignore[assignment]
     """ListLanguages says which languages this deployment reads, and which engine
@@ -61,7 +75,8 @@ class OcrServiceAsyncStub(OcrServiceStub):
     """
 
 class OcrServiceServicer(metaclass=_abc_1.ABCMeta):
-    """OcrService reads the text in an image and streams it line by line.
+    """OcrService reads the text in an image or a document (PDF, multi-page TIFF) and
+    streams it page by page, line by line.
     The caller is identified by `authorization: Bearer <jwt>` metadata.
     """
 
@@ -71,8 +86,20 @@ class OcrServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ocr_pb2.RecognizeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_ocr_pb2.RecognizeResponse], _abc.AsyncIterator[_ocr_pb2.RecognizeResponse]]:
-        """Recognize streams a started event, one line event per recognised line in
-        reading order, then a completed event.
+        """Recognize streams a started event, then for each page in order a page event
+        followed by one line event per recognised line of that page in reading order,
+        then a completed event.
+        """
+
+    @_abc_1.abstractmethod
+    def RenderDocument(
+        self,
+        request: _ocr_pb2.RenderDocumentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_ocr_pb2.RenderDocumentResponse], _abc.AsyncIterator[_ocr_pb2.RenderDocumentResponse]]:
+        """RenderDocument recognises a document as Recognize does and streams it back as a
+        file in the requested format (plain text, hOCR, ALTO or a searchable PDF): a
+        header first, then the file's bytes in chunks, in order.
         """
 
     @_abc_1.abstractmethod
