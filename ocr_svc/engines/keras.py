@@ -10,7 +10,8 @@ at start-up with a message saying where to put it. Fetching is opt-in
 
 keras-ocr gives no confidence. This engine reads the recognizer's per-step character
 probabilities itself and reports, for each line, the mean probability of the characters
-it emitted (greedy CTC decoding, as keras-ocr decodes).
+it emitted (greedy CTC decoding, as keras-ocr decodes). CRAFT detects words and a line
+is read word by word, so each word's box is the one CRAFT found.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ocr_svc.engines.base import (
     EngineUnavailable,
     Quad,
     RecognizedLine,
+    RecognizedWord,
     RgbImage,
     TextRegion,
     bounding_quad,
@@ -39,6 +41,7 @@ from ocr_svc.engines.base import (
     quad_from_array,
     quad_to_array,
 )
+from ocr_svc.engines.words import line_from_words
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +203,20 @@ def ctc_greedy_decode(probabilities: npt.NDArray[Any], alphabet: str) -> tuple[s
     return "".join(chars), (float(np.mean(scores)) if scores else 0.0)
 
 
+def line_of_parts(decoded: list[tuple[str, float]], parts: list[Quad], box: Quad) -> RecognizedLine | None:
+    """The line `box` whose parts (CRAFT's words, in reading order) read `decoded` (text,
+    confidence): each part that reads something is a word, with the part's box; the
+    line's confidence is its words' mean. None when no part reads anything."""
+    words = [
+        RecognizedWord(text=text, confidence=min(max(score, 0.0), 1.0), box=part)
+        for (text, score), part in zip(decoded, parts, strict=True)
+        if text
+    ]
+    if not words:
+        return None
+    return line_from_words(words, float(np.mean([word.confidence for word in words])), box)
+
+
 class KerasOcrEngine:
     """keras-ocr's CRAFT + CRNN, run step by step: detect words, group them into lines,
     then recognise one line (its words in one batch) per `read`."""
@@ -307,6 +324,7 @@ class KerasOcrEngine:
 
         _, target_height, target_width, _ = self._recognizer.model.input_shape
         crops = []
+        boxes: list[Quad] = []
         for part in region.parts or (region.box,):
             box = quad_to_array(part)
             width, height = float(np.ptp(box[:, 0])), float(np.ptp(box[:, 1]))
@@ -323,19 +341,13 @@ class KerasOcrEngine:
                 # A rotated sliver can still collapse inside warpBox: nothing to read there.
                 continue
             crops.append(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY))
+            boxes.append(part)
         if not crops:
             return None
         batch = (np.array(crops, dtype=np.float32) / 255.0)[..., np.newaxis]
         probabilities = self._recognizer.model(batch, training=False).numpy()
         decoded = [ctc_greedy_decode(row, self._alphabet) for row in probabilities]
-        words = [(text, score) for text, score in decoded if text]
-        if not words:
-            return None
-        return RecognizedLine(
-            text=" ".join(text for text, _ in words),
-            confidence=float(np.mean([score for _, score in words])),
-            box=region.box,
-        )
+        return line_of_parts(decoded, boxes, region.box)
 
 
 def _import_keras_ocr() -> tuple[Any, Any, Any]:

@@ -3,7 +3,8 @@
 The models ship inside the rapidocr wheel; this engine names their files explicitly, so
 rapidocr never resolves (and downloads) a model itself, and it never draws results (which
 would fetch a font). Detection and recognition run as separate steps so that each line
-can be streamed as soon as it is read.
+can be streamed as soon as it is read. Each line's words are located from the
+recogniser's CTC time steps and the crop's ink (`ocr_svc.engines.words`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ from ocr_svc.engines.base import (
     clip_quad,
     pad_bottom_right,
     quad_from_array,
-    quad_to_array,
+)
+from ocr_svc.engines.words import (
+    CropGeometry,
+    CropReading,
+    ctc_decode,
+    line_from_words,
+    locate_ctc_words,
+    page_words,
 )
 
 if TYPE_CHECKING:
@@ -120,7 +128,7 @@ class RapidOcrEngine:
         self._det_spread: Any = None
         self._rec: Any = None
         self._rec_input = ""
-        self._decode: Any = None
+        self._characters: list[str] = []
         self._shrink: Any = None
         self._load_lock = threading.Lock()
 
@@ -182,7 +190,6 @@ class RapidOcrEngine:
 
     def _load_recogniser(self, rec_path: Path) -> None:
         import onnxruntime as ort
-        from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
@@ -192,10 +199,10 @@ class RapidOcrEngine:
         options.enable_cpu_mem_arena = True
         self._rec = ort.InferenceSession(str(rec_path), options, providers=["CPUExecutionProvider"])
         self._rec_input = self._rec.get_inputs()[0].name
-        # The model carries its alphabet (18,710 characters); rapidocr's decoder adds blank
-        # and space and reads the CTC output greedily, as rapidocr's own pipeline does.
+        # The model carries its alphabet (18,710 characters); blank goes first and space
+        # last, as rapidocr's CTCLabelDecode lays out the classes.
         characters = self._rec.get_modelmeta().custom_metadata_map["character"].splitlines()
-        self._decode = CTCLabelDecode(character=characters)
+        self._characters = ["blank", *characters, " "]
         self._shrink = ort.RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
@@ -222,14 +229,23 @@ class RapidOcrEngine:
         if self._ocr is None:
             raise RuntimeError("RapidOcrEngine.load() was not called")
 
-    def _recognise(self, crops: list[npt.NDArray[np.uint8]]) -> list[tuple[str, float]]:
-        """(text, score) of each crop, in one onnxruntime run."""
+    def _recognise(self, crops: list[npt.NDArray[np.uint8]]) -> list[CropReading]:
+        """What each crop reads, with its words, in one onnxruntime run: the CTC output
+        decoded greedily (as rapidocr decodes it), each word placed by its characters'
+        time steps and fitted to the crop's ink."""
         batch = recognition_input(crops)
         wide = batch.shape[3] > ARENA_SHRINK_WIDTH
         outputs = self._rec.run(None, {self._rec_input: batch}, self._shrink if wide else None)
-        ratio = batch.shape[3] / batch.shape[2]
-        lines, _ = self._decode(outputs[0], False, wh_ratio_list=[ratio] * len(crops), max_wh_ratio=ratio)
-        return [(str(text), float(score)) for text, score in lines]
+        scores = np.asarray(outputs[0])
+        indices, probabilities = scores.argmax(axis=2), scores.max(axis=2)
+        read = []
+        for k, crop in enumerate(crops):
+            line = ctc_decode(indices[k], probabilities[k], self._characters)
+            # Crop pixels per pixel of the recogniser's input (recognition_input's resize).
+            scale = crop.shape[1] / recognised_width(crop, batch.shape[3])
+            words = locate_ctc_words(line, crop, scale) if line.words else []
+            read.append(CropReading(text=line.text, confidence=line.confidence, words=tuple(words)))
+        return read
 
     def detect(self, image: RgbImage) -> list[TextRegion]:
         return self._detect_with(self._det, image)
@@ -285,8 +301,8 @@ class RapidOcrEngine:
             raise EngineUnavailable("no Tesseract models are installed to read other languages than English")
         return self._read_crops(image, regions, lambda crops: tesseract.read(crops, languages))
 
-    def _recognise_by_width(self, crops: list[npt.NDArray[np.uint8]]) -> list[tuple[str, float]]:
-        read: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+    def _recognise_by_width(self, crops: list[npt.NDArray[np.uint8]]) -> list[CropReading]:
+        read = [CropReading(text="", confidence=0.0)] * len(crops)
         by_width = sorted(range(len(crops)), key=lambda k: crops[k].shape[1] / crops[k].shape[0])
         for start in range(0, len(by_width), self.batch_size):
             batch = by_width[start : start + self.batch_size]
@@ -298,35 +314,40 @@ class RapidOcrEngine:
         self,
         image: RgbImage,
         regions: Sequence[TextRegion],
-        recognise: Callable[[list[npt.NDArray[np.uint8]]], list[tuple[str, float]]],
+        recognise: Callable[[list[npt.NDArray[np.uint8]]], list[CropReading]],
     ) -> list[RecognizedLine | None]:
+        """Each region cut out upright (as rapidocr's `get_rotate_crop_image` cuts it),
+        read by `recognise`, and its words mapped back from the crop to the page."""
         self._require_loaded()
-        from rapidocr.utils.process_img import get_rotate_crop_image
-
         crops = []
-        kept = []
+        kept: list[tuple[int, CropGeometry]] = []
         for position, region in enumerate(regions):
-            points = quad_to_array(region.box)
-            width = max(np.linalg.norm(points[0] - points[1]), np.linalg.norm(points[2] - points[3]))
-            height = max(np.linalg.norm(points[0] - points[3]), np.linalg.norm(points[1] - points[2]))
-            if int(width) < 1 or int(height) < 1:
+            geometry = CropGeometry.of(region.box)
+            if geometry.width < 1 or geometry.height < 1:
                 continue
             # PP-OCR models take BGR (OpenCV's order).
-            crops.append(np.ascontiguousarray(get_rotate_crop_image(image, points)[:, :, ::-1]))
-            kept.append(position)
+            crops.append(np.ascontiguousarray(geometry.crop(image)[:, :, ::-1]))
+            kept.append((position, geometry))
         lines: list[RecognizedLine | None] = [None] * len(regions)
         if not crops:
             return lines
         read = recognise(crops)
-        for position, (raw_text, raw_score) in zip(kept, read, strict=True):
-            text = str(raw_text).strip()
-            confidence = float(raw_score)
+        for (position, geometry), reading in zip(kept, read, strict=True):
+            confidence = min(max(float(reading.confidence), 0.0), 1.0)
             # Like rapidocr's own pipeline: a low score is noise (texture, a stray mark), not text.
-            if text and confidence >= self.min_confidence:
-                lines[position] = RecognizedLine(
-                    text=text, confidence=min(max(confidence, 0.0), 1.0), box=regions[position].box
-                )
+            if not reading.text.strip() or confidence < self.min_confidence:
+                continue
+            # The line's text is its words' texts joined, so the two always agree.
+            lines[position] = line_from_words(
+                page_words(reading, geometry), confidence, regions[position].box
+            )
         return lines
+
+
+def recognised_width(crop: npt.NDArray[np.uint8], batch_width: int) -> int:
+    """The width `crop` is resized to in a recognition batch `batch_width` wide (its
+    height made `RECOGNITION_HEIGHT`, its aspect kept, at most the batch's width)."""
+    return max(1, min(batch_width, math.ceil(RECOGNITION_HEIGHT * crop.shape[1] / crop.shape[0])))
 
 
 def recognition_input(crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
@@ -341,7 +362,7 @@ def recognition_input(crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.
     width = int(height * ratio)
     batch = np.zeros((len(crops), 3, height, width), dtype=np.float32)
     for k, crop in enumerate(crops):
-        resized_width = min(width, math.ceil(height * crop.shape[1] / crop.shape[0]))
+        resized_width = recognised_width(crop, width)
         resized = np.asarray(cv2.resize(crop, (resized_width, height)), dtype=np.float32)
         resized /= 255.0
         resized -= 0.5

@@ -14,13 +14,15 @@ import numpy.typing as npt
 from ocr_svc.engines.base import EngineUnavailable
 from ocr_svc.engines.rapid import RapidOcrEngine
 from ocr_svc.engines.tesseract_reader import ENGLISH, TesseractLines, find_tessdata
+from ocr_svc.engines.words import CropReading
 
 log = logging.getLogger(__name__)
 
 
 class TesseractLineEngine(RapidOcrEngine):
     """OCR_RECOGNIZER=tesseract: `RapidOcrEngine` whose English lines, too, are read by
-    Tesseract's LSTM; confidence is Tesseract's mean word confidence over 100."""
+    Tesseract's LSTM; confidence is Tesseract's mean word confidence over 100, and the
+    words are Tesseract's own."""
 
     name = "rapidocr+tesseract"
 
@@ -36,7 +38,7 @@ class TesseractLineEngine(RapidOcrEngine):
         self._tesseract.handle(ENGLISH)
         log.info("tesseract line recogniser loaded", extra={"tessdata": str(self._tesseract.tessdata)})
 
-    def _recognise(self, crops: list[npt.NDArray[np.uint8]]) -> list[tuple[str, float]]:
+    def _recognise(self, crops: list[npt.NDArray[np.uint8]]) -> list[CropReading]:
         assert self._tesseract is not None  # set by _load_recogniser
         return self._tesseract.read(crops, ENGLISH)
 

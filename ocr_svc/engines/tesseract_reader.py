@@ -7,7 +7,8 @@ on the development machines, where Tesseract's LSTM reads the same crops at abou
 the same text (docs/ocr.md, "Recognition cost"); and PP-OCR's alphabet has no Hangul and
 loses Vietnamese's stacked marks, where Tesseract's models read them exactly (docs/ocr.md,
 "Languages"). Detection, the stream, reading order and every limit stay the engine's own;
-only the recognition of each crop changes.
+only the recognition of each crop changes. The words of a line, and their boxes, are
+Tesseract's own (its result iterator at word level, in the crop's pixels).
 
 Tesseract comes from tesserocr (a wheel with libtesseract inside, the `tesseract` extra)
 and its models, `<lang>.traineddata`, from Debian's `tesseract-ocr-<lang>` packages (or
@@ -33,6 +34,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from ocr_svc.engines.base import EngineUnavailable
+from ocr_svc.engines.words import CropReading, CropWord
 
 log = logging.getLogger(__name__)
 
@@ -123,13 +125,69 @@ class TesseractLines:
             oldest.End()
         return handle
 
-    def read(self, crops: Sequence[npt.NDArray[np.uint8]], languages: str) -> list[tuple[str, float]]:
-        """(text, confidence 0..1) of each crop (BGR, as the PP-OCR path prepares them);
-        confidence is Tesseract's mean word confidence."""
+    def read(self, crops: Sequence[npt.NDArray[np.uint8]], languages: str) -> list[CropReading]:
+        """What each crop (BGR, as the PP-OCR path prepares them) reads: its words as
+        Tesseract's iterator gives them (text, confidence, box in the crop's pixels), and
+        the line's text their texts joined; the line's confidence is Tesseract's mean
+        word confidence (0..1)."""
+        import tesserocr
+
         handle = self.handle(languages)
         read = []
         for crop in crops:
             handle.SetImage(Image.fromarray(np.ascontiguousarray(crop[:, :, ::-1])))
-            text = " ".join(handle.GetUTF8Text().split())
-            read.append((text, handle.MeanTextConf() / 100.0 if text else 0.0))
+            handle.Recognize()
+            words = tesseract_words(handle.GetIterator(), tesserocr.RIL.WORD)
+            text = " ".join(word.text for word in words)
+            read.append(
+                CropReading(text=text, confidence=handle.MeanTextConf() / 100.0 if text else 0.0, words=words)
+            )
         return read
+
+
+def tesseract_words(iterator: Any, level: Any) -> tuple[CropWord, ...]:
+    """The words a Tesseract result iterator holds at `level` (RIL.WORD), in its order:
+    text, confidence 0..1 and box (its pixels). Pieces with no blank between them are one
+    word, as Tesseract's own text has them: its Korean model cuts an eojeol into syllables
+    that `GetUTF8Text` writes without spaces. A word's confidence is its pieces' mean,
+    weighted by their lengths."""
+    if iterator is None:
+        return ()
+    pieces: list[tuple[CropWord, bool]] = []
+    while True:
+        text = iterator.GetUTF8Text(level)
+        box = iterator.BoundingBox(level)
+        if text and box is not None and text.strip():
+            left, top, right, bottom = box
+            word = CropWord(
+                text="".join(text.split()),
+                confidence=min(max(iterator.Confidence(level) / 100.0, 0.0), 1.0),
+                left=float(left),
+                top=float(top),
+                right=float(right),
+                bottom=float(bottom),
+            )
+            pieces.append((word, iterator.BlanksBeforeWord() > 0))
+        if not iterator.Next(level):
+            break
+    words: list[list[CropWord]] = []
+    for piece, spaced in pieces:
+        if spaced or not words:
+            words.append([piece])
+        else:
+            words[-1].append(piece)
+    return tuple(_joined(parts) for parts in words)
+
+
+def _joined(parts: list[CropWord]) -> CropWord:
+    if len(parts) == 1:
+        return parts[0]
+    lengths = [len(part.text) for part in parts]
+    return CropWord(
+        text="".join(part.text for part in parts),
+        confidence=sum(part.confidence * n for part, n in zip(parts, lengths, strict=True)) / sum(lengths),
+        left=min(part.left for part in parts),
+        top=min(part.top for part in parts),
+        right=max(part.right for part in parts),
+        bottom=max(part.bottom for part in parts),
+    )
