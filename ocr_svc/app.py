@@ -9,8 +9,11 @@ from dataclasses import dataclass, field
 
 from grpc import aio
 
+from ocr_svc.documents.model import DocumentLimits
+from ocr_svc.documents.upright import OrientationDetector
 from ocr_svc.engines import create_engine, warm_up
 from ocr_svc.engines.base import EngineUnavailable, OcrEngine
+from ocr_svc.engines.tesseract_reader import installed_models
 from ocr_svc.images import ImageLimits
 from ocr_svc.languages import LanguageRouter
 from ocr_svc.memory import return_large_buffers_to_the_os
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 OCR_SERVICE = ocr_pb2.DESCRIPTOR.services_by_name["OcrService"].full_name
 RECOGNIZE_METHOD = f"/{OCR_SERVICE}/Recognize"
 LIST_LANGUAGES_METHOD = f"/{OCR_SERVICE}/ListLanguages"
+RENDER_DOCUMENT_METHOD = f"/{OCR_SERVICE}/RenderDocument"
 
 
 @dataclass
@@ -103,7 +107,11 @@ def create_app(
         )
         authenticate = verifier.authenticate
         # A call without a valid token is refused before its image is parsed.
-        interceptors.append(BearerTokenInterceptor(verifier, [RECOGNIZE_METHOD, LIST_LANGUAGES_METHOD]))
+        interceptors.append(
+            BearerTokenInterceptor(
+                verifier, [RECOGNIZE_METHOD, RENDER_DOCUMENT_METHOD, LIST_LANGUAGES_METHOD]
+            )
+        )
     if publisher is None:
         email_publisher = AsyncEmailPublisher(
             settings.rabbitmq_url,
@@ -113,12 +121,22 @@ def create_app(
         )
         closers.insert(0, email_publisher.close)
         publisher = email_publisher
+    image_limits = ImageLimits(max_bytes=settings.ocr_max_image_bytes, max_pixels=settings.ocr_max_pixels)
+    tessdata, models = installed_models(settings.ocr_tessdata_dir)
+    orientation = OrientationDetector(tessdata if "osd" in models else None)
+    if settings.ocr_upright_pages and not orientation.available:
+        log.warning("no osd.traineddata: pages are straightened but not turned upright")
     pipeline = OcrPipeline(
         engine,
-        ImageLimits(max_bytes=settings.ocr_max_image_bytes, max_pixels=settings.ocr_max_pixels),
+        image_limits,
         workers=settings.ocr_workers,
         queue_size=settings.ocr_queue_size,
         cores=settings.engine_calls(),
+        documents=DocumentLimits(
+            image=image_limits, max_pages=settings.ocr_max_pages, dpi=settings.ocr_pdf_dpi
+        ),
+        upright=settings.ocr_upright_pages,
+        orientation=orientation,
     )
     mailer = CompletionMailer(
         publisher,
@@ -131,7 +149,11 @@ def create_app(
         extra={"languages": {item.language.code: item.engine for item in languages.readable()}},
     )
     servicer = OcrServicer(
-        pipeline, authenticate, mailer, CallsPerUser(settings.ocr_max_calls_per_user), languages
+        pipeline,
+        authenticate,
+        mailer,
+        CallsPerUser(settings.ocr_max_calls_per_user, page_limit=settings.ocr_max_pages_per_user),
+        languages,
     )
     mesh, port = create_server(
         [HostedService.of(servicer, ocr_pb2_grpc.add_OcrServiceServicer_to_server, OCR_SERVICE)],

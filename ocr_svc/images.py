@@ -24,6 +24,7 @@ import numpy.typing as npt
 from PIL import ExifTags, Image, UnidentifiedImageError
 
 from ocr_svc.engines.base import RgbImage
+from ocrmesh.rules.document_refusals import DocumentRefusal
 
 # Pillow format names accepted; everything else (GIF, PDF, SVG, ...) is refused.
 ALLOWED_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
@@ -54,11 +55,14 @@ _BAND_BYTES = 1024 * 1024
 
 
 class InvalidImage(Exception):
-    """The upload is not an image we accept. `reason` is safe to return to the caller."""
+    """The upload is not an image we accept. `reason` is safe to return to the caller;
+    `refusal` says why for machines (`ocrmesh.rules.document_refusals`; None for a refusal
+    none of its reasons names, such as the byte limit, which the edge checks first)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, refusal: DocumentRefusal | None = DocumentRefusal.UNREADABLE) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,8 @@ class DecodedImage:
     width: int
     height: int
     format: str
+    # Pixels per inch the file says it has (0.0: it does not say).
+    dpi: float = 0.0
 
 
 def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
@@ -93,12 +99,14 @@ def decode_image(data: bytes, limits: ImageLimits) -> DecodedImage:
     if not data:
         raise InvalidImage("the image is empty")
     if len(data) > limits.max_bytes:
-        raise InvalidImage(f"the image is {len(data)} bytes; the limit is {limits.max_bytes} bytes")
+        raise InvalidImage(f"the image is {len(data)} bytes; the limit is {limits.max_bytes} bytes", None)
     # The decoder's image lives only inside _decode_upright: it is freed before the
     # orientation is applied, which copies the RGB result.
-    pixels, orientation, image_format = _decode_upright(data, limits)
+    pixels, orientation, image_format, dpi = _decode_upright(data, limits)
     pixels = _apply_orientation(pixels, orientation)
-    return DecodedImage(pixels=pixels, width=pixels.shape[1], height=pixels.shape[0], format=image_format)
+    return DecodedImage(
+        pixels=pixels, width=pixels.shape[1], height=pixels.shape[0], format=image_format, dpi=dpi
+    )
 
 
 def decoded_bytes(mode: str, width: int, height: int) -> int:
@@ -107,36 +115,83 @@ def decoded_bytes(mode: str, width: int, height: int) -> int:
     return width * height * (storage + RGB_BYTES_PER_PIXEL)
 
 
-def _decode_upright(data: bytes, limits: ImageLimits) -> tuple[RgbImage, int, str]:
+def open_image(data: bytes, limits: ImageLimits, formats: tuple[str, ...] = ALLOWED_FORMATS) -> Image.Image:
+    """`data` opened by Pillow, its header read and no pixel decoded; raises `InvalidImage`."""
     try:
         # Reads the header only; `formats` keeps Pillow from trying any other decoder.
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        return Image.open(io.BytesIO(data), formats=formats)
     except UnidentifiedImageError:
-        raise InvalidImage("not an image in an accepted format (PNG, JPEG, WebP, TIFF, BMP)") from None
+        raise InvalidImage(
+            "not an image in an accepted format (PNG, JPEG, WebP, TIFF, BMP)",
+            DocumentRefusal.UNSUPPORTED_FORMAT,
+        ) from None
     except Image.DecompressionBombError:
-        raise InvalidImage(f"the image has too many pixels; the limit is {limits.max_pixels}") from None
+        raise InvalidImage(
+            f"the image has too many pixels; the limit is {limits.max_pixels}", DocumentRefusal.PAGE_TOO_LARGE
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InvalidImage(f"the image header is corrupt: {_describe(exc)}") from None
-    with image:
-        width, height = image.size
-        if width <= 0 or height <= 0:
-            raise InvalidImage("the image has no pixels")
-        if width * height > limits.max_pixels:
-            raise InvalidImage(
-                f"the image is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}"
-            )
+
+
+def check_header(image: Image.Image, upload_bytes: int, limits: ImageLimits, what: str = "the image") -> None:
+    """The checks of the current frame's header, before any pixel is decoded: pixel count,
+    decoded bytes, compression ratio of `upload_bytes`. Raises `InvalidImage`."""
+    _check_pixels(image, limits, what)
+    _check_decoded_size(image, upload_bytes, limits, what)
+
+
+def _check_pixels(image: Image.Image, limits: ImageLimits, what: str) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise InvalidImage(f"{what} has no pixels")
+    if width * height > limits.max_pixels:
+        raise InvalidImage(
+            f"{what} is {width}x{height} = {width * height} pixels; the limit is {limits.max_pixels}",
+            DocumentRefusal.PAGE_TOO_LARGE,
+        )
+
+
+def decode_frame(image: Image.Image, upload_bytes: int, limits: ImageLimits) -> tuple[RgbImage, int]:
+    """The current frame of the open `image` as RGB, checked as `check_header` does, and
+    its EXIF orientation. Raises `InvalidImage`."""
+    _check_pixels(image, limits, "the image")
+    _reduce_large_jpeg(image)
+    _check_decoded_size(image, upload_bytes, limits)
+    try:
+        image.load()
+        orientation = _orientation(image)
+        pixels = _to_rgb(image)
+    except Image.DecompressionBombError:
+        raise InvalidImage(
+            f"the image has too many pixels; the limit is {limits.max_pixels}", DocumentRefusal.PAGE_TOO_LARGE
+        ) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
+        raise InvalidImage(f"the image data is corrupt or truncated: {_describe(exc)}") from None
+    return pixels, orientation
+
+
+def _decode_upright(data: bytes, limits: ImageLimits) -> tuple[RgbImage, int, str, float]:
+    with open_image(data, limits) as image:
         image_format = image.format or "?"
-        _reduce_large_jpeg(image)
-        _check_decoded_size(image, len(data), limits)
-        try:
-            image.load()
-            orientation = _orientation(image)
-            pixels = _to_rgb(image)
-        except Image.DecompressionBombError:
-            raise InvalidImage(f"the image has too many pixels; the limit is {limits.max_pixels}") from None
-        except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
-            raise InvalidImage(f"the image data is corrupt or truncated: {_describe(exc)}") from None
-    return pixels, orientation, image_format
+        dpi, stored_width = image_dpi(image), image.size[0]
+        pixels, orientation = decode_frame(image, len(data), limits)
+    # A large JPEG decoded at a reduced scale has fewer pixels per inch.
+    return pixels, orientation, image_format, round(dpi * pixels.shape[1] / stored_width, 2)
+
+
+def image_dpi(image: Image.Image) -> float:
+    """The horizontal resolution `image`'s header states, 0.0 when it states none (or nonsense)."""
+    value = image.info.get("dpi")
+    try:
+        dpi = float(value[0]) if isinstance(value, tuple) else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+    return dpi if 1.0 <= dpi <= 10000.0 else 0.0
+
+
+def apply_orientation(pixels: RgbImage, orientation: int) -> RgbImage:
+    """`pixels` turned upright as EXIF orientation `orientation` (1-8) says."""
+    return _apply_orientation(pixels, orientation)
 
 
 def _reduce_large_jpeg(image: Image.Image) -> None:
@@ -152,18 +207,22 @@ def _reduce_large_jpeg(image: Image.Image) -> None:
     image.draft(None, (math.ceil(width * scale), math.ceil(height * scale)))
 
 
-def _check_decoded_size(image: Image.Image, upload_bytes: int, limits: ImageLimits) -> None:
+def _check_decoded_size(
+    image: Image.Image, upload_bytes: int, limits: ImageLimits, what: str = "the image"
+) -> None:
     width, height = image.size
     needed = decoded_bytes(image.mode, width, height)
     budget = limits.decoded_bytes_budget()
     if needed > budget:
         raise InvalidImage(
-            f"the image ({width}x{height}, mode {image.mode}) needs {needed} bytes to decode; "
-            f"the limit is {budget} bytes"
+            f"{what} ({width}x{height}, mode {image.mode}) needs {needed} bytes to decode; "
+            f"the limit is {budget} bytes",
+            DocumentRefusal.PAGE_TOO_LARGE,
         )
     if needed > SMALL_DECODE_BYTES and needed > MAX_COMPRESSION_RATIO * upload_bytes:
+        # A decompression bomb: refused as unreadable, whatever its size.
         raise InvalidImage(
-            f"the image is {upload_bytes} bytes but would decode to {needed} bytes "
+            f"{what} is {upload_bytes} bytes but would decode to {needed} bytes "
             f"({needed // upload_bytes}:1); more than {MAX_COMPRESSION_RATIO}:1 is refused "
             f"above {SMALL_DECODE_BYTES} decoded bytes"
         )

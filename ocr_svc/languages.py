@@ -1,8 +1,10 @@
 """Which languages this deployment reads, and who reads each: the one routing table that
 the engine, the servicer and `ListLanguages` read.
 
-English keeps the engine's own recogniser (PP-OCR by default; Tesseract's with
-OCR_RECOGNIZER=tesseract). Every other language is read by Tesseract's LSTM behind the same
+English keeps the engine's own recogniser: Tesseract's LSTM out of the box where it is
+installed (OCR_RECOGNIZER=auto, ocr_svc/settings.py: on dense scanned pages it reads the same
+text as PP-OCR's in 0.4-0.8x the time), PP-OCR's with OCR_RECOGNIZER=ppocr or where
+Tesseract is missing. Every other language is read by Tesseract's LSTM behind the same
 detector and reading order, with the document's models plus English (`"vie+eng"`: names,
 numbers and loan words in Latin letters are common in any of them). A language whose
 model is not installed, or on an engine that cannot read other languages (keras), is not

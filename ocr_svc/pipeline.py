@@ -1,5 +1,18 @@
 """The Recognize use case: admission (bounded queue), a worker pool for the engine, and
-the stream of events (started, one per line as soon as it is read, completed).
+the stream of events: started, then for each page of the document in order a page event
+and that page's lines, each as soon as it is read, then completed.
+
+A document (an image, a multi-page TIFF, a PDF: `ocr_svc.documents`) is read one page at
+a time: the page is fetched (decoded, rendered by the PDF helper, or taken from the PDF's
+text layer), turned upright and straightened (`ocr_svc.documents.upright`), detected,
+ordered and read; then the next. Only one page's pixels are held at a time.
+
+Fairness: a worker slot is taken per page, not per call. A long document gives its slot
+back after each page and queues again for the next, behind the callers already waiting
+(asyncio's semaphore wakes waiters first come, first served), so another caller's image
+runs between two pages of a 500-page PDF instead of after all of them. Admission (the
+queue of `workers + queue_size` calls) still counts calls, since each admitted call holds
+its upload in memory.
 
 Detection of an image that finds cores no other image holds runs on them too, when the
 engine can (`SpreadDetector`: more inference threads in one call), so the first line of an
@@ -24,9 +37,13 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
+from ocr_svc.documents.model import Document, DocumentLimits, SourcePage
+from ocr_svc.documents.reader import open_document
+from ocr_svc.documents.upright import OrientationDetector, Upright, make_upright, page_turn
 from ocr_svc.engines.base import (
     BatchReader,
     LanguageReader,
@@ -36,7 +53,7 @@ from ocr_svc.engines.base import (
     SpreadDetector,
     TextRegion,
 )
-from ocr_svc.images import DecodedImage, ImageLimits, decode_image
+from ocr_svc.images import ImageLimits
 from ocr_svc.languages import Route
 from ocr_svc.layout import OrderedLine, reading_order
 from ocr_svc.metrics import PipelineMetrics
@@ -64,21 +81,43 @@ class Warming(Exception):
 
 @dataclass(frozen=True)
 class Started:
-    """The image is decoded and the engine has it."""
+    """The document is opened and its first page is ready: `width` x `height` is that
+    page's size as its `PageStarted` gives it; `document_format` "pdf", "tiff", "png",
+    "jpeg", "webp" or "bmp"."""
 
     engine: str
     width: int
     height: int
+    page_count: int = 1
+    document_format: str = ""
+
+
+@dataclass(frozen=True)
+class PageStarted:
+    """A page begins; its lines follow. `page` 1-based; `width` x `height` the upright page
+    image the lines' boxes refer to, at `dpi` (0.0: unknown); `rotation` the clockwise
+    quarter turn applied, `skew` the skew corrected (degrees, counter-clockwise positive);
+    `source` "ocr" or "text_layer" (a PDF page's own text, not OCRed)."""
+
+    page: int
+    width: int
+    height: int
+    rotation: int = 0
+    skew: float = 0.0
+    source: Literal["ocr", "text_layer"] = "ocr"
+    dpi: float = 0.0
 
 
 @dataclass(frozen=True)
 class LineRecognized:
-    """One line, `index` 0-based in reading order; `block` 0-based, the layout block (a
-    heading, a column, a part of a column) the line belongs to, in reading order."""
+    """One line, `index` 0-based in reading order across the document; `block` 0-based,
+    the layout block (a heading, a column, a part of a column) the line belongs to, in
+    reading order across the document; `page` 1-based."""
 
     index: int
     line: RecognizedLine
     block: int = 0
+    page: int = 1
 
 
 @dataclass(frozen=True)
@@ -93,14 +132,38 @@ class Timings:
 
 @dataclass(frozen=True)
 class Completed:
-    """The image is done."""
+    """The document is done: every page's lines joined with "\n"."""
 
     full_text: str
     line_count: int
     timings: Timings
+    page_count: int = 1
 
 
-OcrEvent = Started | LineRecognized | Completed
+OcrEvent = Started | PageStarted | LineRecognized | Completed
+
+
+@dataclass(frozen=True)
+class _ReadyPage:
+    """A page fetched: upright (None: a text-layer page), and detected already when its
+    detection overlapped orientation detection (`detect_s` seconds of it)."""
+
+    page: SourcePage
+    upright: Upright | None
+    regions: list[TextRegion] | None = None
+    detect_s: float = 0.0
+
+
+@dataclass
+class _Progress:
+    """What a document's pages add up to, as they are read."""
+
+    lines: list[str] = field(default_factory=list)
+    blocks: int = 0
+    regions: int = 0
+    decode_s: float = 0.0
+    detect_s: float = 0.0
+    recognize_s: float = 0.0
 
 
 def _ms(seconds: float) -> float:
@@ -131,11 +194,18 @@ class OcrPipeline:
         workers: int,
         queue_size: int,
         cores: int | None = None,
+        documents: DocumentLimits | None = None,
+        upright: bool = False,
+        orientation: OrientationDetector | None = None,
     ) -> None:
         if workers < 1 or queue_size < 0:
             raise ValueError("workers must be >= 1 and queue_size >= 0")
         self.engine = engine
         self.limits = limits
+        self.documents = documents or DocumentLimits(image=limits)
+        # Pages turned upright (`orientation`: by OSD; None: only straightened) when set.
+        self.upright = upright
+        self.orientation = orientation
         self.workers = workers
         self.cores = max(workers, cores or workers)
         self.capacity = workers + queue_size
@@ -159,11 +229,15 @@ class OcrPipeline:
         """Calls holding a worker."""
         return self._running
 
-    async def recognize(self, image: bytes, route: Route | None = None) -> AsyncGenerator[OcrEvent, None]:
-        """The events of recognising `image`, its lines read as `route` says (default: the
-        engine's own recogniser). Raises `Overloaded` before anything else when there is no
-        room, `Warming` while the engine loads, and `ocr_svc.images.InvalidImage` when the
-        upload is refused."""
+    async def recognize(
+        self, image: bytes, route: Route | None = None, *, force_ocr: bool = False
+    ) -> AsyncGenerator[OcrEvent, None]:
+        """The events of recognising the document `image` (an image, a TIFF, a PDF), its
+        lines read as `route` says (default: the engine's own recogniser); `force_ocr`:
+        PDF pages with a text layer are OCRed too. Raises `Overloaded` before anything else
+        when there is no room, `Warming` while the engine loads, and
+        `ocr_svc.images.InvalidImage` (`ocr_svc.documents.model.DocumentRefused` for a
+        document's refusals) when the upload is refused, before the first event."""
         if not self.warm:
             raise Warming("the OCR engine is still loading; retry in a moment")
         if self._admitted >= self.capacity:
@@ -173,75 +247,83 @@ class OcrPipeline:
         self.metrics.load(self._admitted, self._running)
         admitted_at, admitted_ns = time.perf_counter(), now_ns()
         try:
-            async with self._slots:
-                record_span("ocr.queue_wait", admitted_ns)
-                self._running += 1
-                self.metrics.load(self._admitted, self._running)
-                try:
-                    async for event in self._run_image(image, admitted_at, route):
-                        yield event
-                finally:
-                    self._running -= 1
-                    self.metrics.load(self._admitted, self._running)
+            async for event in self._run_document(image, admitted_at, admitted_ns, route, force_ocr):
+                yield event
         finally:
             self._admitted -= 1
             self.metrics.load(self._admitted, self._running)
 
-    async def _run_image(
-        self, data: bytes, admitted_at: float, route: Route | None
+    @asynccontextmanager
+    async def _worker_slot(self) -> AsyncIterator[None]:
+        """A worker for one page: taken per page, so that callers waiting get theirs between
+        two pages of a long document."""
+        async with self._slots:
+            self._running += 1
+            self.metrics.load(self._admitted, self._running)
+            try:
+                yield
+            finally:
+                self._running -= 1
+                self.metrics.load(self._admitted, self._running)
+
+    async def _run_document(
+        self, data: bytes, admitted_at: float, admitted_ns: int, route: Route | None, force_ocr: bool
     ) -> AsyncIterator[OcrEvent]:
-        t0 = time.perf_counter()
-        with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
-            decoded: DecodedImage = await self._in_worker(decode_image, data, self.limits)
-        decode_s = time.perf_counter() - t0
         engine_name = route.engine if route else self.engine.name
-        yield Started(engine=engine_name, width=decoded.width, height=decoded.height)
-
-        t0 = time.perf_counter()
-        with span("ocr.detect", {"ocrmesh.width": decoded.width, "ocrmesh.height": decoded.height}):
-            regions = await self._detect(decoded.pixels)
-        detect_s = time.perf_counter() - t0
-
-        # In a worker: a dense page's ordering is tens of ms, and grows as n^3 with the lines.
-        order = await self._in_worker(reading_order, [region.box for region in regions])
-        lines: list[RecognizedLine] = []
-        blocks: dict[int, int] = {}
-        recognize_s = 0.0
-        for window in self._windows(order):
-            t0 = time.perf_counter()
-            with span("ocr.recognize", {"ocrmesh.lines": len(window)}):
-                read = await self._read_window(
-                    decoded.pixels, [regions[item.index] for item in window], route
+        progress = _Progress()
+        document: Document | None = None
+        try:
+            async with self._worker_slot():
+                record_span("ocr.queue_wait", admitted_ns)
+                t0 = time.perf_counter()
+                with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
+                    document = await open_document(data, self.documents, self._in_worker, force_ocr=force_ocr)
+                # Each phase's span is a child of the call's (not of one another).
+                ready = await self._fetch_page(document, 0, progress)
+                progress.decode_s += time.perf_counter() - t0 - ready.detect_s
+                upright = ready.upright
+                yield Started(
+                    engine=engine_name,
+                    width=upright.pixels.shape[1] if upright is not None else ready.page.width,
+                    height=upright.pixels.shape[0] if upright is not None else ready.page.height,
+                    page_count=document.page_count,
+                    document_format=document.format,
                 )
-            recognize_s += time.perf_counter() - t0
-            for item, line in zip(window, read, strict=True):
-                if line is None:
-                    continue
-                lines.append(line)
-                if len(lines) == 1:
-                    self.metrics.first_line(time.perf_counter() - admitted_at)
-                # Blocks numbered by the lines sent: a block of noise only is not counted.
-                block = blocks.setdefault(item.block, len(blocks))
-                yield LineRecognized(index=len(lines) - 1, line=line, block=block)
+                async for event in self._read_page(ready, route, progress, admitted_at):
+                    yield event
+            for index in range(1, document.page_count):
+                async with self._worker_slot():
+                    t0 = time.perf_counter()
+                    ready = await self._fetch_page(document, index, progress)
+                    progress.decode_s += time.perf_counter() - t0 - ready.detect_s
+                    async for event in self._read_page(ready, route, progress, admitted_at):
+                        yield event
+            page_count = document.page_count
+        finally:
+            if document is not None:
+                await document.aclose()
 
         self.metrics.image_done(
-            decode_s=decode_s, detect_s=detect_s, recognize_s=recognize_s, lines=len(lines)
+            decode_s=progress.decode_s,
+            detect_s=progress.detect_s,
+            recognize_s=progress.recognize_s,
+            lines=len(progress.lines),
         )
         timings = Timings(
-            decode_ms=_ms(decode_s),
-            detect_ms=_ms(detect_s),
-            recognize_ms=_ms(recognize_s),
+            decode_ms=_ms(progress.decode_s),
+            detect_ms=_ms(progress.detect_s),
+            recognize_ms=_ms(progress.recognize_s),
             total_ms=_ms(time.perf_counter() - admitted_at),
         )
         log.info(
-            "image recognised",
+            "document recognised",
             extra={
                 "engine": engine_name,
                 "languages": ",".join(route.codes) if route else "",
-                "width": decoded.width,
-                "height": decoded.height,
-                "regions": len(regions),
-                "lines": len(lines),
+                "format": document.format,
+                "pages": page_count,
+                "regions": progress.regions,
+                "lines": len(progress.lines),
                 "decode_ms": timings.decode_ms,
                 "detect_ms": timings.detect_ms,
                 "recognize_ms": timings.recognize_ms,
@@ -249,10 +331,129 @@ class OcrPipeline:
             },
         )
         yield Completed(
-            full_text="\n".join(line.text for line in lines),
-            line_count=len(lines),
+            full_text="\n".join(progress.lines),
+            line_count=len(progress.lines),
             timings=timings,
+            page_count=page_count,
         )
+
+    async def _fetch_page(self, document: Document, index: int, progress: _Progress) -> _ReadyPage:
+        """Page `index` of `document`, and (a page to OCR) its pixels upright.
+
+        Orientation detection (OSD, a few hundred ms) is the slow part of standing a page
+        upright, and nearly every page is upright already. So when a core is idle, OSD runs
+        on it while the page, straightened as it is, is detected: if OSD then finds the page
+        upright (the usual case) that detection stands and the page costs no more than
+        without OSD; if it finds a quarter turn, the page is turned, straightened again and
+        detected again."""
+        with span("ocr.decode", {"ocrmesh.page": index + 1}):
+            page = await document.page(index)
+        if page.pixels is None:
+            return _ReadyPage(page, None)
+        if not self.upright:
+            return _ReadyPage(page, Upright(pixels=page.pixels, rotation=0, skew=0.0))
+        detector = self.orientation
+        spare = self.cores - self._running - self._borrowed
+        if detector is None or not detector.available or spare < 1:
+            with span("ocr.upright", {"ocrmesh.page": page.number}):
+                upright: Upright = await self._in_worker(make_upright, page.pixels, detector)
+            return _ReadyPage(page, upright)
+        self._borrowed += 1
+        osd = asyncio.ensure_future(self._in_worker(page_turn, page.pixels, detector))
+        try:
+            with span("ocr.upright", {"ocrmesh.page": page.number}):
+                straight: Upright = await self._in_worker(make_upright, page.pixels, None)
+            t0 = time.perf_counter()
+            with span(
+                "ocr.detect",
+                {"ocrmesh.width": straight.pixels.shape[1], "ocrmesh.height": straight.pixels.shape[0]},
+            ):
+                regions = await self._detect(straight.pixels)
+            detect_s = time.perf_counter() - t0
+        finally:
+            await asyncio.wait([osd])
+            self._borrowed -= 1
+        turn = osd.result()
+        progress.detect_s += detect_s
+        if turn == 0:
+            return _ReadyPage(page, straight, regions, detect_s)
+        with span("ocr.upright", {"ocrmesh.page": page.number}):
+            upright = await self._in_worker(make_upright, page.pixels, None, turn)
+        return _ReadyPage(page, upright)
+
+    async def _read_page(
+        self,
+        ready: _ReadyPage,
+        route: Route | None,
+        progress: _Progress,
+        admitted_at: float,
+    ) -> AsyncIterator[OcrEvent]:
+        """The page event, then the page's lines (its text layer's, or read from its pixels)."""
+        page, upright = ready.page, ready.upright
+        if upright is None:
+            yield PageStarted(
+                page=page.number, width=page.width, height=page.height, source="text_layer", dpi=page.dpi
+            )
+            order = await self._in_worker(reading_order, [line.box for line in page.lines])
+            blocks: dict[int, int] = {}
+            for item in order:
+                for event in self._line_event(
+                    page.lines[item.index], item, blocks, page, progress, admitted_at
+                ):
+                    yield event
+            progress.blocks += len(blocks)
+            return
+
+        pixels = upright.pixels
+        height, width = pixels.shape[:2]
+        yield PageStarted(
+            page=page.number,
+            width=width,
+            height=height,
+            rotation=upright.rotation,
+            skew=upright.skew,
+            source="ocr",
+            dpi=page.dpi,
+        )
+        regions = ready.regions
+        if regions is None:
+            t0 = time.perf_counter()
+            with span("ocr.detect", {"ocrmesh.width": width, "ocrmesh.height": height}):
+                regions = await self._detect(pixels)
+            progress.detect_s += time.perf_counter() - t0
+        progress.regions += len(regions)
+
+        # In a worker: a dense page's ordering is tens of ms, and grows as n^3 with the lines.
+        order = await self._in_worker(reading_order, [region.box for region in regions])
+        blocks = {}
+        for window in self._windows(order):
+            t0 = time.perf_counter()
+            with span("ocr.recognize", {"ocrmesh.lines": len(window)}):
+                read = await self._read_window(pixels, [regions[item.index] for item in window], route)
+            progress.recognize_s += time.perf_counter() - t0
+            for item, line in zip(window, read, strict=True):
+                if line is None:
+                    continue
+                for event in self._line_event(line, item, blocks, page, progress, admitted_at):
+                    yield event
+        progress.blocks += len(blocks)
+
+    def _line_event(
+        self,
+        line: RecognizedLine,
+        item: OrderedLine,
+        blocks: dict[int, int],
+        page: SourcePage,
+        progress: _Progress,
+        admitted_at: float,
+    ) -> list[LineRecognized]:
+        progress.lines.append(line.text)
+        if len(progress.lines) == 1:
+            self.metrics.first_line(time.perf_counter() - admitted_at)
+        # Blocks numbered by the lines sent (a block of noise only is not counted), after
+        # the blocks of the pages before.
+        block = progress.blocks + blocks.setdefault(item.block, len(blocks))
+        return [LineRecognized(index=len(progress.lines) - 1, line=line, block=block, page=page.number)]
 
     def _windows(self, order: list[OrderedLine]) -> list[list[OrderedLine]]:
         """`order` cut into windows of growing size: 1, 2, 4, ... `MAX_WINDOW` lines (one

@@ -34,7 +34,9 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     # a line on dense scanned pages (docs/ocr.md). Its English model comes from
     # OCR_TESSDATA_DIR, TESSDATA_PREFIX or Debian's tesseract-ocr-eng; so do the models of
     # the other languages read (ocr_svc/languages.py: listed when their model is there).
-    ocr_recognizer: Literal["ppocr", "tesseract"] = "ppocr"
+    # auto (the default): tesseract where tesserocr and the English model are installed (the
+    # image, `make up`), else ppocr; settled at start-up (`_settle_auto_recognizer`).
+    ocr_recognizer: Literal["auto", "ppocr", "tesseract"] = "auto"
     ocr_tessdata_dir: Path | None = None
     # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its
     # own engine, and every limit below (workers, queue, engine threads) is per process.
@@ -48,6 +50,19 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     ocr_max_calls_per_user: int = Field(default=2, ge=0, le=1024)
     ocr_max_image_bytes: int = Field(default=10 * MiB, ge=1, le=256 * MiB)
     ocr_max_pixels: int = Field(default=40_000_000, ge=1, le=1_000_000_000)
+    # Pages of one document (PDF, multi-page TIFF) read at most; more: refused before any
+    # page is read (TOO_MANY_PAGES).
+    ocr_max_pages: int = Field(default=200, ge=1, le=10_000)
+    # Pages one user may have in the documents they are reading at once (per process, like
+    # OCR_MAX_CALLS_PER_USER): a call that would pass it is refused RESOURCE_EXHAUSTED once
+    # its page count is known. 0 = no limit.
+    ocr_max_pages_per_user: int = Field(default=400, ge=0, le=1_000_000)
+    # Resolution PDF pages are rendered at (lowered for pages larger than Legal, never
+    # below 150 dpi; ocr_svc/documents/model.py).
+    ocr_pdf_dpi: float = Field(default=300.0, ge=72.0, le=600.0)
+    # Turn pages upright (Tesseract's OSD) and straighten them (up to 10 degrees) before
+    # detection.
+    ocr_upright_pages: bool = True
     # Inference threads per engine call; 0 = cores / workers (at least 1), so that the
     # workers together do not oversubscribe the CPU. Engine calls run in cores / threads
     # threads (at least OCR_WORKERS): an image alone uses the cores the others leave idle.
@@ -68,6 +83,22 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     keras_ocr_detector_weights: Path | None = None
     keras_ocr_recognizer_weights: Path | None = None
     keras_ocr_download: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _settle_auto_recognizer(cls, data: object) -> object:
+        # Measured on this project's pages (docs/ocr.md, "Engines and languages"): on a dense
+        # scanned page Tesseract's LSTM behind our detector reads the same text as PP-OCR's
+        # recogniser in 0.4-0.8x the time; so it reads by default wherever it is installed.
+        # Without it (or with keras) PP-OCR's, as before.
+        if not isinstance(data, dict) or data.get("ocr_recognizer", "auto") != "auto":
+            return data
+        from ocr_svc.engines.tesseract_reader import installed_models
+
+        tessdata = data.get("ocr_tessdata_dir")
+        directory, _ = installed_models(Path(tessdata) if tessdata else None)
+        rapidocr = data.get("ocr_engine", "rapidocr") == "rapidocr"
+        return {**data, "ocr_recognizer": "tesseract" if rapidocr and directory is not None else "ppocr"}
 
     @model_validator(mode="after")
     def _recognizer_belongs_to_rapidocr(self) -> OcrSettings:
@@ -114,7 +145,8 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
         return max(self.engine_threads(), share)
 
     def max_receive_message_bytes(self) -> int:
-        """The gRPC receive limit: an image of the maximum size plus room for the rest of
-        the request, so that a slightly oversized image gets our INVALID_ARGUMENT with a
-        reason rather than gRPC's bare RESOURCE_EXHAUSTED."""
+        """The gRPC receive limit: an upload (image or document, Recognize's or
+        RenderDocument's) of OCR_MAX_IMAGE_BYTES plus room for the rest of the request, so
+        that a slightly oversized one gets our INVALID_ARGUMENT with a reason rather than
+        gRPC's bare RESOURCE_EXHAUSTED."""
         return self.ocr_max_image_bytes + MiB

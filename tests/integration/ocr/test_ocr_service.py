@@ -103,9 +103,10 @@ async def test_a_paragraph_comes_back_line_by_line_in_reading_order(
     ):
         events = await ocr.events(image)
         kinds = [event.WhichOneof("event") for event in events]
-        assert kinds == ["started", *["line"] * len(SAMPLE_PARAGRAPH), "completed"]
+        assert kinds == ["started", "page", *["line"] * len(SAMPLE_PARAGRAPH), "completed"]
         assert events[0].started.engine == "rapidocr"
-        lines = [event.line for event in events[1:-1]]
+        assert (events[1].page.page, events[1].page.source) == (1, "ocr")
+        lines = [event.line for event in events[2:-1]]
         assert [line.index for line in lines] == list(range(len(SAMPLE_PARAGRAPH)))
         # Reading order: each line's box is below the previous one.
         tops = [min(point.y for point in line.box) for line in lines]

@@ -11,7 +11,16 @@ import pytest
 
 from harness.images import render_text_image
 from ocr_svc.images import ImageLimits, InvalidImage
-from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, Overloaded, Started, Warming
+from ocr_svc.pipeline import (
+    Completed,
+    LineRecognized,
+    OcrEvent,
+    OcrPipeline,
+    Overloaded,
+    PageStarted,
+    Started,
+    Warming,
+)
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 LIMITS = ImageLimits(max_bytes=1024 * 1024, max_pixels=10_000_000)
@@ -44,8 +53,10 @@ async def test_events_are_started_then_each_legible_line_in_order_then_completed
 ) -> None:
     engine = ScriptedEngine(["first", None, "third"])
     events = await collect(make_pipeline(engine))
-    started, *lines, completed = events
+    started, page, *lines, completed = events
     assert isinstance(started, Started)
+    assert isinstance(page, PageStarted)
+    assert (page.page, page.width, page.height) == (1, started.width, started.height)
     assert started.engine == "scripted"
     assert started.width > 0
     assert started.height > 0
@@ -76,6 +87,7 @@ async def test_a_line_is_delivered_while_the_last_line_is_still_being_read(
     last = engine.gate(2)
     events = make_pipeline(engine).recognize(IMAGE)
     assert isinstance(await anext(events), Started)
+    assert isinstance(await anext(events), PageStarted)
     first = await anext(events)
     # Region 2 cannot have been read: its gate is still closed. Streaming, not batching.
     assert isinstance(first, LineRecognized)

@@ -1,0 +1,141 @@
+"""Documents through the pipeline with a scripted engine: a page event before each page's
+lines, line index and block counted across the document, a text-layer page never OCRed,
+and a waiting caller's page runs between two pages of a long document."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from harness.documents import scanned_pdf, text_layer_pdf
+from harness.images import render_text_image
+from ocr_svc.documents.model import DocumentLimits
+from ocr_svc.images import ImageLimits
+from ocr_svc.per_user import CallsPerUser, TooManyPages
+from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, PageStarted, Started
+from tests.unit.ocr.scripted_engine import ScriptedEngine
+
+LIMITS = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=40_000_000)
+
+
+@pytest.fixture
+def pipelines() -> Iterator[list[OcrPipeline]]:
+    made: list[OcrPipeline] = []
+    yield made
+    for pipeline in made:
+        pipeline.close()
+
+
+def make(
+    made: list[OcrPipeline], engine: ScriptedEngine, *, workers: int = 1, queue_size: int = 2
+) -> OcrPipeline:
+    pipeline = OcrPipeline(
+        engine,
+        LIMITS,
+        workers=workers,
+        queue_size=queue_size,
+        documents=DocumentLimits(image=LIMITS, max_pages=5),
+    )
+    made.append(pipeline)
+    return pipeline
+
+
+async def collect(pipeline: OcrPipeline, data: bytes, *, force_ocr: bool = False) -> list[OcrEvent]:
+    return [event async for event in pipeline.recognize(data, force_ocr=force_ocr)]
+
+
+async def test_each_page_opens_with_its_page_event_and_lines_count_across_the_document(
+    pipelines: list[OcrPipeline],
+) -> None:
+    events = await collect(make(pipelines, ScriptedEngine(["first", "second"])), scanned_pdf(3, lines=2).data)
+    started, *middle, completed = events
+    assert isinstance(started, Started)
+    assert (started.page_count, started.document_format, started.width, started.height) == (
+        3,
+        "pdf",
+        2550,
+        1260,
+    )
+    shape = [
+        ("page", e.page, e.source, e.dpi)
+        if isinstance(e, PageStarted)
+        else ("line", e.page, e.index, e.block)
+        for e in middle
+        if isinstance(e, PageStarted | LineRecognized)
+    ]
+    assert shape == [
+        ("page", 1, "ocr", 300.0), ("line", 1, 0, 0), ("line", 1, 1, 0),
+        ("page", 2, "ocr", 300.0), ("line", 2, 2, 1), ("line", 2, 3, 1),
+        ("page", 3, "ocr", 300.0), ("line", 3, 4, 2), ("line", 3, 5, 2),
+    ]  # fmt: skip
+    assert isinstance(completed, Completed)
+    assert (completed.page_count, completed.line_count) == (3, 6)
+    assert completed.full_text == "\n".join(["first", "second"] * 3)
+
+
+async def test_a_text_layer_page_is_returned_without_ocr_unless_forced(pipelines: list[OcrPipeline]) -> None:
+    engine = ScriptedEngine(["ocr line"])
+    pipeline = make(pipelines, engine)
+    doc = text_layer_pdf(pages=2)
+    events = await collect(pipeline, doc.data)
+    assert engine.detect_calls == 0
+    pages = [e for e in events if isinstance(e, PageStarted)]
+    assert [(p.page, p.source) for p in pages] == [(1, "text_layer"), (2, "text_layer")]
+    lines = [e for e in events if isinstance(e, LineRecognized)]
+    assert "\n".join(e.line.text for e in lines) == doc.truth_text
+    assert all(e.line.words and e.line.confidence == 1.0 for e in lines)
+
+    forced = await collect(pipeline, doc.data, force_ocr=True)
+    assert engine.detect_calls == 2
+    assert [e.source for e in forced if isinstance(e, PageStarted)] == ["ocr", "ocr"]
+
+
+async def test_a_waiting_callers_image_runs_between_two_pages_of_a_long_document(
+    pipelines: list[OcrPipeline],
+) -> None:
+    engine = ScriptedEngine(["a", "b"])
+    held = engine.gate(1)
+    pipeline = make(pipelines, engine, workers=1)
+    order: list[str] = []
+    first_line = asyncio.Event()
+
+    async def long_document() -> None:
+        async for event in pipeline.recognize(scanned_pdf(3, lines=2).data):
+            if isinstance(event, PageStarted):
+                order.append(f"pdf page {event.page}")
+            elif isinstance(event, LineRecognized):
+                first_line.set()
+            elif isinstance(event, Completed):
+                order.append("pdf done")
+
+    async def image() -> None:
+        async for event in pipeline.recognize(render_text_image(["short"], size=24)):
+            if isinstance(event, Completed):
+                order.append("image done")
+
+    reading = asyncio.create_task(long_document())
+    await asyncio.wait_for(first_line.wait(), 20)
+    waiting = asyncio.create_task(image())
+    while pipeline.admitted < 2:
+        await asyncio.sleep(0.01)
+    held.set()
+    await asyncio.wait_for(asyncio.gather(reading, waiting), 30)
+    assert order == ["pdf page 1", "image done", "pdf page 2", "pdf page 3", "pdf done"]
+
+
+def test_a_users_pages_in_flight_are_bounded_by_the_page_budget() -> None:
+    limits = CallsPerUser(0, page_limit=10)
+    with limits.hold_pages("ada", 6):
+        with limits.hold_pages("bob", 10):
+            pass
+        with pytest.raises(TooManyPages) as refused, limits.hold_pages("ada", 5):
+            pass
+        assert "6 pages in progress" in str(refused.value)
+        with limits.hold_pages("ada", 4):
+            assert limits.pages_in_flight("ada") == 10
+    assert limits.pages_in_flight("ada") == 0
+    # A document longer than the budget is read when it is the user's only one.
+    with limits.hold_pages("ada", 25):
+        pass
