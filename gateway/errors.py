@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ocrmesh.platform import metadata
 from ocrmesh.platform.request_context import current_request_id
+from ocrmesh.rules.document_refusals import DocumentRefusal, refusal_from_metadata
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,16 @@ GRPC_TO_HTTP: Final[Mapping[grpc.StatusCode, int]] = {
 # may not be used yet. DESIGN.md asks for 403 here rather than grpc-gateway's 400.
 LOGIN_OVERRIDES: Final[Mapping[grpc.StatusCode, int]] = {
     grpc.StatusCode.FAILED_PRECONDITION: status.HTTP_403_FORBIDDEN,
+}
+
+# ocr_svc's refusals of a document (INVALID_ARGUMENT with a google.rpc.ErrorInfo naming
+# the reason, ocrmesh.rules.document_refusals): what each means for the REST client.
+DOCUMENT_REFUSAL_STATUS: Final[Mapping[DocumentRefusal, int]] = {
+    DocumentRefusal.TOO_MANY_PAGES: status.HTTP_413_CONTENT_TOO_LARGE,
+    DocumentRefusal.PAGE_TOO_LARGE: status.HTTP_413_CONTENT_TOO_LARGE,
+    DocumentRefusal.UNSUPPORTED_FORMAT: status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+    DocumentRefusal.ENCRYPTED: status.HTTP_422_UNPROCESSABLE_CONTENT,
+    DocumentRefusal.UNREADABLE: status.HTTP_422_UNPROCESSABLE_CONTENT,
 }
 
 # What a caller needs to resend with a token; RFC 6750.
@@ -135,6 +146,9 @@ def http_error_from_rpc(
             extra={"service_name": service, "grpc_code": code.name, "grpc_details": error.details()},
         )
     if code == grpc.StatusCode.INVALID_ARGUMENT:
+        refusal = refusal_from_metadata(error.trailing_metadata())
+        if refusal is not None:
+            return document_refused(refusal, rpc_error_detail(code, error.details(), 400, service))
         violations = field_violations(error)
         if violations:
             # A named request field is wrong: the REST answer for that is FastAPI's 422.
@@ -155,6 +169,23 @@ def http_error_from_rpc(
         detail=rpc_error_detail(code, error.details(), http_status, service),
         headers=headers,
     )
+
+
+# The multipart field a refused document came in (gateway.uploads).
+DOCUMENT_FIELD: Final = "file"
+
+
+def document_refused(refusal: DocumentRefusal, message: str) -> HTTPException:
+    """The answer to a document ocr_svc refused: 413, 415 or 422 (DOCUMENT_REFUSAL_STATUS)
+    with ocr_svc's sentence. A 422 keeps the shape of every 422 (FastAPI's list of field
+    errors, here naming the `file` field), so the OpenAPI schema of 422 stays true."""
+    http_status = DOCUMENT_REFUSAL_STATUS[refusal]
+    if http_status == status.HTTP_422_UNPROCESSABLE_CONTENT:
+        return HTTPException(
+            status_code=http_status,
+            detail=[{"type": "value_error", "loc": ["body", DOCUMENT_FIELD], "msg": message, "input": None}],
+        )
+    return HTTPException(status_code=http_status, detail=message)
 
 
 # Where gRPC's rich status (google.rpc.Status with details) travels.

@@ -17,7 +17,7 @@ from ocrmesh.rules.account_rules import (
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
 )
-from ocrmesh.rules.ocr_events import Line, Timings
+from ocrmesh.rules.ocr_events import Line, Page, Timings
 
 # The account rules as auth_svc enforces them (ocrmesh.rules.account_rules, one definition), so
 # the OpenAPI schema says what the service accepts. What no schema can say (a common
@@ -213,16 +213,23 @@ class TokenOut(BaseModel):
 class OcrResultOut(BaseModel):
     """The original system's result (user_id, user_name, user_email, ocr_text) plus detail."""
 
-    # `lines` and `timings` are the stream's own (ocrmesh.rules.ocr_events): one model for both.
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    # `lines`, `pages` and `timings` are the stream's own (ocrmesh.rules.ocr_events): one model for both.
     user_id: str
     user_name: str
     user_email: str
     ocr_text: str
     lines: list[Line]
     engine: str
-    image_width: int
-    image_height: int
+    image_width: int = Field(description="The first page's width in pixels.")
+    image_height: int = Field(description="The first page's height in pixels.")
     timings: Timings | None = None
+    pages: list[Page] = Field(
+        default_factory=list,
+        description="The pages in order (an image is one page): size, rotation and skew corrected, "
+        "whether the text was OCRed or is a PDF's own text layer. Each line's `page` points here.",
+    )
 
 
 class LanguageOut(BaseModel):

@@ -1,5 +1,6 @@
-"""Reading an uploaded image from a multipart body: bounded while it streams in, kept in
-memory (no temporary files), and checked to be an image before anything is sent on.
+"""Reading an uploaded document (an image, a multi-page TIFF or a PDF) from a multipart body:
+bounded while it streams in, kept in memory (no temporary files), and checked by its leading
+bytes to be a format ocr_svc reads before anything is sent on.
 
 FastAPI's `UploadFile` would spool the whole body (to disk past 1 MiB) before the route
 could refuse it; here the size is refused from Content-Length at once, and otherwise as
@@ -25,7 +26,9 @@ log = logging.getLogger(__name__)
 # on top of the file itself.
 MULTIPART_OVERHEAD_BYTES: Final = 64 * 1024
 
-# The formats ocr_svc decodes, by their leading bytes.
+PDF: Final = "application/pdf"
+# The formats ocr_svc reads, by their leading bytes. A TIFF may hold several pages (every
+# one is read); BigTIFF ("II+", "MM\0+") is not read by ocr_svc's decoder.
 _SIGNATURES: Final[tuple[tuple[bytes, int, str], ...]] = (
     (b"\x89PNG\r\n\x1a\n", 0, "image/png"),
     (b"\xff\xd8\xff", 0, "image/jpeg"),
@@ -33,14 +36,31 @@ _SIGNATURES: Final[tuple[tuple[bytes, int, str], ...]] = (
     (b"MM\x00*", 0, "image/tiff"),
     (b"BM", 0, "image/bmp"),
     (b"WEBP", 8, "image/webp"),  # after "RIFF" and a 4-byte size
+    # ISO 32000: the header is the first line. (Readers tolerate junk before it; this
+    # gateway does not: a file that does not start as a PDF is not sent on as one.)
+    (b"%PDF-", 0, PDF),
 )
-SUPPORTED_FORMATS: Final = "PNG, JPEG, WebP, TIFF or BMP"
-IMAGE_MEDIA_TYPES: Final = tuple(dict.fromkeys(media_type for _, _, media_type in _SIGNATURES))
-# Declared part types that say nothing against an image; anything else is refused early.
+SUPPORTED_FORMATS: Final = "PNG, JPEG, WebP, TIFF (multi-page too), BMP or PDF"
+IMAGE_MEDIA_TYPES: Final = tuple(
+    dict.fromkeys(media_type for _, _, media_type in _SIGNATURES if media_type.startswith("image/"))
+)
+# Formats of several pages besides multi-page TIFF.
+DOCUMENT_MEDIA_TYPES: Final = (PDF,)
+# Declared part types that say nothing against a document; anything else is refused early.
 _NEUTRAL_TYPES: Final = frozenset({"", "application/octet-stream"})
+# Declared types accepted besides image/* (a browser declares a PDF as application/pdf,
+# some as application/x-pdf).
+_DOCUMENT_TYPES: Final = frozenset({PDF, "application/x-pdf"})
 # The part types OpenAPI lists: the formats read, and the neutral one. (Any declared image/*
 # passes to the bytes' check too.)
-_FILE_PART_TYPES: Final = ", ".join([*IMAGE_MEDIA_TYPES, "application/octet-stream"])
+_FILE_PART_TYPES: Final = ", ".join([*IMAGE_MEDIA_TYPES, *DOCUMENT_MEDIA_TYPES, "application/octet-stream"])
+# The `force_ocr` form field: a boolean as OpenAPI clients send it, `true` or `false` (any
+# case). Nothing else (1, yes, an empty value): what the schema does not call a boolean is
+# refused, so the OpenAPI document stays exact.
+FORCE_OCR_FIELD: Final = "force_ocr"
+_TRUE_WORDS: Final = frozenset({"true"})
+_FALSE_WORDS: Final = frozenset({"false"})
+_MAX_FLAG_CHARS: Final = 16
 
 # The OpenAPI description of the body, since the route reads the stream itself.
 MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
@@ -63,12 +83,21 @@ MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
                             ),
                             "examples": ["vi,en"],
                         },
+                        "force_ocr": {
+                            "type": "boolean",
+                            "default": False,
+                            "description": (
+                                "OCR every page, even a PDF page that has its own text layer (by default "
+                                "such a page's text is returned as it is, with `source: text_layer`)."
+                            ),
+                        },
                         "file": {
                             "type": "string",
                             "format": "binary",
                             "description": (
-                                f"The image: {SUPPORTED_FORMATS}, whatever its part's declared type "
-                                "(the bytes decide)."
+                                f"The document: {SUPPORTED_FORMATS}, whatever its part's declared type "
+                                "(the bytes decide). Every page of a TIFF or PDF is read, up to ocr_svc's "
+                                "OCR_MAX_PAGES."
                             ),
                         },
                     },
@@ -82,16 +111,21 @@ MULTIPART_IMAGE_BODY: Final[dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class ImageUpload:
+    """An uploaded document (an image, a multi-page TIFF or a PDF) and its form fields."""
+
     data: bytes
     filename: str
     # The type the bytes really are, whatever the client declared.
     content_type: str
     # The `languages` field's codes, checked for syntax only (ocr_svc knows which it reads).
     languages: tuple[str, ...] = ()
+    # The `force_ocr` field: OCR pages that have a text layer too.
+    force_ocr: bool = False
 
 
 def sniff_image_type(head: bytes) -> str | None:
-    """The media type of an encoded image from its first bytes, None if not one we read."""
+    """The media type of an encoded image or document from its first bytes (PDF:
+    application/pdf), None if not one ocr_svc reads."""
     for signature, offset, media_type in _SIGNATURES:
         if head[offset : offset + len(signature)] == signature:
             if media_type == "image/webp" and not head.startswith(b"RIFF"):
@@ -124,13 +158,32 @@ def invalid_field(field_name: str, message: str, value: str | None = None) -> HT
 
 
 LANGUAGES_FIELD: Final = "languages"
+# The small form fields besides the file, with the most characters each may have.
+_SMALL_FIELDS: Final[dict[str, int]] = {LANGUAGES_FIELD: MAX_LANGUAGES_TEXT, FORCE_OCR_FIELD: _MAX_FLAG_CHARS}
+
+
+def _too_long(field_name: str) -> str:
+    if field_name == LANGUAGES_FIELD:
+        return f"the language list is longer than {MAX_LANGUAGES_TEXT} characters"
+    return f"longer than {_MAX_FLAG_CHARS} characters; send true or false"
+
+
+def parse_flag(field_name: str, text: str) -> bool:
+    """A boolean form field: `true` or `false` (any case, surrounding blanks ignored).
+    Raises the 422 naming `field_name` for anything else."""
+    word = text.strip().lower()
+    if word in _TRUE_WORDS:
+        return True
+    if word in _FALSE_WORDS:
+        return False
+    raise invalid_field(field_name, "Input should be a valid boolean: true or false", text[:_MAX_FLAG_CHARS])
 
 
 class _FilePartCollector:
     """Multipart parser callbacks that keep the bytes of the first part named `field_name`
     that carries a file, and refuse it as soon as it passes `max_bytes`; and the small
-    `languages` field, refused (422) as soon as it is longer than a list of codes can be or,
-    once whole, not one: before the rest of the upload is read."""
+    fields (`languages`, `force_ocr`), each refused (422) as soon as it is longer than its
+    value can be or, once whole, not one: before the rest of the upload is read."""
 
     def __init__(self, field_name: str, max_bytes: int) -> None:
         self.field_name = field_name
@@ -139,9 +192,12 @@ class _FilePartCollector:
         self.filename = ""
         self.data = bytearray()
         self.languages: tuple[str, ...] = ()
+        self.force_ocr = False
         self._collecting = False
-        self._languages_text: bytearray | None = None
-        self._languages_seen = False
+        # The small field being read (languages, force_ocr), its text so far, and its limit.
+        self._small_field: str | None = None
+        self._small_text = bytearray()
+        self._small_seen: set[str] = set()
         self._headers: dict[bytes, bytes] = {}
         self._header_name = b""
         self._header_value = b""
@@ -176,30 +232,34 @@ class _FilePartCollector:
     def _headers_finished(self) -> None:
         _, options = parse_options_header(self._headers.get(b"content-disposition"))
         name = options.get(b"name", b"").decode("utf-8", errors="replace")
-        if name == LANGUAGES_FIELD and not self._languages_seen:
-            self._languages_seen = True
-            self._languages_text = bytearray()
+        if name in _SMALL_FIELDS and name not in self._small_seen:
+            # The first of each; a repeat is ignored, as the file's is.
+            self._small_seen.add(name)
+            self._small_field = name
+            self._small_text = bytearray()
             return
         if self.found or name != self.field_name:
             return
         declared, _ = parse_options_header(self._headers.get(b"content-type"))
         declared_type = declared.decode("latin-1")
-        if declared_type not in _NEUTRAL_TYPES and not declared_type.startswith("image/"):
+        if (
+            declared_type not in _NEUTRAL_TYPES
+            and declared_type not in _DOCUMENT_TYPES
+            and not declared_type.startswith("image/")
+        ):
             raise HTTPException(
                 status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                detail=f"'{self.field_name}' is {declared_type}; send an image: {SUPPORTED_FORMATS}",
+                detail=f"'{self.field_name}' is {declared_type}; send an image or a PDF: {SUPPORTED_FORMATS}",
             )
         self.found = True
         self._collecting = True
         self.filename = options.get(b"filename", b"").decode("utf-8", errors="replace")[:255]
 
     def _part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._languages_text is not None:
-            self._languages_text += data[start:end]
-            if len(self._languages_text) > MAX_LANGUAGES_TEXT:
-                raise invalid_field(
-                    LANGUAGES_FIELD, f"the language list is longer than {MAX_LANGUAGES_TEXT} characters"
-                )
+        if self._small_field is not None:
+            self._small_text += data[start:end]
+            if len(self._small_text) > _SMALL_FIELDS[self._small_field]:
+                raise invalid_field(self._small_field, _too_long(self._small_field))
             return
         if not self._collecting:
             return
@@ -209,23 +269,27 @@ class _FilePartCollector:
 
     def _part_end(self) -> None:
         self._collecting = False
-        if self._languages_text is not None:
-            text = self._languages_text.decode("utf-8", errors="replace")
-            self._languages_text = None
+        if self._small_field is None:
+            return
+        name, text = self._small_field, self._small_text.decode("utf-8", errors="replace")
+        self._small_field = None
+        if name == LANGUAGES_FIELD:
             try:
                 self.languages = parse_language_list(text)
             except InvalidLanguages as exc:
                 raise invalid_field(LANGUAGES_FIELD, str(exc), text) from None
+        else:
+            self.force_ocr = parse_flag(name, text)
 
 
 async def read_image_upload(request: Request, *, max_bytes: int, field_name: str = "file") -> ImageUpload:
-    """The image sent as multipart/form-data field `field_name`, with the codes of the
-    optional `languages` field (`vi,en`).
+    """The document sent as multipart/form-data field `field_name`, with the codes of the
+    optional `languages` field (`vi,en`) and the optional `force_ocr` flag.
 
     Raises HTTPException: 413 when the body is larger than `max_bytes` (from Content-Length
     before reading, or while reading), 415 when the body is not multipart or the file is not
-    an image, 422 when the field is missing or `languages` is not a short list of two-letter
-    codes, 400 when it is empty or the body is malformed.
+    an image or a PDF, 422 when the field is missing, `languages` is not a short list of
+    two-letter codes or `force_ocr` not a boolean, 400 when it is empty or the body is malformed.
     """
     media_type, params = parse_options_header(request.headers.get("content-type"))
     boundary = params.get(b"boundary")
@@ -266,11 +330,12 @@ async def read_image_upload(request: Request, *, max_bytes: int, field_name: str
     if sniffed is None:
         raise HTTPException(
             status_code=status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-            detail=f"the uploaded file is not an image this service reads: {SUPPORTED_FORMATS}",
+            detail=f"the uploaded file is not an image or a PDF this service reads: {SUPPORTED_FORMATS}",
         )
     return ImageUpload(
         data=bytes(collector.data),
         filename=collector.filename,
         content_type=sniffed,
         languages=collector.languages,
+        force_ocr=collector.force_ocr,
     )

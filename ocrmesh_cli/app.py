@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import AsyncGenerator, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, Final, NoReturn, TypeVar
+from typing import Annotated, Any, BinaryIO, Final, NoReturn, TypeVar
 
 import typer
 
@@ -19,9 +19,10 @@ from ocrmesh.platform.settings import GrpcTls
 from ocrmesh.rules.endpoints import DEFAULT_OCR_ADDR
 from ocrmesh.rules.languages import InvalidLanguages, parse_language_list
 from ocrmesh.rules.ocr_events import OcrEvent
-from ocrmesh_cli.batch import MAX_IMAGE_BYTES, Recognizer, recognize_files
+from ocrmesh_cli.batch import MAX_IMAGE_BYTES, Recognizer, read_image, recognize_files
 from ocrmesh_cli.client import DEFAULT_URL, Gateway, User, normalize_url
 from ocrmesh_cli.config import SavedLogin, TokenStore
+from ocrmesh_cli.documents import FORMATS, Destination, Rendered, Renderer, destinations, render_files
 from ocrmesh_cli.errors import CliError, ExitCode
 from ocrmesh_cli.output import JsonOutput, OcrOutput, RichOutput, TextOutput, error_line
 
@@ -240,7 +241,7 @@ def ocr(
             dir_okay=False,
             readable=True,
             metavar="FILE",
-            help="Images to read.",
+            help="Images, multi-page TIFFs or PDFs to read.",
             show_default=False,
         ),
     ],
@@ -271,13 +272,53 @@ def ocr(
             show_default=False,
         ),
     ] = "",
+    output_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="Save a document instead of printing lines: pdf (searchable PDF), hocr, alto, txt or "
+            "json (the gateway's whole result). To -o FILE (stdout without it; a directory with "
+            "several files).",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where --format's file goes: a file, or a directory for several FILEs.",
+            show_default=False,
+        ),
+    ] = None,
+    force_ocr: Annotated[
+        bool,
+        typer.Option("--force-ocr", help="OCR every page, even a PDF page that has its own text layer."),
+    ] = False,
 ) -> None:
-    """Read the text in each FILE, printing lines as they are recognised.
+    """Read the text in each FILE (images, multi-page TIFFs, PDFs), printing lines as they
+    are recognised, page by page; or, with --format, save each as a searchable PDF, hOCR,
+    ALTO, text or JSON file.
 
     Exit status: the worst of the files' (unavailable 5, auth 3, failure 1, rejected 4).
     """
     if json_output and text_output:
         raise typer.BadParameter("--json and --text exclude each other")
+    if output_format is not None:
+        output_format = output_format.strip().lower()
+        if output_format not in FORMATS:
+            raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
+        if json_output or text_output:
+            raise typer.BadParameter(
+                "--format saves a file; --json and --text print events", param_hint="--format"
+            )
+        if use_grpc and output_format == "json":
+            raise typer.BadParameter(
+                "json is the gateway's result; with --grpc use --json (the events)", param_hint="--format"
+            )
+    elif output is not None:
+        raise typer.BadParameter("-o saves the file --format names: add --format", param_hint="--output")
     if len(files) > MAX_FILES:
         raise typer.BadParameter(f"at most {MAX_FILES} files at once", param_hint="FILE...")
     if not 1 <= len(ocr_addr.strip()) <= 1024:
@@ -287,13 +328,19 @@ def ocr(
     except InvalidLanguages as exc:
         raise typer.BadParameter(str(exc), param_hint="--lang") from None
 
-    output: OcrOutput
+    if output_format is not None:
+        _render_documents(
+            files, output_format, output, languages, force_ocr, use_grpc, ocr_addr.strip(), url, timeout
+        )
+        return
+
+    printed: OcrOutput
     if json_output:
-        output = JsonOutput()
+        printed = JsonOutput()
     elif text_output:
-        output = TextOutput(several=len(files) > 1)
+        printed = TextOutput(several=len(files) > 1)
     else:
-        output = RichOutput(total=len(files), progress=len(files) > 1 and sys.stderr.isatty())
+        printed = RichOutput(total=len(files), progress=len(files) > 1 and sys.stderr.isatty())
 
     async def run() -> ExitCode:
         store = TokenStore()
@@ -310,20 +357,76 @@ def ocr(
             ) as direct:
 
                 def recognize_direct(data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
-                    return direct.recognize(data, filename, languages)
+                    return direct.recognize(data, filename, languages, force_ocr=force_ocr)
 
-                return await _recognize(files, recognize_direct, output, concurrency, timeout)
+                return await _recognize(files, recognize_direct, printed, concurrency, timeout)
         saved, gateway_url = _logged_in(store, url)
         async with Gateway(gateway_url, timeout=timeout, max_connections=concurrency) as gateway:
 
             def recognize(data: bytes, filename: str) -> AsyncGenerator[OcrEvent, None]:
-                return gateway.recognize(saved.access_token, data, filename, languages)
+                return gateway.recognize(saved.access_token, data, filename, languages, force_ocr=force_ocr)
 
-            return await _recognize(files, recognize, output, concurrency, timeout)
+            return await _recognize(files, recognize, printed, concurrency, timeout)
 
     code = _run(run())
     if code != ExitCode.OK:
         raise typer.Exit(int(code))
+
+
+def _render_documents(
+    files: list[Path],
+    output_format: str,
+    output: Path | None,
+    languages: tuple[str, ...],
+    force_ocr: bool,
+    use_grpc: bool,
+    ocr_addr: str,
+    url: str | None,
+    timeout: float,
+) -> None:
+    """`ocrmesh ocr --format ...`: each file rendered and saved (ocrmesh_cli.documents)."""
+    try:
+        chosen = destinations(files, output, output_format, stdout_is_tty=sys.stdout.isatty())
+    except CliError as error:
+        _fail(error)
+
+    async def run() -> ExitCode:
+        store = TokenStore()
+        if use_grpc:
+            from ocrmesh_cli.grpc_ocr import GrpcOcr  # grpc's runtime only for --grpc
+
+            saved = store.require()
+            async with GrpcOcr(
+                ocr_addr,
+                saved.access_token,
+                timeout=timeout,
+                max_image_bytes=MAX_IMAGE_BYTES,
+                tls=GrpcTls.from_env(),
+            ) as direct:
+
+                async def render_direct(data: bytes, filename: str, sink: BinaryIO) -> Rendered:
+                    return await direct.render(
+                        data, filename, output_format, sink, languages, force_ocr=force_ocr
+                    )
+
+                return await _render(chosen, render_direct, timeout)
+        saved, gateway_url = _logged_in(store, url)
+        async with Gateway(gateway_url, timeout=timeout) as gateway:
+
+            async def render(data: bytes, filename: str, sink: BinaryIO) -> Rendered:
+                return await gateway.render(
+                    saved.access_token, data, filename, output_format, sink, languages, force_ocr=force_ocr
+                )
+
+            return await _render(chosen, render, timeout)
+
+    code = _run(run())
+    if code != ExitCode.OK:
+        raise typer.Exit(int(code))
+
+
+async def _render(chosen: list[Destination], render: Renderer, seconds: float) -> ExitCode:
+    return await render_files(chosen, render, read_image, seconds=seconds, note=_note)
 
 
 async def _recognize(

@@ -7,12 +7,13 @@ import contextlib
 import json
 import mimetypes
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, BinaryIO, Final, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ocrmesh.rules.ocr_events import OcrEvent
+from ocrmesh_cli.documents import Rendered
 from ocrmesh_cli.errors import CliError, ExitCode, exit_code_for_http
 from ocrmesh_cli.events import parse_event
 
@@ -125,6 +126,29 @@ async def _lines(response: httpx.Response, limit: int) -> AsyncIterator[bytes]:
         yield bytes(pending)
 
 
+# The declared type of an uploaded file: the bytes decide at the gateway; this is a courtesy.
+_DOCUMENT_TYPES: Final = {".pdf": "application/pdf"}
+
+
+def upload_type(filename: str) -> str:
+    """The media type to declare for a file to read: its image or PDF type by name, else
+    application/octet-stream (the gateway decides by the bytes)."""
+    guessed, _ = mimetypes.guess_type(filename)
+    if guessed and (guessed.startswith("image/") or guessed == "application/pdf"):
+        return guessed
+    suffix = "." + filename.rpartition(".")[2].lower() if "." in filename else ""
+    return _DOCUMENT_TYPES.get(suffix, "application/octet-stream")
+
+
+def _ocr_form(languages: Sequence[str], force_ocr: bool) -> dict[str, str] | None:
+    form: dict[str, str] = {}
+    if languages:
+        form["languages"] = ",".join(languages)
+    if force_ocr:
+        form["force_ocr"] = "true"
+    return form or None
+
+
 class Gateway:
     """Calls to one gateway (`url`), each bounded by `timeout` seconds per network wait."""
 
@@ -208,17 +232,21 @@ class Gateway:
         await self._call("POST", "/auth/logout", what="logout", token=token)
 
     async def recognize(
-        self, token: str, data: bytes, filename: str, languages: Sequence[str] = ()
+        self,
+        token: str,
+        data: bytes,
+        filename: str,
+        languages: Sequence[str] = (),
+        *,
+        force_ocr: bool = False,
     ) -> AsyncGenerator[OcrEvent, None]:
-        """The events of `/ocr/stream` for one image in `languages` (none: the gateway's
-        default, English), each as soon as it arrives."""
-        guessed, _ = mimetypes.guess_type(filename)
-        content_type = guessed if guessed and guessed.startswith("image/") else "application/octet-stream"
+        """The events of `/ocr/stream` for one image or document in `languages` (none: the
+        gateway's default, English), each as soon as it arrives."""
         request = self._http.build_request(
             "POST",
             "/ocr/stream",
-            files={"file": (filename, data, content_type)},
-            data={"languages": ",".join(languages)} if languages else None,
+            files={"file": (filename, data, upload_type(filename))},
+            data=_ocr_form(languages, force_ocr),
             headers={"Authorization": f"Bearer {token}", "Accept": "application/x-ndjson"},
         )
         with self._transport_errors():
@@ -233,3 +261,59 @@ class Gateway:
                         yield event
             finally:
                 await response.aclose()
+
+    async def render(
+        self,
+        token: str,
+        data: bytes,
+        filename: str,
+        output_format: str,
+        sink: BinaryIO,
+        languages: Sequence[str] = (),
+        *,
+        force_ocr: bool = False,
+    ) -> Rendered:
+        """`/ocr?format=<output_format>` for one document, its answer written to `sink` chunk
+        by chunk as it arrives (never held whole). Raises CliError; an answer that breaks
+        off before its end is a failure (what reached `sink` is incomplete)."""
+        request = self._http.build_request(
+            "POST",
+            "/ocr",
+            params={"format": output_format},
+            files={"file": (filename, data, upload_type(filename))},
+            data=_ocr_form(languages, force_ocr),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        with self._transport_errors():
+            response = await self._http.send(request, stream=True)
+            try:
+                if response.status_code != 200:
+                    content = await _read_limited(response, MAX_RESPONSE_BYTES)
+                    raise http_error(response.status_code, content, response.headers, what="")
+                size = 0
+                try:
+                    async for chunk in response.aiter_bytes():
+                        sink.write(chunk)
+                        size += len(chunk)
+                except httpx.RemoteProtocolError:
+                    raise CliError(
+                        ExitCode.FAILURE, "the gateway's answer broke off before its end (nothing saved)"
+                    ) from None
+            finally:
+                await response.aclose()
+        count = response.headers.get("x-page-count", "")
+        return Rendered(
+            filename=_attachment_name(response.headers.get("content-disposition", "")),
+            content_type=response.headers.get("content-type", ""),
+            page_count=int(count) if count.isdigit() else None,
+            size=size,
+        )
+
+
+def _attachment_name(disposition: str) -> str:
+    """The plain `filename` of a Content-Disposition ("" when none): shown, never used as a path."""
+    for part in disposition.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "filename":
+            return value.strip().strip('"')
+    return ""

@@ -1,6 +1,7 @@
 """How `ocrmesh ocr` shows results, each line the moment it arrives: rich text for people
-(with a progress bar on stderr when it is a terminal), `--text` plain lines, `--json` NDJSON
-events. Failures are one line on stderr in every mode (and an `error` event with --json)."""
+(a dim heading per page of a document, a progress bar on stderr when it is a terminal),
+`--text` plain lines (a form feed line between pages), `--json` NDJSON events (`page`
+events included). Failures are one line on stderr in every mode (and an `error` event with --json)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,47 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ocrmesh.rules.ocr_events import CompletedEvent, LineEvent, OcrEvent
+from ocrmesh.rules.ocr_events import CompletedEvent, LineEvent, OcrEvent, PageEvent, StartedEvent
 from ocrmesh_cli.errors import CliError
 
 PROGRAM = "ocrmesh"
+# Between two pages in plain text: the form feed of the `txt` format.
+PAGE_BREAK = "\f"
+
+
+def page_heading(event: PageEvent, page_count: int) -> str:
+    """`page 2 of 4 (turned 90°, deskewed 1.5°, PDF text layer)`: the page and what was done
+    to it."""
+    notes = []
+    if event.rotation:
+        notes.append(f"turned {event.rotation}°")
+    if abs(event.skew) >= 0.05:
+        notes.append(f"deskewed {event.skew:g}°")
+    if event.source == "text_layer":
+        notes.append("PDF text layer")
+    of = f" of {page_count}" if page_count > 1 else ""
+    return f"page {event.page}{of}" + (f" ({', '.join(notes)})" if notes else "")
+
+
+class _Pages:
+    """Per file: how many pages the document has (from `started`) and whether a page has
+    begun yet, to mark the boundaries between pages."""
+
+    def __init__(self) -> None:
+        self._count: dict[Path, int] = {}
+        self._seen: set[Path] = set()
+
+    def boundary(self, path: Path, event: OcrEvent) -> tuple[bool, int] | None:
+        """For a page event: (whether a page came before it, the page count); else None."""
+        if isinstance(event, StartedEvent):
+            self._count[path] = event.page_count
+            self._seen.discard(path)
+            return None
+        if not isinstance(event, PageEvent):
+            return None
+        before = path in self._seen
+        self._seen.add(path)
+        return before, self._count.get(path, 1)
 
 
 def error_line(message: str) -> str:
@@ -75,8 +113,13 @@ class TextOutput(_PlainOutput):
     def __init__(self, *, several: bool, stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
         super().__init__(stdout, stderr)
         self._several = several
+        self._pages = _Pages()
 
     def event(self, path: Path, event: OcrEvent) -> None:
+        boundary = self._pages.boundary(path, event)
+        if boundary is not None and boundary[0]:
+            # A form feed alone on a line between pages, as in the `txt` format.
+            self._write(f"{path}: {PAGE_BREAK}" if self._several else PAGE_BREAK)
         if isinstance(event, LineEvent):
             self._write(f"{path}: {event.text}" if self._several else event.text)
 
@@ -105,6 +148,7 @@ class RichOutput:
         self, *, total: int, progress: bool, stdout: Console | None = None, stderr: Console | None = None
     ) -> None:
         self._several = total > 1
+        self._pages = _Pages()
         # soft_wrap: a long line stays one line, whatever the terminal's width.
         self._out = stdout or Console(soft_wrap=True, highlight=False)
         self._err = stderr or Console(stderr=True, soft_wrap=True, highlight=False)
@@ -141,6 +185,15 @@ class RichOutput:
             self._progress.advance(self._task)
 
     def event(self, path: Path, event: OcrEvent) -> None:
+        boundary = self._pages.boundary(path, event)
+        if boundary is not None and isinstance(event, PageEvent):
+            _, page_count = boundary
+            # A heading per page of a document; an image (one page, upright) needs none.
+            if page_count > 1 or event.rotation or event.source == "text_layer":
+                heading = Text(f"── {page_heading(event, page_count)} ──", style="dim")
+                if self._several:
+                    heading = Text.assemble((f"{path}: ", "dim"), heading)
+                self._out.print(heading)
         if isinstance(event, LineEvent):
             text = Text(event.text)  # a Text: OCR output is never read as rich markup
             if self._several:
@@ -150,7 +203,8 @@ class RichOutput:
             self._advance()
             seconds = event.timings.total_ms / 1000
             lines = f"{event.line_count} line{'' if event.line_count == 1 else 's'}"
-            self._err.print(Text(f"{path}: {lines} in {seconds:.1f} s", style="green"))
+            pages = f"{event.page_count} pages, " if event.page_count > 1 else ""
+            self._err.print(Text(f"{path}: {pages}{lines} in {seconds:.1f} s", style="green"))
 
     def failed(self, path: Path, error: CliError) -> None:
         self._advance()

@@ -1,4 +1,5 @@
-// The ocrmesh page: sign up, verify, log in, then stream an image's text over it.
+// The ocrmesh page: sign up, verify, log in, then stream an image's or a document's text
+// over it, page by page, and download it as a searchable PDF or text.
 // Plain ES module, no dependencies. Text from the server is only ever set as textContent,
 // never as HTML: OCR output is whatever the image says.
 
@@ -247,7 +248,7 @@ $("logout").addEventListener("click", async () => {
   }
 });
 
-// ---------------------------------------------------------------- reading an image
+// ---------------------------------------------------------------- reading an image or a document
 
 /** Each JSON object of an NDJSON body, as it arrives. */
 async function* ndjsonEvents(body) {
@@ -278,6 +279,13 @@ function polygonPoints(box) {
 
 // What the current run has received; what "Copy" and "Download" hand out.
 let run = null;
+// The image preview failed to load (a format the browser does not show: TIFF, PDF).
+let previewFailed = false;
+const DOWNLOAD_BUTTONS = ["copy", "download", "download-pdf", "download-text"];
+
+function isPdf(file) {
+  return file.type === "application/pdf" || /\.pdf$/i.test(file.name);
+}
 
 function stopReading() {
   run?.controller.abort();
@@ -287,18 +295,29 @@ function stopReading() {
 function resetResult(file) {
   const image = $("image");
   if (image.src) URL.revokeObjectURL(image.src);
-  image.src = URL.createObjectURL(file);
-  $("canvas").classList.remove("no-preview");
+  image.removeAttribute("src");
+  // A browser shows no PDF in an <img>: the boxes go on a blank sheet from the start.
+  previewFailed = isPdf(file);
+  if (!previewFailed) image.src = URL.createObjectURL(file);
+  updatePreview();
   $("boxes").replaceChildren();
   $("boxes").removeAttribute("viewBox");
   $("lines").replaceChildren();
   $("timings").replaceChildren();
   $("timings").hidden = true;
   $("ocr-error").hidden = true;
-  $("copy").disabled = true;
-  $("download").disabled = true;
+  for (const id of DOWNLOAD_BUTTONS) $(id).disabled = true;
   $("progress").textContent = `Reading ${file.name} ...`;
   $("result").hidden = false;
+}
+
+/** The image shows under the boxes only where it is what the boxes are drawn on: the first
+ * page, as it was sent (not turned upright or deskewed), in a format the browser shows. */
+function updatePreview() {
+  const shown = run?.pages.get(run.shownPage);
+  const asSent = !shown || (Number(shown.rotation) === 0 && Math.abs(Number(shown.skew) || 0) < 0.05);
+  const first = !run || run.shownPage <= 1;
+  $("canvas").classList.toggle("no-preview", previewFailed || !asSent || !first);
 }
 
 function showOcrError(message) {
@@ -306,6 +325,78 @@ function showOcrError(message) {
   error.textContent = message;
   error.hidden = false;
   $("progress").textContent = "";
+}
+
+/** The boxes of one page over the sheet: the page being read, or the one a line was picked on. */
+function showPage(number) {
+  if (!run) return;
+  run.shownPage = number;
+  const page = run.pages.get(number);
+  const width = Number(page?.width ?? run.started?.image_width);
+  const height = Number(page?.height ?? run.started?.image_height);
+  const boxes = $("boxes");
+  if (width > 0 && height > 0) boxes.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  boxes.replaceChildren(...run.lines.filter((line) => line.page === number).map(polygonFor).filter(Boolean));
+  for (const heading of document.querySelectorAll(".page-heading")) {
+    heading.classList.toggle("shown", Number(heading.dataset.page) === number);
+  }
+  updatePreview();
+}
+
+function polygonFor(line) {
+  const points = polygonPoints(line.box);
+  if (points === null) return null;
+  const polygon = document.createElementNS(SVG_NS, "polygon");
+  polygon.setAttribute("points", points);
+  polygon.dataset.index = String(line.index);
+  const title = document.createElementNS(SVG_NS, "title");
+  title.textContent = line.text;
+  polygon.append(title);
+  return polygon;
+}
+
+/** "Page 2 of 4 · turned 90° · deskewed 1.5° · PDF text layer" */
+function pageTitle(event) {
+  const count = Number(run.started?.page_count) || 1;
+  const parts = [count > 1 ? `Page ${Number(event.page)} of ${count}` : `Page ${Number(event.page)}`];
+  const rotation = Number(event.rotation);
+  const skew = Number(event.skew);
+  if (rotation) parts.push(`turned ${rotation}°`);
+  if (Number.isFinite(skew) && Math.abs(skew) >= 0.05) parts.push(`deskewed ${skew}°`);
+  parts.push(event.source === "text_layer" ? "PDF text layer" : "OCR");
+  return parts.join(" · ");
+}
+
+/** The list a page's lines go in (made when its page event, or an older server's first
+ * line without one, arrives). */
+function pageList(number) {
+  let list = run.pageLists.get(number);
+  if (!list) {
+    list = document.createElement("ol");
+    list.dataset.page = String(number);
+    $("lines").append(list);
+    run.pageLists.set(number, list);
+  }
+  return list;
+}
+
+function onPage(event) {
+  const number = Number(event.page);
+  run.pages.set(number, event);
+  const count = Number(run.started?.page_count) || 1;
+  // A document's pages get a heading each; a single upright image needs none.
+  const document_ = count > 1 || run.started?.document_format === "pdf";
+  if (document_ || Number(event.rotation) || event.source === "text_layer") {
+    const heading = document.createElement("h3");
+    heading.className = "page-heading";
+    heading.dataset.page = String(number);
+    heading.textContent = pageTitle(event);
+    heading.title = "Show this page's boxes";
+    $("lines").append(heading);
+  }
+  pageList(number);
+  showPage(number);
+  $("progress").textContent = `${count > 1 ? `Page ${number} of ${count} · ` : ""}${run.lines.length} lines so far ...`;
 }
 
 function highlight(index) {
@@ -328,32 +419,33 @@ function onLine(event) {
   const index = Number(event.index);
   const text = String(event.text ?? "");
   const confidence = Number(event.confidence);
-  run.lines.push({ index, block: Number(event.block), text, confidence, box: event.box });
+  const page = Number(event.page) || 1;
+  const words = Array.isArray(event.words) ? event.words : [];
+  const line = { index, block: Number(event.block), page, text, confidence, box: event.box, words };
+  run.lines.push(line);
 
-  const points = polygonPoints(event.box);
-  if (points !== null) {
-    const polygon = document.createElementNS(SVG_NS, "polygon");
-    polygon.setAttribute("points", points);
-    polygon.dataset.index = String(index);
-    const title = document.createElementNS(SVG_NS, "title");
-    title.textContent = text;
-    polygon.append(title);
-    $("boxes").append(polygon);
+  if (page === run.shownPage || run.shownPage === 0) {
+    if (run.shownPage === 0) run.shownPage = page;
+    const polygon = polygonFor(line);
+    if (polygon !== null) $("boxes").append(polygon);
   }
 
   const item = document.createElement("li");
   item.dataset.index = String(index);
+  item.dataset.page = String(page);
   item.tabIndex = 0;
-  const words = document.createElement("span");
-  words.className = "text";
-  words.textContent = text;
+  const textSpan = document.createElement("span");
+  textSpan.className = "text";
+  textSpan.textContent = text;
   const score = document.createElement("span");
   score.className = "confidence";
   score.textContent = Number.isFinite(confidence) ? `${Math.round(confidence * 100)}%` : "";
   score.title = "confidence";
-  item.append(words, score);
-  $("lines").append(item);
-  $("progress").textContent = `${run.lines.length} line${run.lines.length === 1 ? "" : "s"} so far ...`;
+  item.append(textSpan, score);
+  pageList(page).append(item);
+  const count = Number(run.started?.page_count) || 1;
+  const where = count > 1 ? `Page ${page} of ${count} · ` : "";
+  $("progress").textContent = `${where}${run.lines.length} line${run.lines.length === 1 ? "" : "s"} so far ...`;
 }
 
 function milliseconds(value) {
@@ -364,8 +456,10 @@ function milliseconds(value) {
 function onCompleted(event) {
   run.completed = event;
   const timings = event.timings ?? {};
+  const pageCount = Number(event.page_count) || 1;
   const rows = [
     ["engine", run.started?.engine ?? ""],
+    ["pages", String(pageCount)],
     ["lines", String(event.line_count)],
     ["decode", milliseconds(timings.decode_ms)],
     ["detect", milliseconds(timings.detect_ms)],
@@ -382,10 +476,12 @@ function onCompleted(event) {
   }
   list.hidden = false;
   const count = Number(event.line_count);
+  const onPages = pageCount > 1 ? ` on ${pageCount} pages` : "";
   $("progress").textContent =
-    count === 0 ? "No text found in this image." : `${count} line${count === 1 ? "" : "s"} in ${milliseconds(timings.total_ms)}`;
-  $("copy").disabled = false;
-  $("download").disabled = false;
+    count === 0
+      ? `No text found in this ${pageCount > 1 ? "document" : "image"}.`
+      : `${count} line${count === 1 ? "" : "s"}${onPages} in ${milliseconds(timings.total_ms)}`;
+  for (const id of DOWNLOAD_BUTTONS) $(id).disabled = false;
 }
 
 async function readImage(file) {
@@ -394,14 +490,21 @@ async function readImage(file) {
     return;
   }
   stopReading();
-  const current = { file, controller: new AbortController(), started: null, lines: [], completed: null };
+  const current = {
+    file,
+    controller: new AbortController(),
+    languages: chosenLanguages(),
+    forceOcr: $("force-ocr").checked,
+    started: null,
+    pages: new Map(),
+    pageLists: new Map(),
+    shownPage: 0,
+    lines: [],
+    completed: null,
+  };
   run = current;
   resetResult(file);
-  const body = new FormData();
-  body.append("file", file, file.name);
-  // None ticked: the field is left out and the gateway reads English.
-  const languages = chosenLanguages();
-  if (languages.length > 0) body.append("languages", languages.join(","));
+  const body = uploadBody(current);
 
   let response;
   try {
@@ -427,6 +530,7 @@ async function readImage(file) {
     for await (const event of ndjsonEvents(response.body)) {
       if (run !== current) return;
       if (event.type === "started") onStarted(event);
+      else if (event.type === "page") onPage(event);
       else if (event.type === "line") onLine(event);
       else if (event.type === "completed") onCompleted(event);
       else if (event.type === "error") {
@@ -441,6 +545,16 @@ async function readImage(file) {
   if (run === current && !current.completed) showOcrError("the stream ended without a result");
 }
 
+/** The upload of a run: the file and the options it was read with (the same for its downloads). */
+function uploadBody({ file, languages, forceOcr }) {
+  const body = new FormData();
+  body.append("file", file, file.name);
+  // None ticked: the field is left out and the gateway reads English.
+  if (languages.length > 0) body.append("languages", languages.join(","));
+  if (forceOcr) body.append("force_ocr", "true");
+  return body;
+}
+
 function resultJson() {
   const { file, started, lines, completed } = run;
   return {
@@ -448,6 +562,8 @@ function resultJson() {
     engine: started?.engine ?? null,
     image_width: started?.image_width ?? null,
     image_height: started?.image_height ?? null,
+    page_count: completed.page_count ?? 1,
+    pages: [...run.pages.values()].map(({ type, ...page }) => page),
     lines,
     full_text: completed.full_text,
     line_count: completed.line_count,
@@ -466,15 +582,86 @@ $("copy").addEventListener("click", async () => {
   }
 });
 
+function saveBlob(blob, filename) {
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = filename;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 0);
+}
+
+function stem(file) {
+  return file.name.replace(/\.[^.]*$/, "") || "document";
+}
+
 $("download").addEventListener("click", () => {
   if (!run?.completed) return;
   const blob = new Blob([JSON.stringify(resultJson(), null, 2)], { type: "application/json" });
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = `${run.file.name.replace(/\.[^.]*$/, "") || "image"}.ocr.json`;
-  link.click();
-  setTimeout(() => URL.revokeObjectURL(link.href), 0);
+  saveBlob(blob, `${stem(run.file)}.ocr.json`);
 });
+
+/** The file name a Content-Disposition gives (its UTF-8 `filename*` first), or "". */
+function attachmentName(disposition) {
+  if (!disposition) return "";
+  const extended = /filename\*=UTF-8''([^;]+)/i.exec(disposition);
+  if (extended) {
+    try {
+      return decodeURIComponent(extended[1].trim());
+    } catch {
+      // a malformed escape: fall back to the plain name
+    }
+  }
+  const plain = /filename="([^"]*)"/i.exec(disposition);
+  return plain ? plain[1] : "";
+}
+
+/** Send the run's file again to /ocr?format=<format> and save the answer (a searchable PDF,
+ * the text): the gateway renders the document, the browser keeps the file. */
+async function downloadRendered(format, what, fallbackName, button) {
+  const current = run;
+  if (!current?.completed || !session) return;
+  button.disabled = true;
+  say(`Preparing the ${what} of ${current.file.name} ...`);
+  try {
+    let response;
+    try {
+      response = await fetch(`ocr?format=${format}`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${session.token}` },
+        body: uploadBody(current),
+      });
+    } catch (error) {
+      say(unreachable(error).message, "error");
+      return;
+    }
+    if (!response.ok) {
+      const error = await errorFrom(response);
+      if (error.status === 401) showSignedOut("Your session has ended: log in again.");
+      else say(error.message, "error");
+      return;
+    }
+    let blob;
+    try {
+      // A download the gateway had to break off ends the body early: blob() rejects.
+      blob = await response.blob();
+    } catch (error) {
+      say(`the ${what} broke off before its end: ${error.message}`, "error");
+      return;
+    }
+    const name = attachmentName(response.headers.get("Content-Disposition")) || fallbackName;
+    saveBlob(blob, name);
+    say(`Saved ${name}.`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("download-pdf").addEventListener("click", (event) =>
+  downloadRendered("pdf", "searchable PDF", `${stem(run.file)}.searchable.pdf`, event.currentTarget),
+);
+$("download-text").addEventListener("click", (event) =>
+  downloadRendered("txt", "text", `${stem(run.file)}.txt`, event.currentTarget),
+);
 
 $("file").addEventListener("change", (event) => {
   const [file] = event.target.files;
@@ -498,18 +685,34 @@ dropzone.addEventListener("drop", (event) => {
 });
 
 // A browser that cannot show the format (TIFF in most): the boxes still show, on a blank sheet.
-$("image").addEventListener("error", () => $("canvas").classList.add("no-preview"));
+$("image").addEventListener("error", () => {
+  if (!$("image").getAttribute("src")) return;
+  previewFailed = true;
+  updatePreview();
+});
+
+/** Highlight a line and its box, turning the sheet to the line's page first. */
+function pick(target) {
+  if (!target) {
+    highlight(null);
+    return;
+  }
+  const page = Number(target.dataset.page);
+  if (run && page && page !== run.shownPage) showPage(page);
+  highlight(target.dataset.index);
+}
 
 for (const container of [$("boxes"), $("lines")]) {
-  container.addEventListener("pointerover", (event) => {
-    const target = event.target.closest("[data-index]");
-    highlight(target ? target.dataset.index : null);
-  });
+  container.addEventListener("pointerover", (event) => pick(event.target.closest("[data-index]")));
   container.addEventListener("pointerleave", () => highlight(null));
 }
 $("lines").addEventListener("focusin", (event) => {
   const target = event.target.closest("[data-index]");
-  if (target) highlight(target.dataset.index);
+  if (target) pick(target);
+});
+$("lines").addEventListener("click", (event) => {
+  const heading = event.target.closest(".page-heading");
+  if (heading) showPage(Number(heading.dataset.page));
 });
 $("lines").addEventListener("focusout", () => highlight(null));
 

@@ -97,8 +97,10 @@ def test_ocr_prints_the_recognised_lines_of_a_page(
 def assert_one_page_of_events(records: list[dict[str, object]], file: Path) -> None:
     assert {r["file"] for r in records} == {str(file)}
     kinds = [r["type"] for r in records]
-    assert kinds == ["started", *["line"] * (len(kinds) - 2), "completed"]
-    lines = records[1:-1]
+    # An image is one page: its page event comes before its lines.
+    assert kinds == ["started", "page", *["line"] * (len(kinds) - 3), "completed"]
+    assert records[1]["page"] == 1
+    lines = records[2:-1]
     assert [r["index"] for r in lines] == list(range(len(lines)))
     assert records[-1]["line_count"] == len(lines) == len(SAMPLE_PARAGRAPH)
     assert records[-1]["full_text"] == "\n".join(str(r["text"]) for r in lines)

@@ -131,5 +131,6 @@ def test_uploads_that_are_too_big_not_images_or_empty(client: httpx.Client, user
     assert empty.status_code == 400
     corrupt = sample_multiline_png()[:200]
     broken = client.post("/ocr/stream", headers=user.auth, files={"file": ("a.png", corrupt, "image/png")})
-    assert broken.status_code == 400
+    # ocr_svc refuses it as UNREADABLE (ocrmesh/rules/document_refusals.py): 422.
+    assert broken.status_code == 422
     assert "detail" in broken.json()

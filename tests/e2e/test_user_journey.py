@@ -60,8 +60,10 @@ def assert_in_order(events: list[dict[str, object]]) -> None:
     kinds = [e["type"] for e in events]
     assert kinds[0] == "started"
     assert kinds[-1] == "completed"
-    assert set(kinds[1:-1]) == {"line"}
-    lines = events[1:-1]
+    # An image is one page: its page event, then its lines.
+    assert kinds[1] == "page"
+    assert set(kinds[2:-1]) == {"line"}
+    lines = events[2:-1]
     assert [e["index"] for e in lines] == list(range(len(lines)))
     completed = events[-1]
     assert completed["line_count"] == len(lines)
@@ -77,7 +79,7 @@ def test_streamed_ocr_as_ndjson_arrives_in_order(client: httpx.Client, user: Sig
         assert response.headers["content-type"].startswith("application/x-ndjson")
         events = read_ndjson(response)
     assert_in_order(events)
-    assert len(events) - 2 == len(EXPECTED_LINES)
+    assert len(events) - 3 == len(EXPECTED_LINES)  # started, page, lines, completed
 
 
 def test_streamed_ocr_as_server_sent_events(client: httpx.Client, user: SignedUpUser) -> None:

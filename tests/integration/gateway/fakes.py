@@ -21,6 +21,7 @@ from ocr_svc.servicer import bad_request_metadata
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.rules.document_refusals import DocumentRefusal, refusal_metadata
 from ocrmesh.rules.tokens import InvalidToken, TokenVerifier, bearer_token_from_metadata
 
 AUTH_SERVICE = auth_pb2.DESCRIPTOR.services_by_name["AuthService"].full_name
@@ -189,15 +190,74 @@ def completed_event(texts: list[str]) -> ocr_pb2.RecognizeResponse:
     )
 
 
+def page_event(page: int, *, source: str = "ocr", rotation: int = 0) -> ocr_pb2.RecognizeResponse:
+    return ocr_pb2.RecognizeResponse(
+        page=ocr_pb2.Page(
+            page=page, width=1240, height=1754, rotation=rotation, skew=0.5, source=source, dpi=150
+        )
+    )
+
+
+def document_events(pages: list[list[str]]) -> list[ocr_pb2.RecognizeResponse]:
+    """A document's stream as ocr_svc sends it: started, per page a page event and its lines
+    (with `page` and one word per space-separated part), completed."""
+    events = [
+        ocr_pb2.RecognizeResponse(
+            started=ocr_pb2.Started(
+                engine="fake",
+                image_width=1240,
+                image_height=1754,
+                page_count=len(pages),
+                document_format="pdf",
+            )
+        )
+    ]
+    index = 0
+    for number, texts in enumerate(pages, start=1):
+        events.append(
+            page_event(number, source="text_layer" if number == 2 else "ocr", rotation=90 * (number - 1))
+        )
+        for text in texts:
+            line = line_event(index, text)
+            line.line.page = number
+            for position, word in enumerate(text.split()):
+                corners = [
+                    ocr_pb2.Point(x=x + 50 * position, y=y) for x, y in ((0, 0), (40, 0), (40, 20), (0, 20))
+                ]
+                line.line.words.append(ocr_pb2.Word(text=word, confidence=0.5, box=corners))
+            events.append(line)
+            index += 1
+    every = [text for texts in pages for text in texts]
+    done = completed_event(every)
+    done.completed.page_count = len(pages)
+    events.append(done)
+    return events
+
+
+# What the fake's RenderDocument sends per format: (content type, extension).
+RENDERED_TYPES = {
+    ocr_pb2.OUTPUT_FORMAT_TXT: ("text/plain; charset=utf-8", "txt"),
+    ocr_pb2.OUTPUT_FORMAT_HOCR: ("application/xhtml+xml", "hocr"),
+    ocr_pb2.OUTPUT_FORMAT_ALTO: ("application/xml", "xml"),
+    ocr_pb2.OUTPUT_FORMAT_PDF: ("application/pdf", "pdf"),
+}
+
+
 @dataclass
 class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
     """Streams started / one line per text / completed, or the failure a test asks for.
 
     mode: "ok", "invalid" (INVALID_ARGUMENT before any event), "busy" (RESOURCE_EXHAUSTED),
     "fail_mid" (started, one line, then INTERNAL), "gated" (each event waits for `gate`),
-    "hang" (nothing at all), "hang_after_start" (started, then nothing), "no_completion" (started, then ends).
+    "hang" (nothing at all), "hang_after_start" (started, then nothing), "no_completion" (started, then ends),
+    "refuse:<DocumentRefusal>" (INVALID_ARGUMENT with that refusal's ErrorInfo, as ocr_svc refuses
+    a document). With `pages` set, Recognize streams that document (document_events).
     A request naming a language not in `languages` is refused as ocr_svc refuses it
     (INVALID_ARGUMENT with a BadRequest naming the field).
+
+    RenderDocument: a header, then `rendered` (by default the format's name and the lines) in
+    `chunk_size` chunks; modes "ok", "invalid", "busy", "refuse:<reason>" (before the header),
+    "fail_mid" (after the first chunk), "gated" (each chunk waits for `gate`).
     """
 
     texts: list[str] = field(default_factory=lambda: ["Hello", "world"])
@@ -207,6 +267,10 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
     seen_metadata: list[dict[str, str]] = field(default_factory=list)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     calls_started: asyncio.Event = field(default_factory=asyncio.Event)
+    pages: list[list[str]] | None = None
+    rendered: bytes | None = None
+    chunk_size: int = 8
+    render_requests: list[ocr_pb2.RenderDocumentRequest] = field(default_factory=list)
     languages: list[ocr_pb2.Language] = field(
         default_factory=lambda: [
             ocr_pb2.Language(code="en", name="English", engine="rapidocr"),
@@ -235,14 +299,18 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
                 )
                 context.set_trailing_metadata(bad_request_metadata("languages", message))
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+            await self._refuse_if_asked(context)
             if self.mode == "invalid":
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "image: cannot decode this file")
             if self.mode == "hang":
                 await asyncio.sleep(3600)
             if self.mode == "busy":
                 await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the OCR queue is full, retry later")
-            events = [started_event(), *(line_event(i, t) for i, t in enumerate(self.texts))]
-            events.append(completed_event(self.texts))
+            if self.pages is not None:
+                events = document_events(self.pages)
+            else:
+                events = [started_event(), *(line_event(i, t) for i, t in enumerate(self.texts))]
+                events.append(completed_event(self.texts))
             if self.mode == "fail_mid":
                 yield events[0]
                 yield events[1]
@@ -257,6 +325,46 @@ class FakeOcr(ocr_pb2_grpc.OcrServiceServicer):
                 if self.mode == "gated":
                     await self.gate.get()
                 yield event
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    async def _refuse_if_asked(self, context: aio.ServicerContext[Any, Any]) -> None:
+        if self.mode.startswith("refuse:"):
+            reason = DocumentRefusal(self.mode.removeprefix("refuse:"))
+            message = f"the document is refused: {reason.value.lower().replace('_', ' ')}"
+            context.set_trailing_metadata(refusal_metadata(reason, message))
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+    async def RenderDocument(
+        self, request: ocr_pb2.RenderDocumentRequest, context: aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[ocr_pb2.RenderDocumentResponse]:
+        self.render_requests.append(request)
+        self.seen_metadata.append({k: str(v) for k, v in context.invocation_metadata() or ()})
+        self.calls_started.set()
+        try:
+            await self._refuse_if_asked(context)
+            if self.mode == "invalid":
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "image: cannot decode this file")
+            if self.mode == "busy":
+                await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the OCR queue is full, retry later")
+            content_type, extension = RENDERED_TYPES[request.format]
+            stem = (request.document.filename or "document").rsplit(".", 1)[0]
+            pages = self.pages if self.pages is not None else [self.texts]
+            yield ocr_pb2.RenderDocumentResponse(
+                header=ocr_pb2.RenderedHeader(
+                    content_type=content_type, filename=f"{stem}.{extension}", page_count=len(pages)
+                )
+            )
+            body = self.rendered
+            if body is None:
+                body = "\f".join("\n".join(texts) for texts in pages).encode()
+            for start in range(0, len(body), self.chunk_size):
+                if self.mode == "gated":
+                    await self.gate.get()
+                yield ocr_pb2.RenderDocumentResponse(chunk=body[start : start + self.chunk_size])
+                if self.mode == "fail_mid":
+                    raise RuntimeError("fpdf2 exploded at /opt/fonts/DejaVuSans.ttf")
         except asyncio.CancelledError:
             self.cancelled.set()
             raise

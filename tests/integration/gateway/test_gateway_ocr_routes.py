@@ -42,7 +42,13 @@ async def test_ocr_answers_the_original_fields_plus_the_lines(client: httpx.Asyn
         "text": "Hello",
         "confidence": 0.9375,
         "box": [[0, 0], [100, 0], [100, 20], [0, 20]],
+        "page": 1,
+        "words": [],
     }
+    # An image is one page (this fake ocr_svc sends no page event: the started event's size).
+    assert body["pages"] == [
+        {"page": 1, "width": 640, "height": 480, "rotation": 0, "skew": 0.0, "source": "ocr", "dpi": 0.0}
+    ]
     assert body["engine"] == "fake"
     assert (body["image_width"], body["image_height"]) == (640, 480)
     assert body["timings"] == {"decode_ms": 1, "detect_ms": 2, "recognize_ms": 3, "total_ms": 6}
@@ -266,7 +272,14 @@ async def test_stream_events_are_ndjson_by_default(client: httpx.AsyncClient, me
     assert response.headers["content-type"] == "application/x-ndjson"
     events = [json.loads(line) for line in response.text.splitlines()]
     assert [e["type"] for e in events] == ["started", "line", "line", "completed"]
-    assert events[0] == {"type": "started", "engine": "fake", "image_width": 640, "image_height": 480}
+    assert events[0] == {
+        "type": "started",
+        "engine": "fake",
+        "image_width": 640,
+        "image_height": 480,
+        "page_count": 1,
+        "document_format": "",
+    }
     assert events[1] == {
         "type": "line",
         "index": 0,
@@ -274,6 +287,8 @@ async def test_stream_events_are_ndjson_by_default(client: httpx.AsyncClient, me
         "text": "Hello",
         "confidence": 0.9375,
         "box": [[0, 0], [100, 0], [100, 20], [0, 20]],
+        "page": 1,
+        "words": [],
     }
     assert events[3]["full_text"] == "Hello\nworld"
     assert events[3]["line_count"] == 2

@@ -159,3 +159,62 @@ async def test_asking_for_codes_too_often_says_when_to_ask_again(gateway_page: P
     status = page.locator("#status")
     await expect(status).to_contain_text("too many attempts; retry in 42 s")
     await expect(status).to_contain_text("(try again in 42 s) (HTTP 429)")
+
+
+PDF_BYTES = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n the test servicer does not read it"
+
+
+async def test_a_pdfs_pages_stream_in_under_their_headings_and_download_as_pdf_and_text(
+    signed_in_page: Page, mesh: Mesh, tmp_path: Path
+) -> None:
+    page = signed_in_page
+    mesh.ocr.pages = [["First page", "its second line"], ["Trang hai"]]
+    mesh.ocr.rendered = b"%PDF-1.7 searchable"
+    await page.get_by_label("OCR every page").check()
+    await page.locator("#file").set_input_files(
+        files=[{"name": "scan.pdf", "mimeType": "application/pdf", "buffer": PDF_BYTES}]
+    )
+    headings = page.locator("#lines .page-heading")
+    await expect(headings).to_have_count(2)
+    await expect(headings.nth(0)).to_have_text("Page 1 of 2 · deskewed 0.5° · OCR")
+    await expect(headings.nth(1)).to_have_text("Page 2 of 2 · turned 90° · deskewed 0.5° · PDF text layer")
+    await expect(page.locator('#lines ol[data-page="1"] .text')).to_have_text(
+        ["First page", "its second line"]
+    )
+    await expect(page.locator('#lines ol[data-page="2"] .text')).to_have_text(["Trang hai"])
+    await expect(page.locator("#progress")).to_contain_text("3 lines on 2 pages")
+    # A PDF is no image: its boxes go on a blank sheet, the last page's as it was read.
+    await expect(page.locator("#canvas")).to_have_class("canvas no-preview")
+    await expect(page.locator("#boxes polygon")).to_have_count(1)
+    # Hovering a line of page 1 turns the sheet to page 1.
+    await page.locator('#lines ol[data-page="1"] li').nth(1).hover()
+    await expect(page.locator("#boxes polygon")).to_have_count(2)
+    assert mesh.ocr.requests[0].force_ocr is True
+
+    async with page.expect_download() as pdf_info:
+        await page.get_by_role("button", name="Download searchable PDF").click()
+    pdf = await pdf_info.value
+    assert pdf.suggested_filename == "scan.pdf"
+    assert Path(await pdf.path()).read_bytes() == mesh.ocr.rendered
+    async with page.expect_download() as text_info:
+        await page.get_by_role("button", name="Download text").click()
+    text = await text_info.value
+    assert text.suggested_filename == "scan.txt"
+    assert [request.format for request in mesh.ocr.render_requests] == [4, 1]  # PDF, TXT
+    # The downloads read the file as the run did: same bytes, languages and force_ocr.
+    assert {request.document.force_ocr for request in mesh.ocr.render_requests} == {True}
+    assert {request.document.image for request in mesh.ocr.render_requests} == {PDF_BYTES}
+    await expect(page.locator("#status")).to_contain_text("Saved scan.txt")
+
+
+async def test_a_download_that_breaks_off_is_reported_not_saved(signed_in_page: Page, mesh: Mesh) -> None:
+    page = signed_in_page
+    mesh.ocr.pages = [["First page"], ["Trang hai"]]
+    await page.locator("#file").set_input_files(
+        files=[{"name": "scan.pdf", "mimeType": "application/pdf", "buffer": PDF_BYTES}]
+    )
+    await expect(page.locator("#progress")).to_contain_text("on 2 pages")
+    mesh.ocr.mode = "fail_mid"
+    mesh.ocr.rendered = b"%PDF-1.7 and more than one chunk of it"
+    await page.get_by_role("button", name="Download searchable PDF").click()
+    await expect(page.locator("#status")).to_contain_text("broke off")

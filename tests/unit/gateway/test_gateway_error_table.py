@@ -61,3 +61,39 @@ def test_server_side_failures_never_show_their_details(
 ) -> None:
     details = "failed to connect to ipv4:10.0.0.7:50052; /srv/ocr/models/det.onnx: Traceback ..."
     assert rpc_error_detail(code, details, status, "ocr") == expected
+
+
+def _refused(reason: str | None, message: str = "the PDF is password-protected") -> grpc.aio.AioRpcError:
+    from ocrmesh.rules.document_refusals import DocumentRefusal, refusal_metadata
+
+    trailing = (
+        grpc.aio.Metadata(*refusal_metadata(DocumentRefusal(reason), message))
+        if reason
+        else grpc.aio.Metadata()
+    )
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.INVALID_ARGUMENT, grpc.aio.Metadata(), trailing, details=message
+    )
+
+
+@pytest.mark.parametrize(
+    ("reason", "status"),
+    [
+        ("TOO_MANY_PAGES", 413),
+        ("PAGE_TOO_LARGE", 413),
+        ("UNSUPPORTED_FORMAT", 415),
+        ("ENCRYPTED", 422),
+        ("UNREADABLE", 422),
+        (None, 400),
+    ],
+)
+def test_refused_documents_get_the_status_of_their_reason_with_the_services_words(
+    reason: str | None, status: int
+) -> None:
+    from gateway.errors import http_error_from_rpc
+
+    error = http_error_from_rpc(_refused(reason), service="ocr")
+    assert error.status_code == status
+    detail = error.detail
+    message = detail[0]["msg"] if isinstance(detail, list) else detail
+    assert message == "the PDF is password-protected"

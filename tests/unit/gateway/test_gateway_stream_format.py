@@ -70,5 +70,5 @@ def test_the_ocr_results_lines_are_the_line_events_without_their_type() -> None:
         timings=Timings(total_ms=5),
     )
     assert result.model_dump(mode="json")["lines"] == [
-        {"index": 0, "block": 1, "text": "Hello", "confidence": 0.5, "box": [[1, 2]]}
+        {"index": 0, "block": 1, "text": "Hello", "confidence": 0.5, "box": [[1, 2]], "page": 1, "words": []}
     ]

@@ -1,4 +1,4 @@
-"""Image sniffing for uploads, and the gateway's settings from the environment."""
+"""Image and PDF sniffing for uploads, and the gateway's settings from the environment."""
 
 from __future__ import annotations
 
@@ -18,13 +18,17 @@ from gateway.uploads import sniff_image_type
         (b"MM\x00*\x00\x00\x00\x08", "image/tiff"),
         (b"BM\x36\x00\x0c\x00\x00\x00", "image/bmp"),
         (b"GIF89a\x01\x00", None),
-        (b"%PDF-1.7\n", None),
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3", "application/pdf"),
+        (b"%PDF-2.0\n", "application/pdf"),
+        # Junk before the header: readers may tolerate it, the gateway does not send it on.
+        (b"\n%PDF-1.4\n", None),
+        (b"%!PS-Adobe-3.0", None),
         (b"RIFF\x24\x00\x00\x00WAVEfmt ", None),
         (b"hello, world", None),
         (b"", None),
     ],
 )
-def test_images_are_recognised_by_their_leading_bytes(head: bytes, media_type: str | None) -> None:
+def test_images_and_pdfs_are_recognised_by_their_leading_bytes(head: bytes, media_type: str | None) -> None:
     assert sniff_image_type(head) == media_type
 
 
