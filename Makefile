@@ -75,6 +75,7 @@ up: install ## run the whole mesh here as processes (Ctrl-C stops it)
 	@echo "    ocr_svc  (gRPC)   127.0.0.1:$${OCR_PORT:-50052}   grpcurl -plaintext 127.0.0.1:$${OCR_PORT:-50052} list"
 	@echo "    mail (no SMTP)    $${MAIL_DIR:-var/mail}/*.eml"
 	@echo "    processes         auth_svc $${AUTH_PROCESSES:-$(CORES)}, gateway $${GATEWAY_WORKERS:-$(CORES)}, ocr_svc $${OCR_PROCESSES:-1} (AUTH_PROCESSES, GATEWAY_WORKERS, OCR_PROCESSES)"
+	@echo "    OCR recogniser    $$(OCR_RECOGNIZER=$${OCR_RECOGNIZER:-auto} $(PY) -c 'from ocr_svc.settings import OcrSettings; print(OcrSettings().ocr_recognizer)' 2>/dev/null)   OCR_RECOGNIZER=$${OCR_RECOGNIZER:-auto}: tesseract where Debian's tesseract-ocr-eng is installed"
 	@echo "    walkthrough       make demo   (in another terminal)"
 	@echo ""
 	AUTH_PROCESSES=$${AUTH_PROCESSES:-$(CORES)} GATEWAY_WORKERS=$${GATEWAY_WORKERS:-$(CORES)} \
@@ -102,6 +103,16 @@ demo: install ## walk through register, verify, login and streamed OCR against `
 
 bench: install ## every benchmark, one summary table (BENCH_ARGS=--quick for a short run)
 	$(PY) -m bench.run_all $(BENCH_ARGS)
+
+# The fault suite and the soak run (docs/reliability.md). Both restart or stop this machine's
+# PostgreSQL and RabbitMQ only as the faults say (faults), and always give them back.
+.PHONY: faults soak
+DURATION ?= 30m
+faults: install ## break PostgreSQL, RabbitMQ, SMTP, workers, the notifier under traffic; a table in var/faults (FAULTS_ARGS)
+	$(PY) -m bench.faults $(FAULTS_ARGS)
+
+soak: install ## steady traffic for DURATION (default 30m): RSS, fds, connections, latency; var/soak/*.md and .png
+	$(PY) -m bench.soak --duration $(DURATION) $(SOAK_ARGS)
 
 certs: install ## a development CA and per-service gRPC TLS certificates in var/certs (docs/production.md)
 	$(PY) scripts/make_certs.py --out var/certs $(CERTS_ARGS)
