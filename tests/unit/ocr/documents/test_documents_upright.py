@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from harness.documents import turned_page
+from harness.pages import PageSpec, render_page
 from ocr_svc.documents.upright import OrientationDetector, find_skew, make_upright, rotate_by, to_grey
 from ocr_svc.engines.base import RgbImage
 from ocr_svc.engines.tesseract_reader import installed_models
@@ -64,3 +65,14 @@ def test_straightening_keeps_every_corner_of_the_page() -> None:
     rotated = rotate_by(pixels, 10.0)
     assert rotated.shape[0] > 100
     assert rotated.shape[1] > 200
+
+
+@pytest.mark.parametrize("turn", [90, 180, 270])
+def test_a_dense_page_of_small_print_turned_is_found_turned(detector: OrientationDetector, turn: int) -> None:
+    # Four columns of 8.6 pt text on a 300 dpi Letter page: downscaled too far for OSD
+    # (1500 px), this print came back "upright, unsure" for most turns.
+    page = render_page(PageSpec(columns=4, seed=1, body_px=36))
+    grey = np.asarray(page.image.convert("L"))
+    # np.rot90 turns counter-clockwise: standing it up again is `turn` degrees clockwise.
+    turned = np.ascontiguousarray(np.rot90(grey, k=turn // 90))
+    assert detector.clockwise_turn(turned) == turn
