@@ -24,7 +24,7 @@ import numpy as np
 from fpdf import FPDF
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from harness.pages import DPI, PageSpec, pseudo_paragraph, render_page
+from harness.pages import DPI, PageSpec, pseudo_paragraph, render_page, wrap_words
 
 # The language pages' look (harness/language_pages.py): Letter width at 300 dpi, 11 pt.
 PAGE_WIDTH, PAGE_HEIGHT, MARGIN, TEXT_PX = 2550, 1400, 300, 46
@@ -61,21 +61,6 @@ def png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _wrap(text: str, width: float, draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont) -> list[str]:
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}".strip()
-        if current and draw.textlength(candidate, font=font) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    return lines
-
-
 def english_page(seed: int = 7) -> ProsePage:
     """English prose drawn exactly as `harness.language_pages` draws the other languages
     (DejaVu Sans 46 px, a light scan), so the five language rows compare like with like."""
@@ -83,7 +68,7 @@ def english_page(seed: int = 7) -> ProsePage:
     text = unicodedata.normalize("NFC", ENGLISH_PROSE)
     image = Image.new("L", (PAGE_WIDTH, PAGE_HEIGHT), 255)
     draw = ImageDraw.Draw(image)
-    lines = _wrap(text, PAGE_WIDTH - 2 * MARGIN, draw, font)
+    lines = wrap_words(text, PAGE_WIDTH - 2 * MARGIN, draw, font)
     pitch = round(TEXT_PX * 1.6)
     for row, line in enumerate(lines):
         draw.text((MARGIN, MARGIN + row * pitch), line, fill=0, font=font)

@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from harness.images import load_font
 from harness.language_pages import PROSE
-from harness.pages import pseudo_paragraph, wrap_words
+from harness.pages import pseudo_paragraph, wrap_by, wrap_words
 from ocrmesh.rules.document_refusals import DocumentRefusal
 
 DPI = 300
@@ -207,26 +207,11 @@ def text_layer_pdf(pages: int = 2, *, vietnamese: bool = True) -> Document:
         lines = [f"{TEXT_LAYER_ENGLISH[0]}, page {number + 1}", *TEXT_LAYER_ENGLISH[1:]]
         if vietnamese and number == pages - 1:
             prose = unicodedata.normalize("NFC", PROSE["vi"])
-            lines += _wrap_points(prose, pdf, 612 - 2 * 54)[:4]
+            lines += wrap_by(prose, 612 - 2 * 54, pdf.get_string_width)[:4]
         for row, line in enumerate(lines):
             pdf.text(54, 60 + row * 22, line)
         texts.append("\n".join(lines))
     return Document(data=bytes(pdf.output()), page_texts=tuple(texts), format="pdf")
-
-
-def _wrap_points(text: str, pdf: object, width: float) -> list[str]:
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}".strip()
-        if current and pdf.get_string_width(candidate) > width:  # type: ignore[attr-defined]
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    return lines
 
 
 def _turned(image: Image.Image, turn: int, skew: float) -> Image.Image:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from harness.pages import wrap_words
+
 # The same paragraph (what microservices are for) in each language, as a person wrote it.
 PROSE: dict[str, str] = {
     "vi": (
@@ -87,21 +89,6 @@ class LanguagePage:
         return buffer.getvalue()
 
 
-def _wrap(text: str, width: float, draw: ImageDraw.ImageDraw, font: ImageFont.FreeTypeFont) -> list[str]:
-    lines: list[str] = []
-    current = ""
-    for word in text.split():
-        candidate = f"{current} {word}".strip()
-        if current and draw.textlength(candidate, font=font) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    return lines
-
-
 def language_page(language: str, *, seed: int = 7) -> LanguagePage:
     """The page of `PROSE[language]`. Raises `FontMissing` naming the Debian package."""
     font_file = FONT_FILES[language]
@@ -112,7 +99,7 @@ def language_page(language: str, *, seed: int = 7) -> LanguagePage:
     text = unicodedata.normalize("NFC", PROSE[language])
     image = Image.new("L", (PAGE_WIDTH, PAGE_HEIGHT), 255)
     draw = ImageDraw.Draw(image)
-    lines = _wrap(text, PAGE_WIDTH - 2 * MARGIN, draw, font)
+    lines = wrap_words(text, PAGE_WIDTH - 2 * MARGIN, draw, font)
     pitch = round(TEXT_PX * 1.6)
     for row, line in enumerate(lines):
         draw.text((MARGIN, MARGIN + row * pitch), line, fill=0, font=font)

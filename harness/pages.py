@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -82,13 +83,13 @@ class PageSpec:
         return f"{self.columns}col-{self.width}x{self.height}-s{self.seed}"
 
 
-def wrap_words(text: str, width: float, measure: ImageDraw.ImageDraw, font: object) -> list[str]:
-    """`text` broken into lines at most `width` pixels long in `font` (no hyphenation)."""
+def wrap_by(text: str, width: float, measure: Callable[[str], float]) -> list[str]:
+    """`text` broken into lines whose `measure` is at most `width` (no hyphenation)."""
     lines: list[str] = []
     current = ""
     for word in text.split():
         candidate = f"{current} {word}" if current else word
-        if current and measure.textlength(candidate, font=font) > width:  # type: ignore[arg-type]
+        if current and measure(candidate) > width:
             lines.append(current)
             current = word
         else:
@@ -96,6 +97,11 @@ def wrap_words(text: str, width: float, measure: ImageDraw.ImageDraw, font: obje
     if current:
         lines.append(current)
     return lines
+
+
+def wrap_words(text: str, width: float, measure: ImageDraw.ImageDraw, font: object) -> list[str]:
+    """`text` broken into lines at most `width` pixels long in `font` (no hyphenation)."""
+    return wrap_by(text, width, lambda line: measure.textlength(line, font=font))  # type: ignore[arg-type]
 
 
 @dataclass
