@@ -68,6 +68,10 @@ MAX_WINDOW = 32
 # A window borrows another core only for at least this many lines per share: a short
 # image (a few lines) never delays the start of another caller's image for a gain of one line.
 MIN_SHARE = 2
+# The first lines of a page read with at least this mean confidence stand it upright without
+# OSD: upright lines read at 0.92-1.0 (Tesseract's LSTM and PP-OCR alike), the same lines
+# upside down at most 0.76, and Tesseract's mostly below its 0.5 floor (not returned at all).
+UPRIGHT_CONFIDENCE = 0.85
 
 
 class Overloaded(Exception):
@@ -145,13 +149,14 @@ OcrEvent = Started | PageStarted | LineRecognized | Completed
 
 @dataclass(frozen=True)
 class _ReadyPage:
-    """A page fetched: upright (None: a text-layer page), and detected already when its
-    detection overlapped orientation detection (`detect_s` seconds of it)."""
+    """A page fetched: upright (None: a text-layer page), detected, its lines in reading
+    order cut into windows, and the first window read already (`first`)."""
 
     page: SourcePage
     upright: Upright | None
-    regions: list[TextRegion] | None = None
-    detect_s: float = 0.0
+    regions: list[TextRegion] = field(default_factory=list)
+    windows: list[list[OrderedLine]] = field(default_factory=list)
+    first: list[RecognizedLine | None] = field(default_factory=list)
 
 
 @dataclass
@@ -164,6 +169,10 @@ class _Progress:
     decode_s: float = 0.0
     detect_s: float = 0.0
     recognize_s: float = 0.0
+
+    def engine_s(self) -> float:
+        """Seconds of detection and recognition so far."""
+        return self.detect_s + self.recognize_s
 
 
 def _ms(seconds: float) -> float:
@@ -275,12 +284,12 @@ class OcrPipeline:
         try:
             async with self._worker_slot():
                 record_span("ocr.queue_wait", admitted_ns)
-                t0 = time.perf_counter()
+                t0, engine_s = time.perf_counter(), progress.engine_s()
                 with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
                     document = await open_document(data, self.documents, self._in_worker, force_ocr=force_ocr)
                 # Each phase's span is a child of the call's (not of one another).
-                ready = await self._fetch_page(document, 0, progress)
-                progress.decode_s += time.perf_counter() - t0 - ready.detect_s
+                ready = await self._fetch_page(document, 0, progress, route)
+                progress.decode_s += time.perf_counter() - t0 - (progress.engine_s() - engine_s)
                 upright = ready.upright
                 yield Started(
                     engine=engine_name,
@@ -294,8 +303,9 @@ class OcrPipeline:
             for index in range(1, document.page_count):
                 async with self._worker_slot():
                     t0 = time.perf_counter()
-                    ready = await self._fetch_page(document, index, progress)
-                    progress.decode_s += time.perf_counter() - t0 - ready.detect_s
+                    engine_s = progress.engine_s()
+                    ready = await self._fetch_page(document, index, progress, route)
+                    progress.decode_s += time.perf_counter() - t0 - (progress.engine_s() - engine_s)
                     async for event in self._read_page(ready, route, progress, admitted_at):
                         yield event
             page_count = document.page_count
@@ -337,49 +347,70 @@ class OcrPipeline:
             page_count=page_count,
         )
 
-    async def _fetch_page(self, document: Document, index: int, progress: _Progress) -> _ReadyPage:
-        """Page `index` of `document`, and (a page to OCR) its pixels upright.
+    async def _fetch_page(
+        self, document: Document, index: int, progress: _Progress, route: Route | None
+    ) -> _ReadyPage:
+        """Page `index` of `document` and, a page to OCR, its pixels upright, detected,
+        ordered, and its first window read.
 
-        Orientation detection (OSD, a few hundred ms) is the slow part of standing a page
-        upright, and nearly every page is upright already. So when a core is idle, OSD runs
-        on it while the page, straightened as it is, is detected: if OSD then finds the page
-        upright (the usual case) that detection stands and the page costs no more than
-        without OSD; if it finds a quarter turn, the page is turned, straightened again and
-        detected again."""
+        Orientation detection (OSD, 0.3-0.4 s of CPU a page) is the costly part of standing
+        a page upright, and nearly every page is upright already. So the page is taken as
+        it comes (straightened), detected and its first window read; OSD runs only when
+        that does not look upright (`_looks_upright`): most lines taller than wide (a page
+        on its side), or the first lines read with low confidence (a page upside down reads
+        as noise). If OSD then finds a quarter turn, the page is turned, straightened and
+        detected again, and the first window read again."""
         with span("ocr.decode", {"ocrmesh.page": index + 1}):
             page = await document.page(index)
         if page.pixels is None:
             return _ReadyPage(page, None)
         if not self.upright:
-            return _ReadyPage(page, Upright(pixels=page.pixels, rotation=0, skew=0.0))
-        detector = self.orientation
-        spare = self.cores - self._running - self._borrowed
-        if detector is None or not detector.available or spare < 1:
-            with span("ocr.upright", {"ocrmesh.page": page.number}):
-                upright: Upright = await self._in_worker(make_upright, page.pixels, detector)
-            return _ReadyPage(page, upright)
-        self._borrowed += 1
-        osd = asyncio.ensure_future(self._in_worker(page_turn, page.pixels, detector))
-        try:
-            with span("ocr.upright", {"ocrmesh.page": page.number}):
-                straight: Upright = await self._in_worker(make_upright, page.pixels, None)
-            t0 = time.perf_counter()
-            with span(
-                "ocr.detect",
-                {"ocrmesh.width": straight.pixels.shape[1], "ocrmesh.height": straight.pixels.shape[0]},
-            ):
-                regions = await self._detect(straight.pixels)
-            detect_s = time.perf_counter() - t0
-        finally:
-            await asyncio.wait([osd])
-            self._borrowed -= 1
-        turn = osd.result()
-        progress.detect_s += detect_s
-        if turn == 0:
-            return _ReadyPage(page, straight, regions, detect_s)
+            upright = Upright(pixels=page.pixels, rotation=0, skew=0.0)
+            return await self._start_page(page, upright, route, progress)
         with span("ocr.upright", {"ocrmesh.page": page.number}):
+            upright = await self._in_worker(make_upright, page.pixels, None)
+        ready = await self._start_page(page, upright, route, progress)
+        detector = self.orientation
+        if detector is None or not detector.available or _looks_upright(ready):
+            return ready
+        with span("ocr.upright", {"ocrmesh.page": page.number, "ocrmesh.osd": True}):
+            turn: int = await self._in_worker(page_turn, page.pixels, detector)
+            if turn == 0:
+                return ready
             upright = await self._in_worker(make_upright, page.pixels, None, turn)
-        return _ReadyPage(page, upright)
+        return await self._start_page(page, upright, route, progress)
+
+    async def _start_page(
+        self, page: SourcePage, upright: Upright, route: Route | None, progress: _Progress
+    ) -> _ReadyPage:
+        """`upright` detected, its lines put in reading order and cut into windows, and the
+        first window read."""
+        pixels = upright.pixels
+        t0 = time.perf_counter()
+        with span("ocr.detect", {"ocrmesh.width": pixels.shape[1], "ocrmesh.height": pixels.shape[0]}):
+            regions = await self._detect(pixels)
+        progress.detect_s += time.perf_counter() - t0
+        # In a worker: a dense page's ordering is tens of ms, and grows as n^3 with the lines.
+        order = await self._in_worker(reading_order, [region.box for region in regions])
+        windows = self._windows(order)
+        first: list[RecognizedLine | None] = []
+        if windows:
+            first = await self._read_timed(pixels, regions, windows[0], route, progress)
+        return _ReadyPage(page, upright, regions, windows, first)
+
+    async def _read_timed(
+        self,
+        pixels: RgbImage,
+        regions: list[TextRegion],
+        window: list[OrderedLine],
+        route: Route | None,
+        progress: _Progress,
+    ) -> list[RecognizedLine | None]:
+        t0 = time.perf_counter()
+        with span("ocr.recognize", {"ocrmesh.lines": len(window)}):
+            read = await self._read_window(pixels, [regions[item.index] for item in window], route)
+        progress.recognize_s += time.perf_counter() - t0
+        return read
 
     async def _read_page(
         self,
@@ -415,22 +446,13 @@ class OcrPipeline:
             source="ocr",
             dpi=page.dpi,
         )
-        regions = ready.regions
-        if regions is None:
-            t0 = time.perf_counter()
-            with span("ocr.detect", {"ocrmesh.width": width, "ocrmesh.height": height}):
-                regions = await self._detect(pixels)
-            progress.detect_s += time.perf_counter() - t0
-        progress.regions += len(regions)
-
-        # In a worker: a dense page's ordering is tens of ms, and grows as n^3 with the lines.
-        order = await self._in_worker(reading_order, [region.box for region in regions])
+        progress.regions += len(ready.regions)
         blocks = {}
-        for window in self._windows(order):
-            t0 = time.perf_counter()
-            with span("ocr.recognize", {"ocrmesh.lines": len(window)}):
-                read = await self._read_window(pixels, [regions[item.index] for item in window], route)
-            progress.recognize_s += time.perf_counter() - t0
+        for position, window in enumerate(ready.windows):
+            if position == 0:
+                read = ready.first
+            else:
+                read = await self._read_timed(pixels, ready.regions, window, route, progress)
             for item, line in zip(window, read, strict=True):
                 if line is None:
                     continue
@@ -549,6 +571,19 @@ def _aspect(region: TextRegion) -> float:
     width = max(math.hypot(x1 - x0, y1 - y0), math.hypot(x2 - x3, y2 - y3))
     height = max(math.hypot(x3 - x0, y3 - y0), math.hypot(x2 - x1, y2 - y1))
     return width / max(height, 1.0)
+
+
+def _looks_upright(ready: _ReadyPage) -> bool:
+    """Whether a page detected and its first window read looks upright without asking OSD:
+    no text found (nothing to turn), or most lines wider than tall and the first ones read
+    with a mean confidence of at least `UPRIGHT_CONFIDENCE`."""
+    if not ready.regions:
+        return True
+    tall = sum(1 for region in ready.regions if _aspect(region) < 1.0)
+    if 2 * tall >= len(ready.regions):
+        return False
+    read = [line.confidence for line in ready.first if line is not None]
+    return bool(read) and sum(read) / len(read) >= UPRIGHT_CONFIDENCE
 
 
 def _balanced_shares(regions: Sequence[TextRegion], parts: int) -> list[list[int]]:

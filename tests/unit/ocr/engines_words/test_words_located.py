@@ -136,7 +136,7 @@ def test_words_located_in_a_crop_are_their_ink_in_reading_order() -> None:
 
 @dataclass
 class Piece:
-    text: str
+    text: str | None
     box: tuple[int, int, int, int]
     confidence: float
     blanks: int
@@ -150,7 +150,11 @@ class TesseractIterator:
         self.at = 0
 
     def GetUTF8Text(self, level: object) -> str:
-        return self.pieces[self.at].text
+        text = self.pieces[self.at].text
+        if text is None:
+            # What tesserocr does for an element with no text at all.
+            raise RuntimeError("No text returned")
+        return text
 
     def BoundingBox(self, level: object) -> tuple[int, int, int, int]:
         return self.pieces[self.at].box
@@ -183,6 +187,15 @@ def test_tesseract_pieces_without_a_blank_between_them_are_one_word() -> None:
     assert words[0].confidence == pytest.approx((0.93 + 0.93 + 3 * 0.90) / 5)
     assert words[1].confidence == pytest.approx(0.95)
     assert tesseract_words(None, level=None) == ()
+
+
+def test_a_tesseract_element_without_text_is_skipped_not_raised() -> None:
+    pieces = [
+        Piece(None, (0, 0, 10, 40), 0.0, 0),
+        Piece("word", (20, 2, 120, 44), 91.0, 1),
+    ]
+    words = tesseract_words(TesseractIterator(pieces), level=None)
+    assert [w.text for w in words] == ["word"]
 
 
 def test_decoding_reads_what_rapidocrs_own_decoder_reads() -> None:
