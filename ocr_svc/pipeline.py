@@ -37,7 +37,6 @@ import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -170,10 +169,6 @@ class _Progress:
     detect_s: float = 0.0
     recognize_s: float = 0.0
 
-    def engine_s(self) -> float:
-        """Seconds of detection and recognition so far."""
-        return self.detect_s + self.recognize_s
-
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
@@ -239,14 +234,21 @@ class OcrPipeline:
         return self._running
 
     async def recognize(
-        self, image: bytes, route: Route | None = None, *, force_ocr: bool = False
+        self,
+        image: bytes,
+        route: Route | None = None,
+        *,
+        force_ocr: bool = False,
+        admit_pages: Callable[[int], None] | None = None,
     ) -> AsyncGenerator[OcrEvent, None]:
         """The events of recognising the document `image` (an image, a TIFF, a PDF), its
         lines read as `route` says (default: the engine's own recogniser); `force_ocr`:
         PDF pages with a text layer are OCRed too. Raises `Overloaded` before anything else
         when there is no room, `Warming` while the engine loads, and
         `ocr_svc.images.InvalidImage` (`ocr_svc.documents.model.DocumentRefused` for a
-        document's refusals) when the upload is refused, before the first event."""
+        document's refusals) when the upload is refused, before the first event.
+        `admit_pages(page_count)` is called once the document is open, before any page is
+        rendered or read; what it raises ends the call there (a per-user page budget)."""
         if not self.warm:
             raise Warming("the OCR engine is still loading; retry in a moment")
         if self._admitted >= self.capacity:
@@ -256,60 +258,105 @@ class OcrPipeline:
         self.metrics.load(self._admitted, self._running)
         admitted_at, admitted_ns = time.perf_counter(), now_ns()
         try:
-            async for event in self._run_document(image, admitted_at, admitted_ns, route, force_ocr):
+            async for event in self._run_document(
+                image, admitted_at, admitted_ns, route, force_ocr, admit_pages
+            ):
                 yield event
         finally:
             self._admitted -= 1
             self.metrics.load(self._admitted, self._running)
 
-    @asynccontextmanager
-    async def _worker_slot(self) -> AsyncIterator[None]:
+    async def _take_slot(self) -> None:
         """A worker for one page: taken per page, so that callers waiting get theirs between
-        two pages of a long document."""
-        async with self._slots:
-            self._running += 1
-            self.metrics.load(self._admitted, self._running)
-            try:
-                yield
-            finally:
-                self._running -= 1
-                self.metrics.load(self._admitted, self._running)
+        two pages of a long document (asyncio's semaphore wakes waiters first come, first
+        served)."""
+        await self._slots.acquire()
+        self._running += 1
+        self.metrics.load(self._admitted, self._running)
+
+    def _give_slot(self) -> None:
+        """Give back a worker taken by `_take_slot`."""
+        self._running -= 1
+        self._slots.release()
+        self.metrics.load(self._admitted, self._running)
+
+    async def _page_ahead(
+        self, document: Document, index: int, progress: _Progress, route: Route | None
+    ) -> _ReadyPage:
+        """Page `index` fetched (rendered, upright, detected, first window read) while the
+        page before it is read, on a worker of its own, given back once fetched: the page
+        then waits, holding its pixels but no worker, and queues for one again to be read."""
+        await self._take_slot()
+        try:
+            return await self._fetch_page(document, index, progress, route)
+        finally:
+            self._give_slot()
 
     async def _run_document(
-        self, data: bytes, admitted_at: float, admitted_ns: int, route: Route | None, force_ocr: bool
+        self,
+        data: bytes,
+        admitted_at: float,
+        admitted_ns: int,
+        route: Route | None,
+        force_ocr: bool,
+        admit_pages: Callable[[int], None] | None,
     ) -> AsyncIterator[OcrEvent]:
+        """The events of one document. When a worker is free and nobody waits for it, page
+        n+1 is fetched while page n is read (`_page_ahead`): its rendering, turning and
+        detection overlap page n's recognition, so two cores stay busy on one document. At
+        most two pages' pixels are held, and a page fetched ahead is read only once it has a
+        worker again, behind the callers already waiting."""
         engine_name = route.engine if route else self.engine.name
         progress = _Progress()
         document: Document | None = None
+        ahead: asyncio.Future[_ReadyPage] | None = None
+        holding = False
         try:
-            async with self._worker_slot():
-                record_span("ocr.queue_wait", admitted_ns)
-                t0, engine_s = time.perf_counter(), progress.engine_s()
-                with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
-                    document = await open_document(data, self.documents, self._in_worker, force_ocr=force_ocr)
-                # Each phase's span is a child of the call's (not of one another).
-                ready = await self._fetch_page(document, 0, progress, route)
-                progress.decode_s += time.perf_counter() - t0 - (progress.engine_s() - engine_s)
-                upright = ready.upright
-                yield Started(
-                    engine=engine_name,
-                    width=upright.pixels.shape[1] if upright is not None else ready.page.width,
-                    height=upright.pixels.shape[0] if upright is not None else ready.page.height,
-                    page_count=document.page_count,
-                    document_format=document.format,
-                )
+            await self._take_slot()
+            holding = True
+            record_span("ocr.queue_wait", admitted_ns)
+            t0 = time.perf_counter()
+            with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
+                document = await open_document(data, self.documents, self._in_worker, force_ocr=force_ocr)
+            progress.decode_s += time.perf_counter() - t0
+            if admit_pages is not None:
+                admit_pages(document.page_count)
+            # Each phase's span is a child of the call's (not of one another).
+            ready = await self._fetch_page(document, 0, progress, route)
+            upright = ready.upright
+            yield Started(
+                engine=engine_name,
+                width=upright.pixels.shape[1] if upright is not None else ready.page.width,
+                height=upright.pixels.shape[0] if upright is not None else ready.page.height,
+                page_count=document.page_count,
+                document_format=document.format,
+            )
+            for index in range(document.page_count):
+                if index > 0 and ahead is not None:
+                    ready = await ahead
+                    ahead = None
+                    await self._take_slot()
+                    holding = True
+                elif index > 0:
+                    await self._take_slot()
+                    holding = True
+                    ready = await self._fetch_page(document, index, progress, route)
+                # Only on a worker nobody waits for: a caller already waiting gets it first.
+                if index + 1 < document.page_count and not self._slots.locked():
+                    ahead = asyncio.ensure_future(self._page_ahead(document, index + 1, progress, route))
                 async for event in self._read_page(ready, route, progress, admitted_at):
                     yield event
-            for index in range(1, document.page_count):
-                async with self._worker_slot():
-                    t0 = time.perf_counter()
-                    engine_s = progress.engine_s()
-                    ready = await self._fetch_page(document, index, progress, route)
-                    progress.decode_s += time.perf_counter() - t0 - (progress.engine_s() - engine_s)
-                    async for event in self._read_page(ready, route, progress, admitted_at):
-                        yield event
+                holding = False
+                self._give_slot()
             page_count = document.page_count
         finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.wait([ahead])
+                if not ahead.cancelled():
+                    ahead.exception()  # retrieved: the call already ends with its own error
+            if holding:
+                self._give_slot()
             if document is not None:
                 await document.aclose()
 
@@ -360,24 +407,31 @@ class OcrPipeline:
         on its side), or the first lines read with low confidence (a page upside down reads
         as noise). If OSD then finds a quarter turn, the page is turned, straightened and
         detected again, and the first window read again."""
+        t0 = time.perf_counter()
         with span("ocr.decode", {"ocrmesh.page": index + 1}):
             page = await document.page(index)
+        progress.decode_s += time.perf_counter() - t0
         if page.pixels is None:
             return _ReadyPage(page, None)
         if not self.upright:
             upright = Upright(pixels=page.pixels, rotation=0, skew=0.0)
             return await self._start_page(page, upright, route, progress)
+        t0 = time.perf_counter()
         with span("ocr.upright", {"ocrmesh.page": page.number}):
             upright = await self._in_worker(make_upright, page.pixels, None)
+        progress.decode_s += time.perf_counter() - t0
         ready = await self._start_page(page, upright, route, progress)
         detector = self.orientation
         if detector is None or not detector.available or _looks_upright(ready):
             return ready
+        t0 = time.perf_counter()
         with span("ocr.upright", {"ocrmesh.page": page.number, "ocrmesh.osd": True}):
             turn: int = await self._in_worker(page_turn, page.pixels, detector)
-            if turn == 0:
-                return ready
-            upright = await self._in_worker(make_upright, page.pixels, None, turn)
+            if turn:
+                upright = await self._in_worker(make_upright, page.pixels, None, turn)
+        progress.decode_s += time.perf_counter() - t0
+        if turn == 0:
+            return ready
         return await self._start_page(page, upright, route, progress)
 
     async def _start_page(

@@ -276,14 +276,19 @@ class OcrServicer(ocr_pb2_grpc.OcrServiceServicer):
         self, request: ocr_pb2.RecognizeRequest, claims: TokenClaims, route: Route
     ) -> AsyncGenerator[OcrEvent, None]:
         """The pipeline's events for `request`, its pages counted against the user's page
-        budget from the moment their number is known (the started event) to the end."""
+        budget from the moment their number is known (the document opened, before any page
+        is rendered) to the end."""
         with contextlib.ExitStack() as pages:
-            recognizing = self._pipeline.recognize(request.image, route, force_ocr=request.force_ocr)
+
+            def admit_pages(page_count: int) -> None:
+                pages.enter_context(self._per_user.hold_pages(claims.user_id, page_count))
+
+            recognizing = self._pipeline.recognize(
+                request.image, route, force_ocr=request.force_ocr, admit_pages=admit_pages
+            )
             async with contextlib.aclosing(recognizing) as events:
                 async for event in events:
-                    if isinstance(event, Started):
-                        pages.enter_context(self._per_user.hold_pages(claims.user_id, event.page_count))
-                    elif isinstance(event, Completed):
+                    if isinstance(event, Completed):
                         # Queued before the last event goes out: the work is done even if
                         # the caller disconnects now. Never blocks, never fails the call.
                         self._mailer.submit(

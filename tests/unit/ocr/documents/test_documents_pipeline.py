@@ -1,6 +1,7 @@
 """Documents through the pipeline with a scripted engine: a page event before each page's
 lines, line index and block counted across the document, a text-layer page never OCRed,
-and a waiting caller's page runs between two pages of a long document."""
+a waiting caller's page runs between two pages of a long document, the next page is
+fetched ahead on a free worker, and the page budget is asked before any page is read."""
 
 from __future__ import annotations
 
@@ -123,6 +124,48 @@ async def test_a_waiting_callers_image_runs_between_two_pages_of_a_long_document
     held.set()
     await asyncio.wait_for(asyncio.gather(reading, waiting), 30)
     assert order == ["pdf page 1", "image done", "pdf page 2", "pdf page 3", "pdf done"]
+
+
+async def test_the_next_page_is_fetched_on_a_free_worker_while_a_page_is_read(
+    pipelines: list[OcrPipeline],
+) -> None:
+    engine = ScriptedEngine(["a", "b"])
+    held = engine.gate(1)
+    pipeline = make(pipelines, engine, workers=2)
+    reading = asyncio.create_task(collect(pipeline, scanned_pdf(3, lines=2).data))
+    # Page 1's second line is held; page 2 is detected (and its first line read) meanwhile.
+    for _ in range(2000):
+        if engine.detect_calls >= 2 and len(engine.reads_finished) >= 2 and pipeline.running == 1:
+            break
+        await asyncio.sleep(0.01)
+    held.set()
+    assert engine.detect_calls == 2
+    # Page 2's first line is read (page 1's second is still held), and page 2 waits
+    # without a worker.
+    assert engine.reads_finished[:2] == [0, 0]
+    assert pipeline.running == 1
+    events = await asyncio.wait_for(reading, 30)
+    assert [e.page for e in events if isinstance(e, PageStarted)] == [1, 2, 3]
+    lines = [e for e in events if isinstance(e, LineRecognized)]
+    assert [(e.page, e.line.text) for e in lines] == [(page, text) for page in (1, 2, 3) for text in "ab"]
+    assert [e.index for e in lines] == list(range(6))
+
+
+async def test_the_page_budget_is_asked_before_any_page_is_read(pipelines: list[OcrPipeline]) -> None:
+    engine = ScriptedEngine(["a"])
+    pipeline = make(pipelines, engine, workers=2)
+    asked: list[int] = []
+
+    def refuse(pages: int) -> None:
+        asked.append(pages)
+        raise TooManyPages(10, 2, "too many pages in progress")
+
+    with pytest.raises(TooManyPages):
+        async for _ in pipeline.recognize(scanned_pdf(3, lines=1).data, admit_pages=refuse):
+            pass
+    assert asked == [3]
+    assert engine.detect_calls == 0
+    assert (pipeline.running, pipeline.admitted) == (0, 0)
 
 
 def test_a_users_pages_in_flight_are_bounded_by_the_page_budget() -> None:
