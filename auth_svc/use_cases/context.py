@@ -78,6 +78,14 @@ class AuthContext:
         """The attempt was right: the account's count is cleared, the client's given back."""
         self.repository.forgive_throttles([key for key, _policy in keyed])
 
+    def mailed_on_creation(self, user: User) -> bool:
+        """`user` was created inside its address's cooldown: its first code, which goes
+        whatever the cooldown, was the address's mail. (A registration racing the one that
+        created the account may hold the cooldown slot itself: without this it would mail
+        the owner a second time, "someone tried to sign up", for one double-click.)"""
+        cooldown = timedelta(seconds=self.throttles.code_send_cooldown.seconds)
+        return user.created_at > self.clock() - cooldown
+
     def expired(self, user: User) -> bool:
         """An unverified account past its time: it holds its address no more."""
         return not user.is_verified and user.created_at <= self.clock() - self.unverified_ttl

@@ -57,7 +57,7 @@ class SignUp:
                     # mail, and without it the account could not be verified.
                     issue_code(context, users, user)
                     result = users.view_of_new(user)
-                elif may_mail:
+                elif may_mail and not context.mailed_on_creation(holder):
                     subject, body = domain.signup_attempt_mail(holder.name)
                     users.queue_email(
                         new_email_event(

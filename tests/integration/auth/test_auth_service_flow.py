@@ -60,11 +60,16 @@ async def test_registering_a_taken_address_answers_alike_and_mails_the_owner(
     # Issue 15: no enumeration through register.
     await auth.register_verified(mailbox, email)
     unknown = "new-" + email
-    # Past the address's code cooldown (the owner's registration sent a code just now).
+    # Past the address's code cooldown (the owner's registration sent a code just now, and
+    # an account made inside the cooldown counts as mailed).
     with auth_engine.begin() as connection:
         connection.execute(
             text("UPDATE auth_throttles SET last_event_at = last_event_at - interval '61 s' WHERE key = :k"),
             {"k": f"code_send:account:{email}"},
+        )
+        connection.execute(
+            text("UPDATE users SET created_at = created_at - interval '61 s' WHERE email = :e"),
+            {"e": email},
         )
 
     taken = await auth.stub.Register(
@@ -81,6 +86,26 @@ async def test_registering_a_taken_address_answers_alike_and_mails_the_owner(
     assert "verification code is" in (await mailbox.wait_for(unknown))[0].body
     # The owner's password is untouched.
     assert await auth.login(email)
+
+
+async def test_a_sign_up_that_holds_the_cooldown_but_lost_the_race_mails_the_owner_nothing(
+    auth: RunningAuth, mailbox: Mailbox, auth_engine: Engine, email: str
+) -> None:
+    # A double-click: the click that created the account mailed its code whatever the
+    # cooldown; the other took the cooldown slot first (here: the slot is free again) and finds
+    # the account made a moment ago. It must not mail "someone tried to sign up" as well.
+    request = auth_pb2.RegisterRequest(name="Ada", email=email, password="a long enough secret")
+    await auth.stub.Register(request)
+    with auth_engine.begin() as connection:
+        connection.execute(
+            text("UPDATE auth_throttles SET last_event_at = last_event_at - interval '61 s' WHERE key = :k"),
+            {"k": f"code_send:account:{email}"},
+        )
+    assert await auth.stub.Register(request) == auth_pb2.RegisterResponse()
+    [code_mail] = await mailbox.wait_for(email, count=1)
+    assert "verification code is" in code_mail.body
+    await asyncio.sleep(1.0)  # what a second mail would have needed to arrive
+    assert len(await mailbox.wait_for(email, count=1)) == 1
 
 
 async def test_fifty_concurrent_registrations_of_one_email_make_one_user(
