@@ -54,8 +54,11 @@ RUN if [ -n "$APT_PACKAGES" ]; then \
         && apt-get install -y --no-install-recommends $APT_PACKAGES \
         && rm -rf /var/lib/apt/lists/*; \
     fi
+# MALLOC_ARENA_MAX: glibc's malloc arenas at most 2 per process instead of 8 per core, so a
+# thread started late does not step the memory up (docs/reliability.md, "Memory over time").
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    MALLOC_ARENA_MAX=2 \
     PATH=/app/.venv/bin:$PATH \
     SERVICE=${SERVICE}
 # Writable places only where a service writes: var/ (notifier health file, mail files,

@@ -79,6 +79,7 @@ up: install ## run the whole mesh here as processes (Ctrl-C stops it)
 	@echo "    walkthrough       make demo   (in another terminal)"
 	@echo ""
 	AUTH_PROCESSES=$${AUTH_PROCESSES:-$(CORES)} GATEWAY_WORKERS=$${GATEWAY_WORKERS:-$(CORES)} \
+	MALLOC_ARENA_MAX=$${MALLOC_ARENA_MAX:-2} \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f $(PROCFILE)
 
 # `make up` plus metrics: each service's metrics port (the ports deploy/prometheus scrapes) and,

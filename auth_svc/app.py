@@ -31,7 +31,9 @@ from auth_svc.throttles import Throttles
 from auth_svc.use_cases import AuthContext, CodePolicy, UseCases
 from ocrmesh.auth.v1 import auth_pb2, auth_pb2_grpc
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.platform.memory import return_large_buffers_to_the_os
 from ocrmesh.platform.telemetry import instrument_engines
+from ocrmesh.platform.thread_pools import started_pool
 from ocrmesh.rules.email_events import EmailPublisher
 from ocrmesh.rules.tokens import PublicKeyLike, RevocationFetcher, Revocations, TokenVerifier
 
@@ -211,7 +213,10 @@ def create_app(
     )
     use_cases = UseCases.of(context)
     relay.housekeeping = use_cases.housekeeping.purge_expired
-    executor = ThreadPoolExecutor(max_workers=settings.auth_workers, thread_name_prefix="auth-worker")
+    # Argon2's working memory (19 MiB a hash) goes back to the OS after each hash, instead of
+    # staying on malloc's heaps as a late, random step of RSS (ocrmesh/platform/memory.py).
+    return_large_buffers_to_the_os()
+    executor = started_pool(settings.auth_workers, "auth-worker")
     hashing = BoundedPool(settings.auth_hash_workers, settings.auth_hash_queue)
 
     async def revocations() -> Revocations:

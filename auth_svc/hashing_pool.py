@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from auth_svc.domain import Busy
+from ocrmesh.platform.thread_pools import started_pool
 
 T = TypeVar("T")
 
@@ -25,7 +26,7 @@ class BoundedPool:
 
     def __init__(self, workers: int, queue: int, *, name: str = "auth-hash") -> None:
         self.limit = workers + queue
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._executor = started_pool(workers, name)
         self._lock = threading.Lock()
         self._in_flight = 0
         #: Calls refused because the pool was full (tests and logs read it).

@@ -161,6 +161,8 @@ def running_mesh(
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SMTP_", "OCR_", "AUTH_", "GATEWAY_"))},
         "PYTHONUNBUFFERED": "1",
+        # As the image and `make up` run the services (Dockerfile).
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
         "DATABASE_URL": database_url,
         "RABBITMQ_URL": rabbitmq_url,
         "EMAIL_QUEUE": f"email_notification_e2e_{tag}",

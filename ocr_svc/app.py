@@ -16,7 +16,6 @@ from ocr_svc.engines.base import EngineUnavailable, OcrEngine
 from ocr_svc.engines.tesseract_reader import installed_models
 from ocr_svc.images import ImageLimits
 from ocr_svc.languages import LanguageRouter
-from ocr_svc.memory import return_large_buffers_to_the_os
 from ocr_svc.notifications import CompletionMailer, EventPublisher
 from ocr_svc.per_user import CallsPerUser
 from ocr_svc.pipeline import OcrPipeline
@@ -25,6 +24,7 @@ from ocr_svc.settings import OcrSettings
 from ocrmesh.ocr.v1 import ocr_pb2, ocr_pb2_grpc
 from ocrmesh.platform.grpc_client import create_channel
 from ocrmesh.platform.grpc_server import HostedService, MeshServer, create_server
+from ocrmesh.platform.memory import return_large_buffers_to_the_os
 from ocrmesh.rules.email_events import AsyncEmailPublisher
 from ocrmesh.rules.tokens import BearerTokenInterceptor, TokenVerifier
 

@@ -55,7 +55,7 @@ RECOGNITION_MODEL = "PP-OCRv6_rec_small.onnx"
 RECOGNITION_HEIGHT = 48
 RECOGNITION_MIN_WIDTH = 320
 # Recognition runs on onnxruntime's memory arena: with it off (rapidocr's setting) every
-# activation above malloc's mmap threshold (1 MiB, ocr_svc/memory.py) is mapped and faulted
+# activation above malloc's mmap threshold (1 MiB, ocrmesh/platform/memory.py) is mapped and faulted
 # in afresh on each run; measured 95 -> 88.5 ms of CPU per 4-column line (docs/ocr.md).
 # The arena keeps its largest size, so a run wider than this gives its memory back after
 # it (a 40,000 px banner line must not pin hundreds of MB).

@@ -6,7 +6,7 @@ import platform
 
 import pytest
 
-from ocr_svc.memory import return_large_buffers_to_the_os
+from ocrmesh.platform.memory import return_large_buffers_to_the_os
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc only")
