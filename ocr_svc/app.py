@@ -143,7 +143,7 @@ def create_app(
         buffer_size=settings.ocr_email_buffer_size,
         publish_timeout=settings.ocr_email_publish_timeout,
     )
-    languages = LanguageRouter(engine)
+    languages = LanguageRouter(engine, settings.ocr_detector)
     log.info(
         "languages read",
         extra={"languages": {item.language.code: item.engine for item in languages.readable()}},

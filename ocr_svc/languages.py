@@ -9,14 +9,20 @@ detector and reading order, with the document's models plus English (`"vie+eng"`
 numbers and loan words in Latin letters are common in any of them). A language whose
 model is not installed, or on an engine that cannot read other languages (keras), is not
 listed and is refused. docs/ocr.md, "Languages", has the measurements behind the choice.
+
+Who finds the lines is routed too (OCR_DETECTOR): by default Tesseract's layout analysis for
+a request whose languages are all written in Latin script, about a fifth of the CPU of
+PP-OCR's detector on a printed page with the same text; PP-OCR's detector for Korean, whose
+lines Tesseract's layout cuts between syllables (docs/ocr.md, "Finding the lines").
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from ocr_svc.engines.base import LanguageReader, OcrEngine
+from ocr_svc.engines.base import EngineUnavailable, LanguageReader, LayoutDetector, OcrEngine
 from ocrmesh.rules.languages import DEFAULT_LANGUAGE, InvalidLanguages, normalise_language_codes
 
 # What `Started.engine` and `ListLanguages` say reads the lines of a Tesseract language.
@@ -25,12 +31,14 @@ TESSERACT_ENGINE = "rapidocr+tesseract"
 
 @dataclass(frozen=True)
 class Language:
-    """A language some deployment may read: its ISO 639-1 code, English name and
-    Tesseract's model for it (Debian's tesseract-ocr-<model>)."""
+    """A language some deployment may read: its ISO 639-1 code, English name, Tesseract's
+    model for it (Debian's tesseract-ocr-<model>) and whether it is written in Latin script
+    (Tesseract's layout analysis finds its lines)."""
 
     code: str
     name: str
     model: str
+    latin: bool = True
 
 
 CATALOGUE: dict[str, Language] = {
@@ -38,7 +46,7 @@ CATALOGUE: dict[str, Language] = {
     for language in (
         Language("en", "English", "eng"),
         Language("vi", "Vietnamese", "vie"),
-        Language("ko", "Korean", "kor"),
+        Language("ko", "Korean", "kor", latin=False),
         Language("de", "German", "deu"),
         Language("fr", "French", "fra"),
     )
@@ -63,21 +71,35 @@ class Readable:
     engine: str
 
 
+Detector = Literal["auto", "ppocr", "tesseract"]
+
+
 @dataclass(frozen=True)
 class Route:
     """How one request's lines are read: by the engine's own recogniser (`tesseract` None)
-    or by Tesseract in the language string `tesseract` (`"vie+eng"`)."""
+    or by Tesseract in the language string `tesseract` (`"vie+eng"`); and how they are found:
+    by the engine's detector, or (`by_layout`) by Tesseract's layout analysis."""
 
     codes: tuple[str, ...]
     engine: str
     tesseract: str | None = None
+    by_layout: bool = False
 
 
 class LanguageRouter:
-    """The languages `engine` can read here, and the route of a request's languages."""
+    """The languages `engine` can read here, and the route of a request's languages;
+    `detector` is OCR_DETECTOR (auto: Tesseract's layout for Latin-script requests, where
+    the engine has it)."""
 
-    def __init__(self, engine: OcrEngine) -> None:
+    def __init__(self, engine: OcrEngine, detector: Detector = "auto") -> None:
         self._engine_name = engine.name
+        layout = isinstance(engine, LayoutDetector) and engine.layout_available()
+        if detector == "tesseract" and not layout:
+            raise EngineUnavailable(
+                "OCR_DETECTOR=tesseract needs the rapidocr engine with tesserocr and Tesseract's English "
+                "model (Debian: tesseract-ocr-eng, or OCR_TESSDATA_DIR)"
+            )
+        self._layout: Detector = detector if layout else "ppocr"
         models = engine.tesseract_models() if isinstance(engine, LanguageReader) else frozenset()
         readable = {DEFAULT_LANGUAGE: Readable(CATALOGUE[DEFAULT_LANGUAGE], engine.name)}
         if ENGLISH_MODEL in models:
@@ -102,7 +124,15 @@ class LanguageRouter:
         if unknown:
             named = ", ".join(repr(code) for code in unknown)
             raise UnsupportedLanguage(f"language {named} is not read here", supported)
+        by_layout = self._layout == "tesseract" or (
+            self._layout == "auto" and all(CATALOGUE[code].latin for code in wanted)
+        )
         if wanted == (DEFAULT_LANGUAGE,):
-            return Route(codes=wanted, engine=self._engine_name)
+            return Route(codes=wanted, engine=self._engine_name, by_layout=by_layout)
         models = [CATALOGUE[code].model for code in wanted if code != DEFAULT_LANGUAGE]
-        return Route(codes=wanted, engine=TESSERACT_ENGINE, tesseract="+".join([*models, ENGLISH_MODEL]))
+        return Route(
+            codes=wanted,
+            engine=TESSERACT_ENGINE,
+            tesseract="+".join([*models, ENGLISH_MODEL]),
+            by_layout=by_layout,
+        )

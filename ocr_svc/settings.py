@@ -37,6 +37,12 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     # auto (the default): tesseract where tesserocr and the English model are installed (the
     # image, `make up`), else ppocr; settled at start-up (`_settle_auto_recognizer`).
     ocr_recognizer: Literal["auto", "ppocr", "tesseract"] = "auto"
+    # With rapidocr: who finds the lines of a page. ppocr: PP-OCR's DB detector (any script,
+    # curved and rotated lines, text on pictures); tesseract: Tesseract's layout analysis,
+    # about a fifth of the CPU on a printed page (docs/ocr.md, "Finding the lines"). auto (the
+    # default): tesseract for requests whose languages are all in Latin script, where
+    # tesserocr and the English model are installed; ppocr for Korean and everywhere else.
+    ocr_detector: Literal["auto", "ppocr", "tesseract"] = "auto"
     ocr_tessdata_dir: Path | None = None
     # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its
     # own engine, and every limit below (workers, queue, engine threads) is per process.
@@ -106,6 +112,11 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
             raise ValueError(
                 f"OCR_RECOGNIZER={self.ocr_recognizer} reads lines the rapidocr engine detects; "
                 f"OCR_ENGINE={self.ocr_engine} reads its own"
+            )
+        if self.ocr_detector == "tesseract" and self.ocr_engine != "rapidocr":
+            raise ValueError(
+                f"OCR_DETECTOR=tesseract finds lines for the rapidocr engine; OCR_ENGINE={self.ocr_engine} "
+                "finds its own"
             )
         return self
 

@@ -22,10 +22,12 @@ Quad = tuple[Point, Point, Point, Point]
 class TextRegion:
     """Where one line of text is. `parts` are the engine's own pieces of the line (the
     keras engine detects words and reads a line word by word); engines that detect whole
-    lines leave it empty."""
+    lines leave it empty. `layout_line`: one whole line as Tesseract's layout analysis cut
+    it, so Tesseract reads it as a raw line without looking for lines in it again."""
 
     box: Quad
     parts: tuple[Quad, ...] = field(default=())
+    layout_line: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,22 @@ class SpreadDetector(Protocol):
 
     def detect_spread(self, image: RgbImage, calls: int) -> list[TextRegion]:
         """`detect`, on the cores of `calls` engine calls (`calls` >= 1)."""
+        ...
+
+
+@runtime_checkable
+class LayoutDetector(Protocol):
+    """An engine that can also find a page's lines by Tesseract's layout analysis, cheaper
+    than its own detector on printed Latin-script pages (`ocr_svc.engines.tesseract_layout`).
+    Thread-safe like `detect`."""
+
+    def layout_available(self) -> bool:
+        """Whether `detect_by_layout` can run here (tesserocr and the English model);
+        known before `load`."""
+        ...
+
+    def detect_by_layout(self, image: RgbImage) -> list[TextRegion]:
+        """The text lines of `image` by Tesseract's layout analysis, in any order."""
         ...
 
 

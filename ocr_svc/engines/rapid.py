@@ -14,7 +14,7 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +28,8 @@ from ocr_svc.engines.base import (
     pad_bottom_right,
     quad_from_array,
 )
+from ocr_svc.engines.tesseract_layout import TesseractLayout
+from ocr_svc.engines.tesseract_reader import ENGLISH, TesseractLines, installed_models
 from ocr_svc.engines.words import (
     CropGeometry,
     CropReading,
@@ -36,9 +38,6 @@ from ocr_svc.engines.words import (
     locate_ctc_words,
     page_words,
 )
-
-if TYPE_CHECKING:
-    from ocr_svc.engines.tesseract_reader import TesseractLines
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,8 @@ class RapidOcrEngine:
 
     Lines in other languages than English are read by Tesseract's LSTM in the models
     installed (`tesseract_models`, from `tessdata_dir` or Tesseract's usual places), through
-    `read_batch_in` (`ocr_svc.languages` routes them).
+    `read_batch_in` (`ocr_svc.languages` routes them). Where those models are, the lines of a
+    page can also be found by Tesseract's layout analysis, `detect_by_layout`.
     """
 
     name = "rapidocr"
@@ -123,6 +123,7 @@ class RapidOcrEngine:
         self._tessdata_dir = tessdata_dir
         self._tessdata: tuple[Path | None, frozenset[str]] | None = None
         self._tesseract: TesseractLines | None = None
+        self._layout: TesseractLayout | None = None
         self._ocr: Any = None
         self._det: Any = None
         self._det_spread: Any = None
@@ -210,20 +211,20 @@ class RapidOcrEngine:
         """Tesseract's models installed here (`{"eng", "vie", ...}`), empty without
         tesserocr or without the English one. Looks at files only: known before `load`."""
         if self._tessdata is None:
-            from ocr_svc.engines.tesseract_reader import installed_models
-
             self._tessdata = installed_models(self._tessdata_dir)
         return self._tessdata[1]
 
-    def _load_tesseract(self) -> None:
-        if self._tesseract is not None or not self.tesseract_models():
-            return
-        from ocr_svc.engines.tesseract_reader import TesseractLines
+    def layout_available(self) -> bool:
+        return ENGLISH in self.tesseract_models()
 
-        directory = self._tessdata[0] if self._tessdata else None
-        if directory is not None:
-            # Handles are made per thread on first use: a language nobody asks for costs nothing.
+    def _load_tesseract(self) -> None:
+        directory = self._tessdata[0] if self.tesseract_models() and self._tessdata else None
+        if directory is None:
+            return
+        # Handles are made per thread on first use: a language nobody asks for costs nothing.
+        if self._tesseract is None:
             self._tesseract = TesseractLines(directory)
+        self._layout = TesseractLayout(directory)
 
     def _require_loaded(self) -> None:
         if self._ocr is None:
@@ -254,6 +255,12 @@ class RapidOcrEngine:
         """`detect` on the multi-threaded session when `calls` calls' threads cover it."""
         wide = self._det_spread is not None and calls * self.threads >= self.spread_threads
         return self._detect_with(self._det_spread if wide else self._det, image)
+
+    def detect_by_layout(self, image: RgbImage) -> list[TextRegion]:
+        self._require_loaded()
+        if self._layout is None:
+            raise EngineUnavailable("Tesseract's layout analysis needs tesserocr and its English model")
+        return self._layout.lines(image)
 
     def _detect_with(self, detector: Any, image: RgbImage) -> list[TextRegion]:
         self._require_loaded()
@@ -299,7 +306,11 @@ class RapidOcrEngine:
         tesseract = self._tesseract
         if tesseract is None:
             raise EngineUnavailable("no Tesseract models are installed to read other languages than English")
-        return self._read_crops(image, regions, lambda crops: tesseract.read(crops, languages))
+        # Tesseract's own lines are read as they are (PSM.RAW_LINE): a tenth less CPU a line for
+        # the same text. The detector's crops may hold slivers of the lines next to them, which
+        # Tesseract's line finding (PSM.SINGLE_LINE) leaves out (docs/ocr.md).
+        raw = all(region.layout_line for region in regions)
+        return self._read_crops(image, regions, lambda crops: tesseract.read(crops, languages, raw=raw))
 
     def _recognise_by_width(self, crops: list[npt.NDArray[np.uint8]]) -> list[CropReading]:
         read = [CropReading(text="", confidence=0.0)] * len(crops)

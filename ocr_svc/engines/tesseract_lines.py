@@ -6,15 +6,12 @@ line, English too, read by Tesseract's LSTM instead of PP-OCR's recogniser
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
-
-from ocr_svc.engines.base import EngineUnavailable
+from ocr_svc.engines.base import EngineUnavailable, RecognizedLine, RgbImage, TextRegion
 from ocr_svc.engines.rapid import RapidOcrEngine
 from ocr_svc.engines.tesseract_reader import ENGLISH, TesseractLines, find_tessdata
-from ocr_svc.engines.words import CropReading
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +35,8 @@ class TesseractLineEngine(RapidOcrEngine):
         self._tesseract.handle(ENGLISH)
         log.info("tesseract line recogniser loaded", extra={"tessdata": str(self._tesseract.tessdata)})
 
-    def _recognise(self, crops: list[npt.NDArray[np.uint8]]) -> list[CropReading]:
-        assert self._tesseract is not None  # set by _load_recogniser
-        return self._tesseract.read(crops, ENGLISH)
+    def read_batch(self, image: RgbImage, regions: Sequence[TextRegion]) -> list[RecognizedLine | None]:
+        return self.read_batch_in(image, regions, ENGLISH)
 
 
 __all__ = ["TesseractLineEngine", "find_tessdata"]

@@ -89,7 +89,7 @@ def installed_models(
 
 
 class TesseractLines:
-    """Reads line crops with Tesseract's LSTM (`PSM.SINGLE_LINE`), in any installed
+    """Reads line crops with Tesseract's LSTM (`PSM.SINGLE_LINE` or `RAW_LINE`), in any installed
     language set (`"vie+eng"`). Thread-safe: one handle per thread per language set."""
 
     def __init__(self, tessdata: Path) -> None:
@@ -125,15 +125,19 @@ class TesseractLines:
             oldest.End()
         return handle
 
-    def read(self, crops: Sequence[npt.NDArray[np.uint8]], languages: str) -> list[CropReading]:
+    def read(
+        self, crops: Sequence[npt.NDArray[np.uint8]], languages: str, *, raw: bool = False
+    ) -> list[CropReading]:
         """What each crop (BGR, as the PP-OCR path prepares them) reads: its words as
         Tesseract's iterator gives them (text, confidence, box in the crop's pixels), and
         the line's text their texts joined; the line's confidence is Tesseract's mean
-        word confidence (0..1)."""
+        word confidence (0..1). `raw`: each crop is one whole line (`PSM.RAW_LINE`), not
+        searched for its line first (`PSM.SINGLE_LINE`)."""
         import cv2
         import tesserocr
 
         handle = self.handle(languages)
+        handle.SetPageSegMode(tesserocr.PSM.RAW_LINE if raw else tesserocr.PSM.SINGLE_LINE)
         read = []
         for crop in crops:
             # Grey, not colour: Tesseract thresholds a colour image channel by channel, which

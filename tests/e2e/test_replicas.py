@@ -71,6 +71,23 @@ def per_user(users: list[SignedUpUser], calls_each: int, call: Callable[[SignedU
         return [result for future in futures for result in future.result(timeout=300)]
 
 
+def per_user_until(
+    users: list[SignedUpUser], done: Callable[[], bool], call: Callable[[SignedUpUser], T]
+) -> list[T]:
+    """Calls by every user, the users at once, each one call after the other, until `done()`
+    (at most 200 each): the calls span an event however fast each one is."""
+
+    def calls(user: SignedUpUser) -> list[T]:
+        made = []
+        while not done() and len(made) < 200:
+            made.append(call(user))
+        return made
+
+    with ThreadPoolExecutor(len(users)) as pool:
+        futures = [pool.submit(calls, user) for user in users]
+        return [result for future in futures for result in future.result(timeout=300)]
+
+
 def calls_in_log(mesh: Mesh, name: str, method: str) -> int:
     count = 0
     for line in mesh.log_of(name).splitlines():
@@ -145,7 +162,12 @@ def test_a_killed_replica_fails_no_new_call_and_takes_calls_again_once_restarted
     with httpx.Client(base_url=replicated.gateway_url, timeout=60) as http, ThreadPoolExecutor(1) as killer:
         # streams in flight on every replica when it dies; each call bounded (never a hang)
         kill = killer.submit(kill_after, replicated, victim, 1.5)
-        outcomes = per_user(users, 10, lambda user: ocr_stream(http, user, image))
+        # Calls go on until 3 s after the kill, however fast each one is.
+        outcomes = per_user_until(
+            users,
+            lambda: kill.done() and time.monotonic() > kill.result() + 3.0,
+            lambda user: ocr_stream(http, user, image),
+        )
         killed_at = kill.result()
 
     failed = [o for o in outcomes if not o.completed]

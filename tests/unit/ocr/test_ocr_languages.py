@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.images import render_text_image
-from ocr_svc.engines.base import RecognizedLine, RgbImage, TextRegion
+from ocr_svc.engines.base import EngineUnavailable, RecognizedLine, RgbImage, TextRegion
 from ocr_svc.engines.tesseract_reader import installed_models
 from ocr_svc.images import ImageLimits
 from ocr_svc.languages import TESSERACT_ENGINE, LanguageRouter, Route, UnsupportedLanguage
@@ -20,7 +20,8 @@ from tests.unit.ocr.scripted_engine import BatchingScriptedEngine, ScriptedEngin
 
 class MultilingualEngine(BatchingScriptedEngine):
     """A batching scripted engine with Tesseract models "installed": a line read in a
-    language set is its scripted text tagged with the set."""
+    language set is its scripted text tagged with the set; lines found by "Tesseract's
+    layout" are counted."""
 
     name = "multi"
 
@@ -28,9 +29,17 @@ class MultilingualEngine(BatchingScriptedEngine):
         super().__init__(lines)
         self.models = frozenset(models)
         self.read_in: list[str] = []
+        self.layout_calls = 0
 
     def tesseract_models(self) -> frozenset[str]:
         return self.models
+
+    def layout_available(self) -> bool:
+        return "eng" in self.models
+
+    def detect_by_layout(self, image: RgbImage) -> list[TextRegion]:
+        self.layout_calls += 1
+        return self.detect(image)
 
     def read_batch_in(
         self, image: RgbImage, regions: Sequence[TextRegion], languages: str
@@ -92,12 +101,27 @@ def test_installed_models_are_listed_with_tesseract_and_english_keeps_the_engine
         ("ko", "Korean", TESSERACT_ENGINE),
         ("vi", "Vietnamese", TESSERACT_ENGINE),
     ]
-    assert router.route(["en"]) == Route(codes=("en",), engine="multi")
-    assert router.route(["vi"]) == Route(codes=("vi",), engine=TESSERACT_ENGINE, tesseract="vie+eng")
+    assert router.route(["en"]) == Route(codes=("en",), engine="multi", by_layout=True)
+    assert router.route(["vi"]) == Route(
+        codes=("vi",), engine=TESSERACT_ENGINE, tesseract="vie+eng", by_layout=True
+    )
     assert router.route(["EN", "vi"]).tesseract == "vie+eng"
     assert router.route(["ko", "vi", "ko"]) == Route(
-        codes=("ko", "vi"), engine=TESSERACT_ENGINE, tesseract="kor+vie+eng"
+        codes=("ko", "vi"), engine=TESSERACT_ENGINE, tesseract="kor+vie+eng", by_layout=False
     )
+
+
+def test_latin_script_pages_are_found_by_tesseracts_layout_and_korean_ones_by_the_detector() -> None:
+    engine = MultilingualEngine(["a"], {"eng", "vie", "kor", "deu", "fra"})
+    auto = LanguageRouter(engine)
+    assert [auto.route([code]).by_layout for code in ("en", "vi", "de", "fr", "ko")] == [True] * 4 + [False]
+    assert not auto.route(["vi", "ko"]).by_layout
+    assert not LanguageRouter(engine, "ppocr").route(["en"]).by_layout
+    assert LanguageRouter(engine, "tesseract").route(["ko"]).by_layout
+    # Without Tesseract there is no layout analysis: auto falls back, a forced one refuses.
+    assert not LanguageRouter(ScriptedEngine(["a"])).route(["en"]).by_layout
+    with pytest.raises(EngineUnavailable, match="OCR_DETECTOR=tesseract needs"):
+        LanguageRouter(ScriptedEngine(["a"]), "tesseract")
 
 
 @pytest.mark.parametrize(
@@ -159,5 +183,22 @@ async def test_the_pipeline_reads_a_routed_call_with_tesseract_and_says_which_en
             "thế giới",
         ]
         assert engine.read_in == []
+    finally:
+        pipeline.close()
+
+
+async def test_the_pipeline_finds_lines_the_way_the_route_says() -> None:
+    engine = MultilingualEngine(["Annyeong"], {"eng", "kor"})
+    pipeline = OcrPipeline(engine, ImageLimits(max_bytes=10**7, max_pixels=10**7), workers=1, queue_size=0)
+    router = LanguageRouter(engine)
+    try:
+        image = render_text_image(["x"])
+        for codes, by_layout, by_detector in ((["en"], 1, 0), (["ko"], 1, 1)):
+            events = [event async for event in pipeline.recognize(image, router.route(codes))]
+            assert isinstance(events[-1], Completed)
+            assert (engine.layout_calls, engine.detect_calls - engine.layout_calls) == (
+                by_layout,
+                by_detector,
+            )
     finally:
         pipeline.close()

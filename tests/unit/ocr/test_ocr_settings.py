@@ -123,3 +123,14 @@ def test_the_tesseract_recognizer_reads_what_the_rapidocr_engine_detects(
     with pytest.raises(SystemExit) as stopped:
         load_settings(OcrSettings)
     assert stopped.value.code == 2
+
+
+def test_tesseracts_layout_finds_lines_only_for_the_rapidocr_engine(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(OcrSettings).ocr_detector == "auto"
+    monkeypatch.setenv("OCR_DETECTOR", "tesseract")
+    assert load_settings(OcrSettings).ocr_detector == "tesseract"
+    monkeypatch.setenv("OCR_ENGINE", "keras")
+    monkeypatch.setenv("OCR_RECOGNIZER", "ppocr")
+    with pytest.raises(SystemExit) as stopped:
+        load_settings(OcrSettings)
+    assert stopped.value.code == 2

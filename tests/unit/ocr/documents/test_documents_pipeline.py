@@ -1,18 +1,22 @@
 """Documents through the pipeline with a scripted engine: a page event before each page's
 lines, line index and block counted across the document, a text-layer page never OCRed,
 a waiting caller's page runs between two pages of a long document, the next page is
-fetched ahead on a free worker, and the page budget is asked before any page is read."""
+fetched ahead on a free worker, the page budget is asked before any page is read, and OSD
+is asked only for a page that does not look upright."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
 from harness.documents import scanned_pdf, text_layer_pdf
 from harness.images import render_text_image
 from ocr_svc.documents.model import DocumentLimits
+from ocr_svc.documents.upright import OrientationDetector
 from ocr_svc.images import ImageLimits
 from ocr_svc.per_user import CallsPerUser, TooManyPages
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, PageStarted, Started
@@ -29,8 +33,29 @@ def pipelines() -> Iterator[list[OcrPipeline]]:
         pipeline.close()
 
 
+class CountingOsd(OrientationDetector):
+    """OSD that counts the pages it is asked about and finds each upright."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.asked = 0
+
+    @property
+    def available(self) -> bool:
+        return True
+
+    def clockwise_turn(self, grey: npt.NDArray[np.uint8]) -> int:
+        self.asked += 1
+        return 0
+
+
 def make(
-    made: list[OcrPipeline], engine: ScriptedEngine, *, workers: int = 1, queue_size: int = 2
+    made: list[OcrPipeline],
+    engine: ScriptedEngine,
+    *,
+    workers: int = 1,
+    queue_size: int = 2,
+    orientation: OrientationDetector | None = None,
 ) -> OcrPipeline:
     pipeline = OcrPipeline(
         engine,
@@ -38,6 +63,8 @@ def make(
         workers=workers,
         queue_size=queue_size,
         documents=DocumentLimits(image=LIMITS, max_pages=5),
+        upright=orientation is not None,
+        orientation=orientation,
     )
     made.append(pipeline)
     return pipeline
@@ -182,3 +209,15 @@ def test_a_users_pages_in_flight_are_bounded_by_the_page_budget() -> None:
     # A document longer than the budget is read when it is the user's only one.
     with limits.hold_pages("ada", 25):
         pass
+
+
+@pytest.mark.parametrize(("lines", "asked"), [(["read well"], 0), ([], 2)])
+async def test_osd_is_asked_only_for_a_page_where_no_line_is_found_or_read_well(
+    pipelines: list[OcrPipeline], lines: list[str | None], asked: int
+) -> None:
+    # No line at all: Tesseract's layout finds none on a page turned a quarter.
+    osd = CountingOsd()
+    pipeline = make(pipelines, ScriptedEngine(lines), orientation=osd)
+    events = await collect(pipeline, scanned_pdf(2, lines=1).data)
+    assert isinstance(events[-1], Completed)
+    assert osd.asked == asked

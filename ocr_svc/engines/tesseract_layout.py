@@ -1,0 +1,163 @@
+"""Text lines found by Tesseract's page layout analysis, the lines detector for pages in
+Latin-script languages (`ocr_svc.languages` routes them here; OCR_DETECTOR says when).
+
+Why: on a printed page PP-OCR's DB detector is the largest cost this service adds over
+Tesseract's own CLI, 0.5-0.8 s of CPU a page at 960 px, where Tesseract's layout analysis
+(Otsu threshold, connected components, tab stops and column partitions, text lines: the
+CLI's `-psm 3` without recognition) finds the same lines in 0.05-0.25 s on the page at
+half its resolution (docs/ocr.md, "Finding the lines").
+
+Half its resolution: the page is shrunk so that its long side is at most
+`LAYOUT_MAX_SIDE` (a Letter page at 300 dpi to 150 dpi). Measured on the generated magazine
+pages, at full resolution the layout merged lines across narrow gutters (CER 0.008-0.088);
+at half it kept the columns apart (0.002-0.014, PP-OCR's detector 0.003-0.008), and it is
+four times cheaper. At a third it began to lose whole columns (CER up to 0.52).
+
+What it does not read well: Hangul (its lines are cut between syllables; Korean pages stay
+with PP-OCR's detector, CER 0.037 against 0.000) and pages turned a quarter (it finds no
+lines; the pipeline then asks OSD). Each returned box is Tesseract's text line, widened by
+`LINE_PADDING` of its height on every side so that the recogniser sees the whole glyphs.
+The lines are not ordered here: the pipeline orders every detector's lines the same way
+(`ocr_svc.layout`).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ocr_svc.engines.base import EngineUnavailable, RgbImage, TextRegion, clip_quad
+from ocr_svc.engines.tesseract_reader import ENGLISH
+
+# The long side the layout analysis sees, in pixels: pages larger than this are shrunk.
+LAYOUT_MAX_SIDE = 1650
+# Each line's box grown by this share of its height on every side before it is read.
+LINE_PADDING = 0.15
+# A gap between two words of a line wider than this many times the line's height is a
+# gutter: the line is cut there (a word space is a quarter to a half of it).
+COLUMN_GAP = 1.0
+
+
+class TesseractLayout:
+    """`lines(image)`: the text lines of a page by Tesseract's layout analysis
+    (`PSM.AUTO_ONLY`, no recognition). Thread-safe: one handle per thread."""
+
+    def __init__(self, tessdata: Path) -> None:
+        self.tessdata = tessdata
+        self._local = threading.local()
+
+    def handle(self) -> Any:
+        """This thread's handle, opened on first use (`EngineUnavailable` when Tesseract
+        cannot load)."""
+        handle = getattr(self._local, "handle", None)
+        if handle is not None:
+            return handle
+        # Before libtesseract starts OpenMP: the pipeline's threads are the parallelism.
+        os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+        import tesserocr
+
+        try:
+            handle = tesserocr.PyTessBaseAPI(
+                path=f"{self.tessdata}{os.sep}",
+                lang=ENGLISH,  # the layout uses no model, but a handle needs one
+                psm=tesserocr.PSM.AUTO_ONLY,
+                oem=tesserocr.OEM.LSTM_ONLY,
+            )
+        except RuntimeError as exc:
+            raise EngineUnavailable(
+                f"Tesseract cannot start its layout analysis from {self.tessdata}: {exc}"
+            ) from exc
+        self._local.handle = handle
+        return handle
+
+    def lines(self, image: RgbImage) -> list[TextRegion]:
+        """The text lines of `image` (RGB), each an axis-aligned box in its pixels."""
+        import cv2
+        from PIL import Image
+
+        height, width = image.shape[:2]
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        scale = min(1.0, LAYOUT_MAX_SIDE / max(height, width))
+        if scale < 1.0:
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            grey = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        handle = self.handle()
+        handle.SetImage(Image.fromarray(grey, mode="L"))
+        try:
+            found = _split_at_gaps(_text_lines(handle.AnalyseLayout()))
+        finally:
+            handle.Clear()
+        regions = []
+        for left, top, right, bottom in found:
+            left, top, right, bottom = left / scale, top / scale, right / scale, bottom / scale
+            pad = LINE_PADDING * (bottom - top)
+            left, top, right, bottom = left - pad, top - pad, right + pad, bottom + pad
+            quad = ((left, top), (right, top), (right, bottom), (left, bottom))
+            regions.append(TextRegion(box=clip_quad(quad, width, height), layout_line=True))
+        return regions
+
+
+Box = tuple[float, float, float, float]
+
+
+def _text_lines(iterator: Any) -> list[list[Box]]:
+    """The words' boxes (left, top, right, bottom) of each text line in the blocks of text
+    that a layout iterator (`AnalyseLayout`) holds; figures, rules and noise are skipped."""
+    import tesserocr
+
+    kinds = tesserocr.PT
+    text_blocks = {
+        kinds.FLOWING_TEXT,
+        kinds.HEADING_TEXT,
+        kinds.PULLOUT_TEXT,
+        kinds.CAPTION_TEXT,
+        kinds.TABLE,
+        kinds.EQUATION,
+        kinds.INLINE_EQUATION,
+        kinds.VERTICAL_TEXT,
+    }
+    lines: list[list[Box]] = []
+    if iterator is None:
+        return lines
+    iterator.Begin()
+    while True:
+        if iterator.BlockType() in text_blocks:
+            if iterator.IsAtBeginningOf(tesserocr.RIL.TEXTLINE) or not lines:
+                lines.append([])
+            box = iterator.BoundingBox(tesserocr.RIL.WORD)
+            if box is not None:
+                lines[-1].append(tuple(float(v) for v in box))  # type: ignore[arg-type]
+        if not iterator.Next(tesserocr.RIL.WORD):
+            break
+    return [words for words in lines if words]
+
+
+def _split_at_gaps(lines: list[list[Box]]) -> list[Box]:
+    """Each line's box, or its pieces where a gap between two words is wider than
+    `COLUMN_GAP` times the line's height: with few lines in a column (a short page, a
+    caption beside a column) Tesseract may not see the gutter and runs a line across it."""
+    boxes: list[Box] = []
+    for words in lines:
+        words = sorted(words)
+        line_height = max(b[3] for b in words) - min(b[1] for b in words)
+        piece = [words[0]]
+        for word in words[1:]:
+            if word[0] - max(b[2] for b in piece) > COLUMN_GAP * line_height:
+                boxes.append(_bounding(piece))
+                piece = []
+            piece.append(word)
+        boxes.append(_bounding(piece))
+    return boxes
+
+
+def _bounding(words: list[Box]) -> Box:
+    return (
+        min(b[0] for b in words),
+        min(b[1] for b in words),
+        max(b[2] for b in words),
+        max(b[3] for b in words),
+    )

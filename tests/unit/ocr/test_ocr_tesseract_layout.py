@@ -1,0 +1,72 @@
+"""Lines found by Tesseract's layout analysis: a line run across a gutter is cut there, word
+spaces are not; on a real page every line stays in its column, in the page's own pixels,
+padded, and marked to be read as a raw line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.pages import PageSpec, render_page
+from ocr_svc.engines.tesseract_layout import LINE_PADDING, TesseractLayout, _split_at_gaps
+from ocr_svc.engines.tesseract_reader import installed_models
+
+
+@pytest.fixture(scope="module")
+def layout() -> TesseractLayout:
+    directory, _ = installed_models(None)
+    if directory is None:
+        pytest.skip("tesserocr or eng.traineddata is not installed (Debian: tesseract-ocr-eng)")
+    return TesseractLayout(directory)
+
+
+def test_a_line_run_across_a_gutter_is_cut_in_two() -> None:
+    # Two columns' lines, 40 px high, 75 px apart: Tesseract saw one line.
+    words = [
+        (0.0, 0.0, 100.0, 40.0),
+        (112.0, 2.0, 300.0, 40.0),
+        (375.0, 0.0, 500.0, 38.0),
+        (510.0, 1.0, 700.0, 40.0),
+    ]
+    assert _split_at_gaps([words]) == [(0.0, 0.0, 300.0, 40.0), (375.0, 0.0, 700.0, 40.0)]
+
+
+def test_word_spaces_do_not_cut_a_line() -> None:
+    # A loose justified line: spaces up to three quarters of its height.
+    words = [(0.0, 0.0, 80.0, 40.0), (110.0, 0.0, 200.0, 40.0), (230.0, 5.0, 260.0, 40.0)]
+    assert _split_at_gaps([words[::-1]]) == [(0.0, 0.0, 260.0, 40.0)]
+
+
+def test_the_lines_of_a_short_two_column_page_stay_in_their_columns(layout: TesseractLayout) -> None:
+    # Two lines a column: too few for Tesseract to see the gutter by itself.
+    spec = PageSpec(columns=2, seed=4, height=1000, lines_per_column=2)
+    pixels = np.asarray(render_page(spec).image.convert("RGB"))
+    regions = layout.lines(pixels)
+    assert all(region.layout_line for region in regions)
+    # The heading (96 px) spans the page; each body line (42 px) lies in one column.
+    body = [r.box for r in regions if r.box[2][1] - r.box[0][1] < 1.5 * spec.body_px * (1 + 2 * LINE_PADDING)]
+    middle = spec.width / 2
+    assert len(body) == 4
+    assert all(right < middle or left > middle for (left, _), (right, _), _, _ in body)
+
+
+def test_a_line_box_holds_the_line_with_some_room_in_the_pages_own_pixels(layout: TesseractLayout) -> None:
+    # 3000 px wide: found at about half that, mapped back.
+    page = render_page(PageSpec(columns=1, seed=2, width=3000, height=900, lines_per_column=3)).image
+    pixels = np.asarray(page.convert("RGB"))
+    ink_rows = np.flatnonzero((pixels[:, :, 0] < 128).any(axis=1))
+    ink_columns = np.flatnonzero((pixels[:, :, 0] < 128).any(axis=0))
+    boxes = [r.box for r in layout.lines(pixels)]
+    assert boxes
+    top, bottom = min(b[0][1] for b in boxes), max(b[2][1] for b in boxes)
+    left, right = min(b[0][0] for b in boxes), max(b[1][0] for b in boxes)
+    # The lines cover the ink, with at most their padding (and rounding) beyond it.
+    room = LINE_PADDING * max(b[2][1] - b[0][1] for b in boxes) + 4
+    assert top <= ink_rows[0] <= top + room
+    assert bottom - room <= ink_rows[-1] <= bottom
+    assert left <= ink_columns[0] <= left + room
+    assert right - room <= ink_columns[-1] <= right
+
+
+def test_a_blank_page_has_no_lines(layout: TesseractLayout) -> None:
+    assert layout.lines(np.full((1200, 900, 3), 255, dtype=np.uint8)) == []
