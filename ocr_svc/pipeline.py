@@ -10,9 +10,11 @@ ordered and read; then the next. Only one page's pixels are held at a time.
 Fairness: a worker slot is taken per page, not per call. A long document gives its slot
 back after each page and queues again for the next, behind the callers already waiting
 (asyncio's semaphore wakes waiters first come, first served), so another caller's image
-runs between two pages of a 500-page PDF instead of after all of them. Admission (the
-queue of `workers + queue_size` calls) still counts calls, since each admitted call holds
-its upload in memory.
+runs between two pages of a 500-page PDF instead of after all of them. While a page is
+read, the next one starts on a second worker only when that worker is free and nobody
+waits for it; its lines are held until the page before is sent. Admission (the queue of
+`workers + queue_size` calls) still counts calls, since each admitted call holds its
+upload in memory.
 
 Detection of an image that finds cores no other image holds runs on them too, when the
 engine can (`SpreadDetector`: more inference threads in one call), so the first line of an
@@ -159,6 +161,17 @@ class _ReadyPage:
     first: list[RecognizedLine | None] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _WindowRead:
+    """A window of a page's lines (after its first), read."""
+
+    window: list[OrderedLine]
+    lines: list[RecognizedLine | None]
+
+
+_PagePart = _ReadyPage | _WindowRead
+
+
 @dataclass
 class _Progress:
     """What a document's pages add up to, as they are read."""
@@ -281,17 +294,30 @@ class OcrPipeline:
         self._slots.release()
         self.metrics.load(self._admitted, self._running)
 
-    async def _page_ahead(
-        self, document: Document, index: int, progress: _Progress, route: Route | None
-    ) -> _ReadyPage:
-        """Page `index` fetched (rendered, upright, detected, first window read) while the
-        page before it is read, on a worker of its own, given back once fetched: the page
-        then waits, holding its pixels but no worker, and queues for one again to be read."""
+    async def _page_work(
+        self,
+        document: Document,
+        index: int,
+        progress: _Progress,
+        route: Route | None,
+        out: asyncio.Queue[_PagePart | None],
+    ) -> None:
+        """Page `index` fetched and read on a worker of its own, taken for this page and
+        given back after it: its parts put on `out` as they are ready (the page fetched with
+        its first window read, then each further window's lines), None last."""
         await self._take_slot()
         try:
-            return await self._fetch_page(document, index, progress, route)
+            ready = await self._fetch_page(document, index, progress, route)
+            out.put_nowait(ready)
+            if ready.upright is not None:
+                for window in ready.windows[1:]:
+                    read = await self._read_timed(
+                        ready.upright.pixels, ready.regions, window, route, progress
+                    )
+                    out.put_nowait(_WindowRead(window, read))
         finally:
             self._give_slot()
+            out.put_nowait(None)
 
     async def _run_document(
         self,
@@ -302,62 +328,88 @@ class OcrPipeline:
         force_ocr: bool,
         admit_pages: Callable[[int], None] | None,
     ) -> AsyncIterator[OcrEvent]:
-        """The events of one document. When a worker is free and nobody waits for it, page
-        n+1 is fetched while page n is read (`_page_ahead`): its rendering, turning and
-        detection overlap page n's recognition, so two cores stay busy on one document. At
-        most two pages' pixels are held, and a page fetched ahead is read only once it has a
-        worker again, behind the callers already waiting."""
+        """The events of one document. Each page is fetched and read by a task of its own
+        (`_page_work`) that takes a worker for that page. The next page's task starts while
+        a page is read when a worker is free and nobody waits for it: two pages are then
+        read at once, one on each worker, as two single-threaded Tesseract processes would,
+        with no core idle between the windows of one page. Its lines wait, in order, until
+        the page before is sent. At most two pages' pixels are held, and a caller already
+        waiting gets the next free worker first."""
         engine_name = route.engine if route else self.engine.name
         progress = _Progress()
         document: Document | None = None
-        ahead: asyncio.Future[_ReadyPage] | None = None
-        holding = False
+        pages: dict[int, tuple[asyncio.Task[None], asyncio.Queue[_PagePart | None]]] = {}
+
+        def start(index: int) -> None:
+            assert document is not None
+            parts: asyncio.Queue[_PagePart | None] = asyncio.Queue()
+            task = asyncio.ensure_future(self._page_work(document, index, progress, route, parts))
+            pages[index] = (task, parts)
+
+        def start_next_if_free(index: int) -> None:
+            # Only on a worker nobody waits for: a caller already waiting gets it first.
+            assert document is not None
+            if index < document.page_count and index not in pages and not self._slots.locked():
+                start(index)
+
+        async def next_part(index: int) -> _PagePart | None:
+            task, parts = pages[index]
+            part = await parts.get()
+            if part is None:
+                await asyncio.wait([task])
+                task.result()  # the page's own error, if it failed
+            return part
+
         try:
             await self._take_slot()
-            holding = True
             record_span("ocr.queue_wait", admitted_ns)
-            t0 = time.perf_counter()
-            with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
-                document = await open_document(data, self.documents, self._in_worker, force_ocr=force_ocr)
-            progress.decode_s += time.perf_counter() - t0
+            try:
+                t0 = time.perf_counter()
+                with span("ocr.decode", {"ocrmesh.upload_bytes": len(data)}):
+                    document = await open_document(data, self.documents, self._in_worker, force_ocr=force_ocr)
+                progress.decode_s += time.perf_counter() - t0
+            finally:
+                self._give_slot()
             if admit_pages is not None:
                 admit_pages(document.page_count)
-            # Each phase's span is a child of the call's (not of one another).
-            ready = await self._fetch_page(document, 0, progress, route)
-            upright = ready.upright
-            yield Started(
-                engine=engine_name,
-                width=upright.pixels.shape[1] if upright is not None else ready.page.width,
-                height=upright.pixels.shape[0] if upright is not None else ready.page.height,
-                page_count=document.page_count,
-                document_format=document.format,
-            )
             for index in range(document.page_count):
-                if index > 0 and ahead is not None:
-                    ready = await ahead
-                    ahead = None
-                    await self._take_slot()
-                    holding = True
-                elif index > 0:
-                    await self._take_slot()
-                    holding = True
-                    ready = await self._fetch_page(document, index, progress, route)
-                # Only on a worker nobody waits for: a caller already waiting gets it first.
-                if index + 1 < document.page_count and not self._slots.locked():
-                    ahead = asyncio.ensure_future(self._page_ahead(document, index + 1, progress, route))
-                async for event in self._read_page(ready, route, progress, admitted_at):
+                if index not in pages:
+                    start(index)
+                ready = await next_part(index)
+                if not isinstance(ready, _ReadyPage):
+                    raise RuntimeError(f"page {index + 1} ended before it was fetched")
+                if index == 0:
+                    upright = ready.upright
+                    yield Started(
+                        engine=engine_name,
+                        width=upright.pixels.shape[1] if upright is not None else ready.page.width,
+                        height=upright.pixels.shape[0] if upright is not None else ready.page.height,
+                        page_count=document.page_count,
+                        document_format=document.format,
+                    )
+                start_next_if_free(index + 1)
+                blocks: dict[int, int] = {}
+                async for event in self._page_events(ready, blocks, progress, admitted_at):
                     yield event
-                holding = False
-                self._give_slot()
+                while (part := await next_part(index)) is not None:
+                    if not isinstance(part, _WindowRead):
+                        raise RuntimeError(f"page {index + 1} sent a part out of order")
+                    for event in self._window_events(
+                        part.window, part.lines, ready.page, blocks, progress, admitted_at
+                    ):
+                        yield event
+                    start_next_if_free(index + 1)
+                progress.blocks += len(blocks)
+                del pages[index]
             page_count = document.page_count
         finally:
-            if ahead is not None:
-                ahead.cancel()
-                await asyncio.wait([ahead])
-                if not ahead.cancelled():
-                    ahead.exception()  # retrieved: the call already ends with its own error
-            if holding:
-                self._give_slot()
+            for task, _ in pages.values():
+                task.cancel()
+            if pages:
+                await asyncio.wait([task for task, _ in pages.values()])
+                for task, _ in pages.values():
+                    if not task.cancelled():
+                        task.exception()  # retrieved: the call already ends with its own error
             if document is not None:
                 await document.aclose()
 
@@ -467,31 +519,24 @@ class OcrPipeline:
         progress.recognize_s += time.perf_counter() - t0
         return read
 
-    async def _read_page(
-        self,
-        ready: _ReadyPage,
-        route: Route | None,
-        progress: _Progress,
-        admitted_at: float,
+    async def _page_events(
+        self, ready: _ReadyPage, blocks: dict[int, int], progress: _Progress, admitted_at: float
     ) -> AsyncIterator[OcrEvent]:
-        """The page event, then the page's lines (its text layer's, or read from its pixels)."""
+        """The page event, then the page's text layer's lines, or its first window's."""
         page, upright = ready.page, ready.upright
         if upright is None:
             yield PageStarted(
                 page=page.number, width=page.width, height=page.height, source="text_layer", dpi=page.dpi
             )
             order = await self._in_worker(reading_order, [line.box for line in page.lines])
-            blocks: dict[int, int] = {}
             for item in order:
                 for event in self._line_event(
                     page.lines[item.index], item, blocks, page, progress, admitted_at
                 ):
                     yield event
-            progress.blocks += len(blocks)
             return
 
-        pixels = upright.pixels
-        height, width = pixels.shape[:2]
+        height, width = upright.pixels.shape[:2]
         yield PageStarted(
             page=page.number,
             width=width,
@@ -502,18 +547,26 @@ class OcrPipeline:
             dpi=page.dpi,
         )
         progress.regions += len(ready.regions)
-        blocks = {}
-        for position, window in enumerate(ready.windows):
-            if position == 0:
-                read = ready.first
-            else:
-                read = await self._read_timed(pixels, ready.regions, window, route, progress)
-            for item, line in zip(window, read, strict=True):
-                if line is None:
-                    continue
-                for event in self._line_event(line, item, blocks, page, progress, admitted_at):
-                    yield event
-        progress.blocks += len(blocks)
+        if ready.windows:
+            for event in self._window_events(
+                ready.windows[0], ready.first, page, blocks, progress, admitted_at
+            ):
+                yield event
+
+    def _window_events(
+        self,
+        window: list[OrderedLine],
+        read: list[RecognizedLine | None],
+        page: SourcePage,
+        blocks: dict[int, int],
+        progress: _Progress,
+        admitted_at: float,
+    ) -> list[LineRecognized]:
+        events: list[LineRecognized] = []
+        for item, line in zip(window, read, strict=True):
+            if line is not None:
+                events.extend(self._line_event(line, item, blocks, page, progress, admitted_at))
+        return events
 
     def _line_event(
         self,

@@ -237,10 +237,13 @@ async def test_render_document_streams_a_header_then_the_file(
 async def test_a_user_whose_documents_in_flight_would_pass_the_page_budget_is_told_to_wait(
     start_ocr: StartOcr,
 ) -> None:
-    # The first page's second line is held: the document is started, and in flight.
+    # Each page's second line is held: the document is started, and in flight. It holds two
+    # workers (its first two pages are read at once); the third is free for the next call.
     engine = ScriptedEngine(["line", "line"])
     held = engine.gate(1)
-    ocr = await start_ocr(engine, ocr_max_calls_per_user=0, ocr_max_pages_per_user=4, ocr_upright_pages=False)
+    ocr = await start_ocr(
+        engine, ocr_workers=3, ocr_max_calls_per_user=0, ocr_max_pages_per_user=4, ocr_upright_pages=False
+    )
     greedy = ocr.issuer.mint(sub=str(uuid.uuid4()), email="greedy@example.com")
     long_call = ocr.stub.Recognize(
         ocr_pb2.RecognizeRequest(image=documents.scanned_pdf(3, lines=2).data),

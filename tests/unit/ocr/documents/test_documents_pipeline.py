@@ -1,7 +1,7 @@
 """Documents through the pipeline with a scripted engine: a page event before each page's
 lines, line index and block counted across the document, a text-layer page never OCRed,
 a waiting caller's page runs between two pages of a long document, the next page is
-fetched ahead on a free worker, the page budget is asked before any page is read, and OSD
+read on a free worker while a page is read, the page budget is asked before any page is read, and OSD
 is asked only for a page that does not look upright."""
 
 from __future__ import annotations
@@ -153,29 +153,40 @@ async def test_a_waiting_callers_image_runs_between_two_pages_of_a_long_document
     assert order == ["pdf page 1", "image done", "pdf page 2", "pdf page 3", "pdf done"]
 
 
-async def test_the_next_page_is_fetched_on_a_free_worker_while_a_page_is_read(
+async def test_the_next_page_is_read_on_a_free_worker_while_a_page_is_read(
     pipelines: list[OcrPipeline],
 ) -> None:
     engine = ScriptedEngine(["a", "b"])
     held = engine.gate(1)
     pipeline = make(pipelines, engine, workers=2)
-    reading = asyncio.create_task(collect(pipeline, scanned_pdf(3, lines=2).data))
-    # Page 1's second line is held; page 2 is detected (and its first line read) meanwhile.
+    sent: list[OcrEvent] = []
+
+    async def read() -> None:
+        async for event in pipeline.recognize(scanned_pdf(3, lines=2).data):
+            sent.append(event)
+
+    reading = asyncio.create_task(read())
+    # Every page's second line is held: pages 1 and 2 are read at once, one on each worker.
     for _ in range(2000):
-        if engine.detect_calls >= 2 and len(engine.reads_finished) >= 2 and pipeline.running == 1:
+        if (
+            len(engine.reads_finished) >= 2
+            and pipeline.running == 2
+            and any(isinstance(e, LineRecognized) for e in sent)
+        ):
             break
         await asyncio.sleep(0.01)
-    held.set()
+    assert engine.reads_finished == [0, 0]
+    assert pipeline.running == 2
+    # Page 3 waits for a worker; page 2's line waits until page 1 is sent.
     assert engine.detect_calls == 2
-    # Page 2's first line is read (page 1's second is still held), and page 2 waits
-    # without a worker.
-    assert engine.reads_finished[:2] == [0, 0]
-    assert pipeline.running == 1
-    events = await asyncio.wait_for(reading, 30)
-    assert [e.page for e in events if isinstance(e, PageStarted)] == [1, 2, 3]
-    lines = [e for e in events if isinstance(e, LineRecognized)]
+    assert [(e.page, e.line.text) for e in sent if isinstance(e, LineRecognized)] == [(1, "a")]
+    held.set()
+    await asyncio.wait_for(reading, 30)
+    assert [e.page for e in sent if isinstance(e, PageStarted)] == [1, 2, 3]
+    lines = [e for e in sent if isinstance(e, LineRecognized)]
     assert [(e.page, e.line.text) for e in lines] == [(page, text) for page in (1, 2, 3) for text in "ab"]
     assert [e.index for e in lines] == list(range(6))
+    assert (pipeline.running, pipeline.admitted) == (0, 0)
 
 
 async def test_the_page_budget_is_asked_before_any_page_is_read(pipelines: list[OcrPipeline]) -> None:
