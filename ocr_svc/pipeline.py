@@ -301,13 +301,17 @@ class OcrPipeline:
         progress: _Progress,
         route: Route | None,
         out: asyncio.Queue[_PagePart | None],
+        has_worker: asyncio.Event,
+        fetching: asyncio.Lock,
     ) -> None:
         """Page `index` fetched and read on a worker of its own, taken for this page and
-        given back after it: its parts put on `out` as they are ready (the page fetched with
-        its first window read, then each further window's lines), None last."""
+        given back after it (`has_worker` set once taken): its parts put on `out` as they
+        are ready (the page fetched with its first window read, then each further window's
+        lines), None last."""
         await self._take_slot()
+        has_worker.set()
         try:
-            ready = await self._fetch_page(document, index, progress, route)
+            ready = await self._fetch_page(document, index, progress, route, fetching)
             out.put_nowait(ready)
             if ready.upright is not None:
                 for window in ready.windows[1:]:
@@ -338,13 +342,17 @@ class OcrPipeline:
         engine_name = route.engine if route else self.engine.name
         progress = _Progress()
         document: Document | None = None
-        pages: dict[int, tuple[asyncio.Task[None], asyncio.Queue[_PagePart | None]]] = {}
+        pages: dict[int, tuple[asyncio.Task[None], asyncio.Queue[_PagePart | None], asyncio.Event]] = {}
+        # A document gives its pages one at a time, in order (a PDF's helper answers one
+        # request at a time; a TIFF seeks one shared image).
+        fetching = asyncio.Lock()
 
         def start(index: int) -> None:
             assert document is not None
             parts: asyncio.Queue[_PagePart | None] = asyncio.Queue()
-            task = asyncio.ensure_future(self._page_work(document, index, progress, route, parts))
-            pages[index] = (task, parts)
+            has_worker = asyncio.Event()
+            work = self._page_work(document, index, progress, route, parts, has_worker, fetching)
+            pages[index] = (asyncio.ensure_future(work), parts, has_worker)
 
         def start_next_if_free(index: int) -> None:
             # Only on a worker nobody waits for: a caller already waiting gets it first.
@@ -353,7 +361,7 @@ class OcrPipeline:
                 start(index)
 
         async def next_part(index: int) -> _PagePart | None:
-            task, parts = pages[index]
+            task, parts, _ = pages[index]
             part = await parts.get()
             if part is None:
                 await asyncio.wait([task])
@@ -375,6 +383,10 @@ class OcrPipeline:
             for index in range(document.page_count):
                 if index not in pages:
                     start(index)
+                # Once this page has its worker, the next starts if another is free (the page
+                # before has given its own back), not once this one is fetched.
+                await pages[index][2].wait()
+                start_next_if_free(index + 1)
                 ready = await next_part(index)
                 if not isinstance(ready, _ReadyPage):
                     raise RuntimeError(f"page {index + 1} ended before it was fetched")
@@ -401,13 +413,15 @@ class OcrPipeline:
                     start_next_if_free(index + 1)
                 progress.blocks += len(blocks)
                 del pages[index]
+                del ready, part  # this page's pixels go before the page after next is fetched
             page_count = document.page_count
         finally:
-            for task, _ in pages.values():
+            tasks = [task for task, _, _ in pages.values()]
+            for task in tasks:
                 task.cancel()
-            if pages:
-                await asyncio.wait([task for task, _ in pages.values()])
-                for task, _ in pages.values():
+            if tasks:
+                await asyncio.wait(tasks)
+                for task in tasks:
                     if not task.cancelled():
                         task.exception()  # retrieved: the call already ends with its own error
             if document is not None:
@@ -448,10 +462,15 @@ class OcrPipeline:
         )
 
     async def _fetch_page(
-        self, document: Document, index: int, progress: _Progress, route: Route | None
+        self,
+        document: Document,
+        index: int,
+        progress: _Progress,
+        route: Route | None,
+        fetching: asyncio.Lock,
     ) -> _ReadyPage:
-        """Page `index` of `document` and, a page to OCR, its pixels upright, detected,
-        ordered, and its first window read.
+        """Page `index` of `document` (taken from it holding `fetching`) and, a page to OCR,
+        its pixels upright, detected, ordered, and its first window read.
 
         Orientation detection (OSD, 0.3-0.4 s of CPU a page) is the costly part of standing
         a page upright, and nearly every page is upright already. So the page is taken as
@@ -462,7 +481,8 @@ class OcrPipeline:
         detected again, and the first window read again."""
         t0 = time.perf_counter()
         with span("ocr.decode", {"ocrmesh.page": index + 1}):
-            page = await document.page(index)
+            async with fetching:
+                page = await document.page(index)
         progress.decode_s += time.perf_counter() - t0
         if page.pixels is None:
             return _ReadyPage(page, None)
