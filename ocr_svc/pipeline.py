@@ -2,10 +2,10 @@
 the stream of events: started, then for each page of the document in order a page event
 and that page's lines, each as soon as it is read, then completed.
 
-A document (an image, a multi-page TIFF, a PDF: `ocr_svc.documents`) is read one page at
-a time: the page is fetched (decoded, rendered by the PDF helper, or taken from the PDF's
+A document (an image, a multi-page TIFF, a PDF: `ocr_svc.documents`) is read page by
+page: each page is fetched (decoded, rendered by the PDF helper, or taken from the PDF's
 text layer), turned upright and straightened (`ocr_svc.documents.upright`), detected,
-ordered and read; then the next. Only one page's pixels are held at a time.
+ordered and read. At most two pages' pixels are held at a time (see Fairness).
 
 Fairness: a worker slot is taken per page, not per call. A long document gives its slot
 back after each page and queues again for the next, behind the callers already waiting
@@ -170,6 +170,16 @@ class _WindowRead:
 
 
 _PagePart = _ReadyPage | _WindowRead
+
+
+@dataclass(frozen=True)
+class _PageTask:
+    """A page being fetched and read (`OcrPipeline._page_work`): its task, the parts it
+    puts out in order (None last), and whether it holds its worker yet."""
+
+    task: asyncio.Task[None]
+    parts: asyncio.Queue[_PagePart | None]
+    has_worker: asyncio.Event
 
 
 @dataclass
@@ -342,7 +352,7 @@ class OcrPipeline:
         engine_name = route.engine if route else self.engine.name
         progress = _Progress()
         document: Document | None = None
-        pages: dict[int, tuple[asyncio.Task[None], asyncio.Queue[_PagePart | None], asyncio.Event]] = {}
+        pages: dict[int, _PageTask] = {}
         # A document gives its pages one at a time, in order (a PDF's helper answers one
         # request at a time; a TIFF seeks one shared image).
         fetching = asyncio.Lock()
@@ -352,7 +362,7 @@ class OcrPipeline:
             parts: asyncio.Queue[_PagePart | None] = asyncio.Queue()
             has_worker = asyncio.Event()
             work = self._page_work(document, index, progress, route, parts, has_worker, fetching)
-            pages[index] = (asyncio.ensure_future(work), parts, has_worker)
+            pages[index] = _PageTask(asyncio.ensure_future(work), parts, has_worker)
 
         def start_next_if_free(index: int) -> None:
             # Only on a worker nobody waits for: a caller already waiting gets it first.
@@ -361,11 +371,11 @@ class OcrPipeline:
                 start(index)
 
         async def next_part(index: int) -> _PagePart | None:
-            task, parts, _ = pages[index]
-            part = await parts.get()
+            page = pages[index]
+            part = await page.parts.get()
             if part is None:
-                await asyncio.wait([task])
-                task.result()  # the page's own error, if it failed
+                await asyncio.wait([page.task])
+                page.task.result()  # the page's own error, if it failed
             return part
 
         try:
@@ -385,7 +395,7 @@ class OcrPipeline:
                     start(index)
                 # Once this page has its worker, the next starts if another is free (the page
                 # before has given its own back), not once this one is fetched.
-                await pages[index][2].wait()
+                await pages[index].has_worker.wait()
                 start_next_if_free(index + 1)
                 ready = await next_part(index)
                 if not isinstance(ready, _ReadyPage):
@@ -399,7 +409,6 @@ class OcrPipeline:
                         page_count=document.page_count,
                         document_format=document.format,
                     )
-                start_next_if_free(index + 1)
                 blocks: dict[int, int] = {}
                 async for event in self._page_events(ready, blocks, progress, admitted_at):
                     yield event
@@ -416,7 +425,7 @@ class OcrPipeline:
                 del ready, part  # this page's pixels go before the page after next is fetched
             page_count = document.page_count
         finally:
-            tasks = [task for task, _, _ in pages.values()]
+            tasks = [page.task for page in pages.values()]
             for task in tasks:
                 task.cancel()
             if tasks:
