@@ -63,6 +63,24 @@ def test_the_rss_slope_ignores_the_warm_up() -> None:
     assert slope_per_minute(samples, "auth", warmup_minutes=2.5) == pytest.approx(0.5)
 
 
+def _sampled(rss: list[float], every_minutes: float = 1 / 6) -> list[Sample]:
+    return [Sample(i * every_minutes, {"auth": value}, {}, {}, 0, 0, {}, 0, 0) for i, value in enumerate(rss)]
+
+
+def test_one_sample_taken_during_a_password_hash_does_not_read_as_growth() -> None:
+    # The short soak's failure on a flat auth service: 9 samples after the warm-up, one of
+    # them taken while an Argon2 hash held its 19 MiB. A least-squares line read +5.7 MiB/min.
+    rss = [325.0] * 9
+    rss[7] += 19
+    assert abs(slope_per_minute(_sampled(rss), "auth", warmup_minutes=0)) < 0.5
+
+
+def test_a_steady_leak_reads_as_its_rate_despite_a_spike() -> None:
+    rss = [300 + 6 * i / 6 for i in range(12)]  # +6 MiB/min, a sample every 10 s
+    rss[5] += 40
+    assert slope_per_minute(_sampled(rss), "auth", warmup_minutes=0) == pytest.approx(6.0)
+
+
 @pytest.mark.parametrize(("text", "seconds"), [("30m", 1800), ("90s", 90), ("1h", 3600), ("45", 45)])
 def test_a_soak_duration_reads_minutes_seconds_and_hours(text: str, seconds: float) -> None:
     assert duration_seconds(text) == seconds
