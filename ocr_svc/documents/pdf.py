@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from ocr_svc.documents.model import DocumentLimits, DocumentRefused, SourcePage
@@ -40,8 +41,8 @@ _LENGTH = struct.Struct(">I")
 OPEN_TIMEOUT_S = 30.0
 PAGE_TIMEOUT_S = 60.0
 # The helper's address space: the interpreter and PDFium (about 50 MB), the upload (held
-# once by Python, once by PDFium), one page at the pixel cap in its RGB bitmap and in the
-# frame written out, and room for the images PDFium decodes to draw it.
+# once by Python, once by PDFium), one page at the pixel cap in its grey bitmap (written
+# out from the bitmap itself), and room for the images, often colour, PDFium decodes to draw it.
 HELPER_BASE_BYTES = 256 * MiB
 HELPER_BYTES_PER_PIXEL = 8
 # Read buffer of the helper's pipe: a page arrives in a few large reads.
@@ -128,9 +129,10 @@ class PdfDocument:
             lines = tuple(_text_line(line) for line in header["lines"])
             return SourcePage(number=index + 1, width=width, height=height, dpi=dpi, pixels=None, lines=lines)
         raw = await _read_frame(stdout)
-        if len(raw) != width * height * 3:
-            raise asyncio.IncompleteReadError(raw, width * height * 3)
-        pixels = np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3)
+        if len(raw) != width * height:
+            raise asyncio.IncompleteReadError(raw, width * height)
+        grey = np.frombuffer(raw, dtype=np.uint8).reshape(height, width)
+        pixels = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
         return SourcePage(number=index + 1, width=width, height=height, dpi=dpi, pixels=pixels)
 
     @property
