@@ -132,7 +132,7 @@ class PdfDocument:
         if len(raw) != width * height:
             raise asyncio.IncompleteReadError(raw, width * height)
         grey = np.frombuffer(raw, dtype=np.uint8).reshape(height, width)
-        pixels = cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB)
+        pixels = np.asarray(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB), dtype=np.uint8)
         return SourcePage(number=index + 1, width=width, height=height, dpi=dpi, pixels=pixels)
 
     @property
