@@ -49,7 +49,7 @@ NEIGHBOURHOOD_FACTOR = 2.0
 SAME_COLUMN_FACTOR = 1.5
 # A strip of the page at most this many line heights high above its first full-width gap
 # (or below its last) is a running header (or a footer, a page number).
-EDGE_STRIP_FACTOR = 3.0
+EDGE_STRIP_FACTOR = 1.5
 # A line whose height differs from the mean of its block's by more than this ratio (a
 # heading over body text) starts a new block. Detected boxes of one font vary by up to 1.3x
 # (descenders, a speck touching the line).
@@ -108,7 +108,7 @@ def _sections(boxes: Boxes, ids: Ids, line_height: float) -> list[Ids]:
     """`ids` cut at the full-width gaps where the column structure changes, top first.
 
     No column may run on across the gap (`_continues`), and a gap is a cut only where what
-    lies just above it and just below it is stacked (overlaps in x: a heading over columns,
+    lies just above it and just below it is stacked (`_stacked`: a heading over columns,
     columns over a caption across them) or where one side is a strip at the page's edge (a
     running header, a page number). Columns that merely end at different heights leave a
     full-width gap beside a figure's caption, between lines that lie side by side: Breuel's
@@ -128,8 +128,7 @@ def _sections(boxes: Boxes, ids: Ids, line_height: float) -> list[Ids]:
             continue
         if _continues(above, below, line_height):
             continue
-        stacked = np.any((above[:, None, 0] < below[None, :, 2]) & (above[:, None, 2] > below[None, :, 0]))
-        if stacked or start - page_top <= edge or page_bottom - end <= edge:
+        if _stacked(above, below, min_gutter) or start - page_top <= edge or page_bottom - end <= edge:
             cuts.append((start + end) / 2)
     centres = (tops + bottoms) / 2
     part = np.searchsorted(np.asarray(cuts), centres)
@@ -147,6 +146,22 @@ def _continues(above: Boxes, below: Boxes, line_height: float) -> bool:
         high_above[:, None], high_below[None, :]
     )
     return bool(np.any(same_start & close & alike))
+
+
+def _stacked(above: Boxes, below: Boxes, min_gutter: float) -> bool:
+    """Every column just above the gap has a line just below it in x: a heading over the
+    columns, or the columns over a caption across all of them. A caption under some of the
+    columns only (a figure below columns 1-2, column 3 running on beside the figure) is not
+    stacked: Breuel's order reads it after the columns it is under and before the column
+    right of it, where a cut would push it past every column."""
+    if not len(above) or not len(below):
+        return False
+    starts = _column_starts(above[:, [0, 2]], min_gutter)
+    ends = np.append([start for start, _ in _gaps(above[:, [0, 2]], min_gutter)], above[:, 2].max())
+    return all(
+        bool(np.any((below[:, 0] < end) & (below[:, 2] > start)))
+        for start, end in zip(starts, ends, strict=True)
+    )
 
 
 def _column_starts(intervals: Boxes, min_gutter: float) -> npt.NDArray[np.float64]:

@@ -40,6 +40,9 @@ LINE_PADDING = 0.15
 # A gap between two words of a line wider than this many times the line's height is a
 # gutter: the line is cut there (a word space is a quarter to a half of it).
 COLUMN_GAP = 1.0
+# A word belongs to a row of its line when it overlaps the row vertically by this share of
+# the lower of their heights.
+ROW_OVERLAP = 0.5
 
 
 class TesseractLayout:
@@ -139,21 +142,43 @@ def _text_lines(iterator: Any) -> list[list[Box]]:
 
 
 def _split_at_gaps(lines: list[list[Box]]) -> list[Box]:
-    """Each line's box, or its pieces where a gap between two words is wider than
-    `COLUMN_GAP` times the line's height: with few lines in a column (a short page, a
-    caption beside a column) Tesseract may not see the gutter and runs a line across it."""
+    """Each line's box, or its pieces: first its rows, where its words do not share one
+    height (beside a heading in a larger font Tesseract may take two lines of a column for
+    one), then, in each row, where a gap between two words is wider than `COLUMN_GAP` times
+    the row's height: with few lines in a column (a short page, a caption beside a column,
+    a line beside a figure) Tesseract may not see the gutter and runs a line across it."""
     boxes: list[Box] = []
     for words in lines:
-        words = sorted(words)
-        line_height = max(b[3] for b in words) - min(b[1] for b in words)
-        piece = [words[0]]
-        for word in words[1:]:
-            if word[0] - max(b[2] for b in piece) > COLUMN_GAP * line_height:
-                boxes.append(_bounding(piece))
-                piece = []
-            piece.append(word)
-        boxes.append(_bounding(piece))
+        for row in _rows(words):
+            row_height = max(b[3] for b in row) - min(b[1] for b in row)
+            piece = [row[0]]
+            for word in row[1:]:
+                if word[0] - max(b[2] for b in piece) > COLUMN_GAP * row_height:
+                    boxes.append(_bounding(piece))
+                    piece = []
+                piece.append(word)
+            boxes.append(_bounding(piece))
     return boxes
+
+
+def _rows(words: list[Box]) -> list[list[Box]]:
+    """The words of one Tesseract line grouped into rows, each left to right: a word joins
+    the first row it overlaps vertically by at least `ROW_OVERLAP` of the lower of the two
+    heights, where a row spans from its words' median top to their median bottom (a comma,
+    a word in small letters or a descender shifts a word, never by that much; a taller word
+    beside the row, a heading's, does not stretch the row over the next one)."""
+    rows: list[list[Box]] = []
+    for word in sorted(words, key=lambda b: (b[1] + b[3]) / 2):
+        for row in rows:
+            top = float(np.median([b[1] for b in row]))
+            bottom = float(np.median([b[3] for b in row]))
+            overlap = min(bottom, word[3]) - max(top, word[1])
+            if overlap >= ROW_OVERLAP * min(bottom - top, word[3] - word[1]):
+                row.append(word)
+                break
+        else:
+            rows.append([word])
+    return [sorted(row) for row in rows]
 
 
 def _bounding(words: list[Box]) -> Box:

@@ -102,6 +102,36 @@ def test_a_caption_across_two_columns_only_separates_the_lines_it_lies_between()
     assert read_names(boxes, names) == names
 
 
+def foot_caption_page(*, folio: bool) -> Named:
+    """Columns 1 and 2 over a figure (not text) across both, its two-line caption at the
+    page's foot; column 3 runs on beside the figure and ends above the caption; a page number
+    or none (the detector may miss it, or the page has none)."""
+    boxes: list[Quad] = []
+    names: list[str] = []
+    for name, x, rows in (("c1", 100.0, 10), ("c2", 670.0, 10), ("c3", 1240.0, 16)):
+        part = column(name, x, 500, 100, rows)
+        boxes += part[0]
+        names += part[1]
+    boxes += [box(100, 100 + 18 * PITCH, 1000, 32), box(100, 100 + 18 * PITCH + 38, 640, 32)]
+    names += ["caption.0", "caption.1"]
+    if folio:
+        boxes.append(box(850, 100 + 20 * PITCH, 50, 34))
+        names.append("folio")
+    return boxes, names
+
+
+def test_a_caption_under_two_columns_is_read_after_them_not_after_the_column_beside_its_figure() -> None:
+    # Seen on generated magazine pages (seeds 9 and 10, CER 0.073-0.078): the caption was
+    # cut off as a section of its own, or taken for a footer, and read after column 3.
+    for folio in (True, False):
+        boxes, names = foot_caption_page(folio=folio)
+        parts = ["c1.", "c2.", "caption", "c3.", "folio"]
+        expected = sorted(
+            names, key=lambda n: (parts.index(next(p for p in parts if n.startswith(p))), names.index(n))
+        )
+        assert read_names(boxes, names) == expected, f"folio={folio}"
+
+
 def test_the_running_header_comes_first_and_the_page_number_last() -> None:
     boxes, names = magazine()
     order = read_names(boxes, names)

@@ -37,6 +37,23 @@ def test_word_spaces_do_not_cut_a_line() -> None:
     assert _split_at_gaps([words[::-1]]) == [(0.0, 0.0, 260.0, 40.0)]
 
 
+def test_words_of_two_rows_in_one_tesseract_line_are_two_lines() -> None:
+    # Beside a heading in a larger font, Tesseract took two lines of the first column and
+    # the heading for one line (a generated magazine page, seed 1): rows first, then gaps.
+    words = [
+        (0.0, 0.0, 120.0, 40.0),
+        (130.0, 2.0, 300.0, 40.0),
+        (0.0, 49.0, 200.0, 89.0),
+        (210.0, 50.0, 280.0, 89.0),
+        (420.0, 0.0, 1400.0, 90.0),  # the heading's words, twice as high
+    ]
+    assert sorted(_split_at_gaps([words])) == [
+        (0.0, 0.0, 300.0, 40.0),
+        (0.0, 49.0, 280.0, 89.0),
+        (420.0, 0.0, 1400.0, 90.0),
+    ]
+
+
 def test_the_lines_of_a_short_two_column_page_stay_in_their_columns(layout: TesseractLayout) -> None:
     # Two lines a column: too few for Tesseract to see the gutter by itself.
     spec = PageSpec(columns=2, seed=4, height=1000, lines_per_column=2)
