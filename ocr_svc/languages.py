@@ -10,10 +10,11 @@ numbers and loan words in Latin letters are common in any of them). A language w
 model is not installed, or on an engine that cannot read other languages (keras), is not
 listed and is refused. docs/ocr.md, "Languages", has the measurements behind the choice.
 
-Who finds the lines is routed too (OCR_DETECTOR): by default Tesseract's layout analysis for
-a request whose languages are all written in Latin script, about a fifth of the CPU of
-PP-OCR's detector on a printed page with the same text; PP-OCR's detector for Korean, whose
-lines Tesseract's layout cuts between syllables (docs/ocr.md, "Finding the lines").
+Who finds the lines is routed too (OCR_DETECTOR): by default Tesseract's layout analysis,
+about a fifth of the CPU of PP-OCR's detector on a printed page with the same text; for a
+request naming a language not written in Latin script (Korean) on the page with each
+syllable's strokes joined first, without which the layout cuts Hangul lines between
+syllables (docs/ocr.md, "Finding the lines").
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ TESSERACT_ENGINE = "rapidocr+tesseract"
 class Language:
     """A language some deployment may read: its ISO 639-1 code, English name, Tesseract's
     model for it (Debian's tesseract-ocr-<model>) and whether it is written in Latin script
-    (Tesseract's layout analysis finds its lines)."""
+    (if not, Tesseract's layout analysis finds its lines on joined glyphs)."""
 
     code: str
     name: str
@@ -78,18 +79,19 @@ Detector = Literal["auto", "ppocr", "tesseract"]
 class Route:
     """How one request's lines are read: by the engine's own recogniser (`tesseract` None)
     or by Tesseract in the language string `tesseract` (`"vie+eng"`); and how they are found:
-    by the engine's detector, or (`by_layout`) by Tesseract's layout analysis."""
+    by the engine's detector, or (`by_layout`) by Tesseract's layout analysis, on the page
+    with each character's strokes joined first when `join_glyphs` (Hangul)."""
 
     codes: tuple[str, ...]
     engine: str
     tesseract: str | None = None
     by_layout: bool = False
+    join_glyphs: bool = False
 
 
 class LanguageRouter:
     """The languages `engine` can read here, and the route of a request's languages;
-    `detector` is OCR_DETECTOR (auto: Tesseract's layout for Latin-script requests, where
-    the engine has it)."""
+    `detector` is OCR_DETECTOR (auto: Tesseract's layout where the engine has it)."""
 
     def __init__(self, engine: OcrEngine, detector: Detector = "auto") -> None:
         self._engine_name = engine.name
@@ -124,9 +126,8 @@ class LanguageRouter:
         if unknown:
             named = ", ".join(repr(code) for code in unknown)
             raise UnsupportedLanguage(f"language {named} is not read here", supported)
-        by_layout = self._layout == "tesseract" or (
-            self._layout == "auto" and all(CATALOGUE[code].latin for code in wanted)
-        )
+        by_layout = self._layout != "ppocr"
+        join_glyphs = by_layout and not all(CATALOGUE[code].latin for code in wanted)
         if wanted == (DEFAULT_LANGUAGE,):
             return Route(codes=wanted, engine=self._engine_name, by_layout=by_layout)
         models = [CATALOGUE[code].model for code in wanted if code != DEFAULT_LANGUAGE]
@@ -135,4 +136,5 @@ class LanguageRouter:
             engine=TESSERACT_ENGINE,
             tesseract="+".join([*models, ENGLISH_MODEL]),
             by_layout=by_layout,
+            join_glyphs=join_glyphs,
         )

@@ -44,7 +44,14 @@ from typing import Any, Literal, TypeVar
 
 from ocr_svc.documents.model import Document, DocumentLimits, SourcePage
 from ocr_svc.documents.reader import open_document
-from ocr_svc.documents.upright import OrientationDetector, Upright, make_upright, page_turn
+from ocr_svc.documents.upright import (
+    MIN_OSD_CONFIDENCE,
+    SUSPECT_OSD_CONFIDENCE,
+    OrientationDetector,
+    Upright,
+    make_upright,
+    page_turn,
+)
 from ocr_svc.engines.base import (
     BatchReader,
     LanguageReader,
@@ -487,7 +494,9 @@ class OcrPipeline:
         that does not look upright (`_looks_upright`): most lines taller than wide (a page
         on its side), or the first lines read with low confidence (a page upside down reads
         as noise). If OSD then finds a quarter turn, the page is turned, straightened and
-        detected again, and the first window read again."""
+        detected again, and the first window read again. A turn OSD is less sure of
+        (`SUSPECT_OSD_CONFIDENCE` up to `MIN_OSD_CONFIDENCE`: a short page) is kept only if
+        the page reads better turned."""
         t0 = time.perf_counter()
         with span("ocr.decode", {"ocrmesh.page": index + 1}):
             async with fetching:
@@ -508,13 +517,18 @@ class OcrPipeline:
             return ready
         t0 = time.perf_counter()
         with span("ocr.upright", {"ocrmesh.page": page.number, "ocrmesh.osd": True}):
-            turn: int = await self._in_worker(page_turn, page.pixels, detector)
+            turn, confidence = await self._in_worker(page_turn, page.pixels, detector)
+            if confidence < SUSPECT_OSD_CONFIDENCE:
+                turn = 0
             if turn:
                 upright = await self._in_worker(make_upright, page.pixels, None, turn)
         progress.decode_s += time.perf_counter() - t0
         if turn == 0:
             return ready
-        return await self._start_page(page, upright, route, progress)
+        turned = await self._start_page(page, upright, route, progress)
+        if confidence >= MIN_OSD_CONFIDENCE or _first_confidence(turned) > _first_confidence(ready):
+            return turned
+        return ready
 
     async def _start_page(
         self, page: SourcePage, upright: Upright, route: Route | None, progress: _Progress
@@ -631,7 +645,9 @@ class OcrPipeline:
         engine = self.engine
         if route is not None and route.by_layout and isinstance(engine, LayoutDetector):
             # Tesseract's layout analysis: one thread, a fifth of the detector's CPU.
-            return await self._in_worker(engine.detect_by_layout, pixels)
+            return await self._in_worker(
+                functools.partial(engine.detect_by_layout, join_glyphs=route.join_glyphs), pixels
+            )
         extra = max(0, self.cores - self._running - self._borrowed)
         if not isinstance(engine, SpreadDetector) or extra == 0:
             return await self._in_worker(engine.detect, pixels)
@@ -725,6 +741,13 @@ def _looks_upright(ready: _ReadyPage) -> bool:
         return False
     read = [line.confidence for line in ready.first if line is not None]
     return bool(read) and sum(read) / len(read) >= UPRIGHT_CONFIDENCE
+
+
+def _first_confidence(ready: _ReadyPage) -> float:
+    """The mean confidence of a page's first window, lines not read counting as 0."""
+    if not ready.first:
+        return 0.0
+    return sum(line.confidence for line in ready.first if line is not None) / len(ready.first)
 
 
 def _balanced_shares(regions: Sequence[TextRegion], parts: int) -> list[list[int]]:

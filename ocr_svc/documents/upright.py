@@ -44,6 +44,11 @@ log = logging.getLogger(__name__)
 
 OSD_LONG_SIDE = 2200
 MIN_OSD_CONFIDENCE = 6.0
+# For a page already suspected of not being upright (its lines read badly or stand on end),
+# an answer of OSD from this confidence up to MIN_OSD_CONFIDENCE is tried: on a short page of
+# Korean (4 lines) OSD found each quarter turn right at 4.0-5.1. The pipeline keeps such a
+# turn only when the page reads better turned.
+SUSPECT_OSD_CONFIDENCE = 3.0
 # OSD needs some text to judge; a page with less dark area than this is left as it is.
 MIN_INK_FRACTION = 0.002
 SKEW_LONG_SIDE = 1000
@@ -91,30 +96,37 @@ class OrientationDetector:
             )
         return handle
 
-    def clockwise_turn(self, grey: npt.NDArray[np.uint8]) -> int:
+    def clockwise_turn(self, grey: npt.NDArray[np.uint8], min_confidence: float = MIN_OSD_CONFIDENCE) -> int:
         """The clockwise quarter turn (0, 90, 180, 270) that stands the page `grey` upright;
-        0 when OSD is unavailable, unsure, or the page has too little text."""
+        0 when OSD is unavailable, unsure (below `min_confidence`), or the page has too
+        little text."""
+        turn, confidence = self.turn_and_confidence(grey)
+        return turn if confidence >= min_confidence else 0
+
+    def turn_and_confidence(self, grey: npt.NDArray[np.uint8]) -> tuple[int, float]:
+        """OSD's clockwise quarter turn for the page `grey` and its confidence (0.0 when OSD
+        is unavailable or the page has too little text to judge)."""
         if self.tessdata is None:
-            return 0
+            return 0, 0.0
         from PIL import Image
 
         small = _downscaled(grey, OSD_LONG_SIDE)
         dark = small < 0.75 * float(small.mean())
         if dark.mean() < MIN_INK_FRACTION:
-            return 0
+            return 0, 0.0
         binary = np.where(dark, 0, 255).astype(np.uint8)
         handle = self._handle()
         try:
             handle.SetImage(Image.fromarray(binary, mode="L"))
             result = handle.DetectOrientationScript()
         except RuntimeError:
-            return 0
+            return 0, 0.0
         finally:
             handle.Clear()
-        if not result or result.get("orient_conf", 0.0) < MIN_OSD_CONFIDENCE:
-            return 0
+        if not result:
+            return 0, 0.0
         # OSD says how far the text is turned clockwise; turning it back is the rest of a circle.
-        return (360 - int(result["orient_deg"])) % 360
+        return (360 - int(result["orient_deg"])) % 360, float(result.get("orient_conf", 0.0))
 
 
 def to_grey(pixels: RgbImage) -> npt.NDArray[np.uint8]:
@@ -194,9 +206,10 @@ def rotate_by(pixels: RgbImage, skew: float) -> RgbImage:
     return np.asarray(rotated, dtype=np.uint8)
 
 
-def page_turn(pixels: RgbImage, detector: OrientationDetector) -> int:
-    """The clockwise quarter turn that stands the page `pixels` upright (`OrientationDetector`)."""
-    return detector.clockwise_turn(to_grey(pixels))
+def page_turn(pixels: RgbImage, detector: OrientationDetector) -> tuple[int, float]:
+    """OSD's clockwise quarter turn that stands the page `pixels` upright, and its confidence
+    (`OrientationDetector.turn_and_confidence`)."""
+    return detector.turn_and_confidence(to_grey(pixels))
 
 
 def make_upright(pixels: RgbImage, detector: OrientationDetector | None, turn: int | None = None) -> Upright:

@@ -100,7 +100,7 @@ class SpreadDetector(Protocol):
 @runtime_checkable
 class LayoutDetector(Protocol):
     """An engine that can also find a page's lines by Tesseract's layout analysis, cheaper
-    than its own detector on printed Latin-script pages (`ocr_svc.engines.tesseract_layout`).
+    than its own detector on printed pages (`ocr_svc.engines.tesseract_layout`).
     Thread-safe like `detect`."""
 
     def layout_available(self) -> bool:
@@ -108,8 +108,9 @@ class LayoutDetector(Protocol):
         known before `load`."""
         ...
 
-    def detect_by_layout(self, image: RgbImage) -> list[TextRegion]:
-        """The text lines of `image` by Tesseract's layout analysis, in any order."""
+    def detect_by_layout(self, image: RgbImage, *, join_glyphs: bool = False) -> list[TextRegion]:
+        """The text lines of `image` by Tesseract's layout analysis, in any order;
+        `join_glyphs`: on the page with each character's strokes joined first (Hangul)."""
         ...
 
 

@@ -256,11 +256,11 @@ class RapidOcrEngine:
         wide = self._det_spread is not None and calls * self.threads >= self.spread_threads
         return self._detect_with(self._det_spread if wide else self._det, image)
 
-    def detect_by_layout(self, image: RgbImage) -> list[TextRegion]:
+    def detect_by_layout(self, image: RgbImage, *, join_glyphs: bool = False) -> list[TextRegion]:
         self._require_loaded()
         if self._layout is None:
             raise EngineUnavailable("Tesseract's layout analysis needs tesserocr and its English model")
-        return self._layout.lines(image)
+        return self._layout.lines(image, join_glyphs=join_glyphs)
 
     def _detect_with(self, detector: Any, image: RgbImage) -> list[TextRegion]:
         self._require_loaded()

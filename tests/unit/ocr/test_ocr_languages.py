@@ -30,6 +30,7 @@ class MultilingualEngine(BatchingScriptedEngine):
         self.models = frozenset(models)
         self.read_in: list[str] = []
         self.layout_calls = 0
+        self.joined_calls = 0
 
     def tesseract_models(self) -> frozenset[str]:
         return self.models
@@ -37,8 +38,9 @@ class MultilingualEngine(BatchingScriptedEngine):
     def layout_available(self) -> bool:
         return "eng" in self.models
 
-    def detect_by_layout(self, image: RgbImage) -> list[TextRegion]:
+    def detect_by_layout(self, image: RgbImage, *, join_glyphs: bool = False) -> list[TextRegion]:
         self.layout_calls += 1
+        self.joined_calls += join_glyphs
         return self.detect(image)
 
     def read_batch_in(
@@ -107,17 +109,20 @@ def test_installed_models_are_listed_with_tesseract_and_english_keeps_the_engine
     )
     assert router.route(["EN", "vi"]).tesseract == "vie+eng"
     assert router.route(["ko", "vi", "ko"]) == Route(
-        codes=("ko", "vi"), engine=TESSERACT_ENGINE, tesseract="kor+vie+eng", by_layout=False
+        codes=("ko", "vi"), engine=TESSERACT_ENGINE, tesseract="kor+vie+eng", by_layout=True, join_glyphs=True
     )
 
 
-def test_latin_script_pages_are_found_by_tesseracts_layout_and_korean_ones_by_the_detector() -> None:
+def test_lines_are_found_by_tesseracts_layout_on_joined_glyphs_where_a_language_is_not_latin() -> None:
     engine = MultilingualEngine(["a"], {"eng", "vie", "kor", "deu", "fra"})
     auto = LanguageRouter(engine)
-    assert [auto.route([code]).by_layout for code in ("en", "vi", "de", "fr", "ko")] == [True] * 4 + [False]
-    assert not auto.route(["vi", "ko"]).by_layout
+    codes = ("en", "vi", "de", "fr", "ko")
+    assert [auto.route([code]).by_layout for code in codes] == [True] * 5
+    assert [auto.route([code]).join_glyphs for code in codes] == [False] * 4 + [True]
+    assert auto.route(["vi", "ko"]).join_glyphs
     assert not LanguageRouter(engine, "ppocr").route(["en"]).by_layout
-    assert LanguageRouter(engine, "tesseract").route(["ko"]).by_layout
+    assert not LanguageRouter(engine, "ppocr").route(["ko"]).by_layout
+    assert LanguageRouter(engine, "tesseract").route(["ko"]).join_glyphs
     # Without Tesseract there is no layout analysis: auto falls back, a forced one refuses.
     assert not LanguageRouter(ScriptedEngine(["a"])).route(["en"]).by_layout
     with pytest.raises(EngineUnavailable, match="OCR_DETECTOR=tesseract needs"):
@@ -193,12 +198,17 @@ async def test_the_pipeline_finds_lines_the_way_the_route_says() -> None:
     router = LanguageRouter(engine)
     try:
         image = render_text_image(["x"])
-        for codes, by_layout, by_detector in ((["en"], 1, 0), (["ko"], 1, 1)):
+        for codes, by_layout, joined in ((["en"], 1, 0), (["ko"], 2, 1)):
             events = [event async for event in pipeline.recognize(image, router.route(codes))]
             assert isinstance(events[-1], Completed)
-            assert (engine.layout_calls, engine.detect_calls - engine.layout_calls) == (
+            assert (engine.layout_calls, engine.joined_calls, engine.detect_calls - engine.layout_calls) == (
                 by_layout,
-                by_detector,
+                joined,
+                0,
             )
+        events = [
+            event async for event in pipeline.recognize(image, LanguageRouter(engine, "ppocr").route(["ko"]))
+        ]
+        assert engine.detect_calls - engine.layout_calls == 1
     finally:
         pipeline.close()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from harness.language_pages import FontMissing, language_page
 from harness.pages import PageSpec, render_page
 from ocr_svc.engines.tesseract_layout import LINE_PADDING, TesseractLayout, _split_at_gaps
 from ocr_svc.engines.tesseract_reader import installed_models
@@ -83,6 +84,23 @@ def test_a_line_box_holds_the_line_with_some_room_in_the_pages_own_pixels(layout
     assert bottom - room <= ink_rows[-1] <= bottom
     assert left <= ink_columns[0] <= left + room
     assert right - room <= ink_columns[-1] <= right
+
+
+def test_hangul_lines_are_found_whole_on_joined_glyphs(layout: TesseractLayout) -> None:
+    # A syllable's strokes apart, Tesseract's layout cut the page's 4 lines between
+    # syllables and lost most of them; with the strokes joined it finds each line whole.
+    try:
+        page = language_page("ko")
+    except FontMissing as exc:
+        pytest.skip(f"{exc} (`python scripts/debian_tools.py test` installs it)")
+    pixels = np.asarray(page.image.convert("RGB"))
+    apart = [r.box for r in layout.lines(pixels)]
+    joined = sorted((r.box for r in layout.lines(pixels, join_glyphs=True)), key=lambda box: box[0][1])
+    assert len(joined) == len(page.truth_lines) == 4
+    # Three full lines (the text is 1950 px wide, ragged right) and the paragraph's last.
+    widths = [box[1][0] - box[0][0] for box in joined]
+    assert all(width > 1750 for width in widths[:3]), widths
+    assert sum(box[1][0] - box[0][0] for box in apart) < 0.5 * sum(widths)
 
 
 def test_a_blank_page_has_no_lines(layout: TesseractLayout) -> None:

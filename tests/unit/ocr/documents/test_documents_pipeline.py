@@ -17,6 +17,7 @@ from harness.documents import scanned_pdf, text_layer_pdf
 from harness.images import render_text_image
 from ocr_svc.documents.model import DocumentLimits
 from ocr_svc.documents.upright import OrientationDetector
+from ocr_svc.engines.base import RecognizedLine, RgbImage, TextRegion
 from ocr_svc.images import ImageLimits
 from ocr_svc.per_user import CallsPerUser, TooManyPages
 from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, PageStarted, Started
@@ -44,9 +45,9 @@ class CountingOsd(OrientationDetector):
     def available(self) -> bool:
         return True
 
-    def clockwise_turn(self, grey: npt.NDArray[np.uint8]) -> int:
+    def turn_and_confidence(self, grey: npt.NDArray[np.uint8]) -> tuple[int, float]:
         self.asked += 1
-        return 0
+        return 0, 10.0
 
 
 def make(
@@ -232,3 +233,45 @@ async def test_osd_is_asked_only_for_a_page_where_no_line_is_found_or_read_well(
     events = await collect(pipeline, scanned_pdf(2, lines=1).data)
     assert isinstance(events[-1], Completed)
     assert osd.asked == asked
+
+
+class QuarterTurnOsd(CountingOsd):
+    """OSD that finds every page it is asked about a quarter turn off, at `confidence`."""
+
+    def __init__(self, confidence: float) -> None:
+        super().__init__()
+        self.confidence = confidence
+
+    def turn_and_confidence(self, grey: npt.NDArray[np.uint8]) -> tuple[int, float]:
+        super().turn_and_confidence(grey)
+        return 90, self.confidence
+
+
+class ShapeEngine(ScriptedEngine):
+    """Reads the page as it came at `as_came` confidence, turned a quarter at `turned`."""
+
+    def __init__(self, as_came: float, turned: float) -> None:
+        super().__init__(["a line"])
+        self.as_came, self.turned = as_came, turned
+        self.first_shape: tuple[int, ...] | None = None
+
+    def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
+        self.first_shape = self.first_shape or image.shape
+        same = image.shape == self.first_shape
+        return RecognizedLine("a line", self.as_came if same else self.turned, region.box)
+
+
+@pytest.mark.parametrize(
+    ("osd_confidence", "as_came", "turned", "rotation"),
+    [(4.0, 0.3, 0.9, 90), (4.0, 0.6, 0.3, 0), (2.0, 0.3, 0.9, 0), (8.0, 0.6, 0.3, 90)],
+)
+async def test_a_turn_osd_is_unsure_of_is_kept_only_when_the_page_reads_better_turned(
+    pipelines: list[OcrPipeline], osd_confidence: float, as_came: float, turned: float, rotation: int
+) -> None:
+    # 4.0: a short page of Hangul, turned right by OSD but under its general bar (6.0);
+    # 2.0: too unsure to try; 8.0: sure, kept even where one short line read well.
+    osd = QuarterTurnOsd(osd_confidence)
+    pipeline = make(pipelines, ShapeEngine(as_came, turned), orientation=osd)
+    events = await collect(pipeline, scanned_pdf(1, lines=1).data)
+    assert osd.asked == 1
+    assert [e.rotation for e in events if isinstance(e, PageStarted)] == [rotation]
