@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ocr_svc.engines.base import RgbImage, TextRegion
 from ocr_svc.pipeline import MAX_WINDOW, Completed, LineRecognized, OcrEvent, OcrPipeline
 from tests.unit.ocr.scripted_engine import BatchingScriptedEngine, ScriptedEngine, SpreadScriptedEngine
 from tests.unit.ocr.test_ocr_pipeline import IMAGE, LIMITS
@@ -96,3 +97,24 @@ async def test_an_image_arriving_during_a_detection_on_every_core_waits_for_it(
     completed = second[-1]
     assert isinstance(completed, Completed)
     assert completed.line_count == 6
+
+
+class ProseEngine(BatchingScriptedEngine):
+    """Lines as wide as a page of prose: 40 line heights each."""
+
+    def detect(self, image: RgbImage) -> list[TextRegion]:
+        regions = super().detect(image)
+        return [
+            TextRegion(box=((0.0, y0), (320.0, y0), (320.0, y3), (0.0, y3)))
+            for (_, y0), _, _, (_, y3) in (region.box for region in regions)
+        ]
+
+
+async def test_a_window_of_two_lines_of_prose_is_read_on_two_cores(pipelines: list[OcrPipeline]) -> None:
+    # A paragraph of four lines across the page: each line is work enough for a core.
+    engine = ProseEngine([f"line {i}" for i in range(4)], read_delay=0.02)
+    events = await collect(make(pipelines, engine, workers=2, cores=2))
+    assert engine.batch_sizes == [1, 1, 1, 1]
+    assert engine.max_active == 2
+    lines = [event.line.text for event in events if isinstance(event, LineRecognized)]
+    assert lines == [f"line {i}" for i in range(4)]
