@@ -10,11 +10,13 @@ numbers and loan words in Latin letters are common in any of them). A language w
 model is not installed, or on an engine that cannot read other languages (keras), is not
 listed and is refused. docs/ocr.md, "Languages", has the measurements behind the choice.
 
-Who finds the lines is routed too (OCR_DETECTOR): by default Tesseract's layout analysis,
-about a fifth of the CPU of PP-OCR's detector on a printed page with the same text; for a
-request naming a language not written in Latin script (Korean) on the page with each
-syllable's strokes joined first, without which the layout cuts Hangul lines between
-syllables (docs/ocr.md, "Finding the lines").
+Who finds the lines is routed too (OCR_DETECTOR): by default Tesseract's layout analysis for
+a request whose languages are all written in Latin script, about a fifth of the CPU of
+PP-OCR's detector on a printed page with the same text; PP-OCR's detector for Korean. Forced
+(`tesseract`), the layout finds Korean lines too, on the page with each syllable's strokes
+joined first: a tenth of the detector's time on a page of one column of body text, but it
+lost text on pages of two and three columns and of small type, where PP-OCR's detector did
+not (docs/ocr.md, "Finding the lines").
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ class Route:
 
 class LanguageRouter:
     """The languages `engine` can read here, and the route of a request's languages;
-    `detector` is OCR_DETECTOR (auto: Tesseract's layout where the engine has it)."""
+    `detector` is OCR_DETECTOR (auto: Tesseract's layout for Latin-script requests, where
+    the engine has it)."""
 
     def __init__(self, engine: OcrEngine, detector: Detector = "auto") -> None:
         self._engine_name = engine.name
@@ -126,8 +129,9 @@ class LanguageRouter:
         if unknown:
             named = ", ".join(repr(code) for code in unknown)
             raise UnsupportedLanguage(f"language {named} is not read here", supported)
-        by_layout = self._layout != "ppocr"
-        join_glyphs = by_layout and not all(CATALOGUE[code].latin for code in wanted)
+        latin = all(CATALOGUE[code].latin for code in wanted)
+        by_layout = self._layout == "tesseract" or (self._layout == "auto" and latin)
+        join_glyphs = by_layout and not latin
         if wanted == (DEFAULT_LANGUAGE,):
             return Route(codes=wanted, engine=self._engine_name, by_layout=by_layout)
         models = [CATALOGUE[code].model for code in wanted if code != DEFAULT_LANGUAGE]

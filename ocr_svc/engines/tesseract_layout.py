@@ -17,8 +17,12 @@ Hangul: a syllable is several strokes apart (its jamo), which Tesseract's layout
 specks and separate characters: it cut the lines of a Korean page between syllables and lost
 most of them (CER 0.587). With `join_glyphs` the page is binarised (Otsu) and closed with a
 `JOIN_KERNEL` square first, so that each syllable is one blob, and the layout finds the
-lines whole (8 generated Korean pages: CER median 0.000, max 0.016; PP-OCR's detector
-median 0.011, max 0.042), in a tenth of PP-OCR's detection time.
+lines of a column of body text whole (8 generated one-column Korean pages: CER median
+0.000, max 0.016; PP-OCR's detector median 0.011, max 0.042), in a tenth of PP-OCR's
+detection time. On pages of two and three columns it did worse than PP-OCR's detector (a
+column of first syllables taken for a block of its own; small type closed into blobs), so
+Korean keeps PP-OCR's detector unless OCR_DETECTOR=tesseract (docs/ocr.md, "Finding the
+lines").
 
 Pages turned a quarter it does not read (it finds no lines; the pipeline then asks OSD).
 Each returned box is Tesseract's text line, widened by `LINE_PADDING` of its height on every

@@ -109,20 +109,24 @@ def test_installed_models_are_listed_with_tesseract_and_english_keeps_the_engine
     )
     assert router.route(["EN", "vi"]).tesseract == "vie+eng"
     assert router.route(["ko", "vi", "ko"]) == Route(
-        codes=("ko", "vi"), engine=TESSERACT_ENGINE, tesseract="kor+vie+eng", by_layout=True, join_glyphs=True
+        codes=("ko", "vi"), engine=TESSERACT_ENGINE, tesseract="kor+vie+eng", by_layout=False
     )
 
 
-def test_lines_are_found_by_tesseracts_layout_on_joined_glyphs_where_a_language_is_not_latin() -> None:
+def test_latin_script_pages_are_found_by_tesseracts_layout_and_korean_ones_by_the_detector() -> None:
     engine = MultilingualEngine(["a"], {"eng", "vie", "kor", "deu", "fra"})
     auto = LanguageRouter(engine)
     codes = ("en", "vi", "de", "fr", "ko")
-    assert [auto.route([code]).by_layout for code in codes] == [True] * 5
-    assert [auto.route([code]).join_glyphs for code in codes] == [False] * 4 + [True]
-    assert auto.route(["vi", "ko"]).join_glyphs
+    assert [auto.route([code]).by_layout for code in codes] == [True] * 4 + [False]
+    assert not any(auto.route([code]).join_glyphs for code in codes)
+    assert not auto.route(["vi", "ko"]).by_layout
     assert not LanguageRouter(engine, "ppocr").route(["en"]).by_layout
-    assert not LanguageRouter(engine, "ppocr").route(["ko"]).by_layout
-    assert LanguageRouter(engine, "tesseract").route(["ko"]).join_glyphs
+    # Forced, the layout finds Korean lines too, on joined glyphs; Latin ones as they are.
+    forced = LanguageRouter(engine, "tesseract")
+    assert forced.route(["ko"]).by_layout
+    assert forced.route(["ko"]).join_glyphs
+    assert forced.route(["vi", "ko"]).join_glyphs
+    assert not forced.route(["vi"]).join_glyphs
     # Without Tesseract there is no layout analysis: auto falls back, a forced one refuses.
     assert not LanguageRouter(ScriptedEngine(["a"])).route(["en"]).by_layout
     with pytest.raises(EngineUnavailable, match="OCR_DETECTOR=tesseract needs"):
@@ -198,17 +202,16 @@ async def test_the_pipeline_finds_lines_the_way_the_route_says() -> None:
     router = LanguageRouter(engine)
     try:
         image = render_text_image(["x"])
-        for codes, by_layout, joined in ((["en"], 1, 0), (["ko"], 2, 1)):
+        for codes, by_layout, by_detector in ((["en"], 1, 0), (["ko"], 1, 1)):
             events = [event async for event in pipeline.recognize(image, router.route(codes))]
             assert isinstance(events[-1], Completed)
-            assert (engine.layout_calls, engine.joined_calls, engine.detect_calls - engine.layout_calls) == (
+            assert (engine.layout_calls, engine.detect_calls - engine.layout_calls) == (
                 by_layout,
-                joined,
-                0,
+                by_detector,
             )
-        events = [
-            event async for event in pipeline.recognize(image, LanguageRouter(engine, "ppocr").route(["ko"]))
-        ]
-        assert engine.detect_calls - engine.layout_calls == 1
+        assert engine.joined_calls == 0
+        forced = LanguageRouter(engine, "tesseract").route(["ko"])
+        events = [event async for event in pipeline.recognize(image, forced)]
+        assert (engine.layout_calls, engine.joined_calls) == (2, 1)
     finally:
         pipeline.close()

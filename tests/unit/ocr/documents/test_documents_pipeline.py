@@ -248,30 +248,50 @@ class QuarterTurnOsd(CountingOsd):
 
 
 class ShapeEngine(ScriptedEngine):
-    """Reads the page as it came at `as_came` confidence, turned a quarter at `turned`."""
+    """Reads the page as it came at `as_came` confidence, turned a quarter at `turned`; its
+    lines stand on end on the page as it came when `on_end`."""
 
-    def __init__(self, as_came: float, turned: float) -> None:
+    def __init__(self, as_came: float, turned: float, *, on_end: bool = False) -> None:
         super().__init__(["a line"])
-        self.as_came, self.turned = as_came, turned
+        self.as_came, self.turned, self.on_end = as_came, turned, on_end
         self.first_shape: tuple[int, ...] | None = None
 
-    def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
+    def detect(self, image: RgbImage) -> list[TextRegion]:
+        self.detect_calls += 1
         self.first_shape = self.first_shape or image.shape
+        if self.on_end and image.shape == self.first_shape:
+            return [TextRegion(box=((0.0, 0.0), (8.0, 0.0), (8.0, 50.0), (0.0, 50.0)))]
+        return [TextRegion(box=((0.0, 0.0), (50.0, 0.0), (50.0, 8.0), (0.0, 8.0)))]
+
+    def read(self, image: RgbImage, region: TextRegion) -> RecognizedLine | None:
         same = image.shape == self.first_shape
         return RecognizedLine("a line", self.as_came if same else self.turned, region.box)
 
 
 @pytest.mark.parametrize(
-    ("osd_confidence", "as_came", "turned", "rotation"),
-    [(4.0, 0.3, 0.9, 90), (4.0, 0.6, 0.3, 0), (2.0, 0.3, 0.9, 0), (8.0, 0.6, 0.3, 90)],
+    ("osd_confidence", "as_came", "turned", "on_end", "rotation"),
+    [
+        (4.0, 0.3, 0.9, False, 90),
+        (4.0, 0.6, 0.3, False, 0),
+        (2.0, 0.3, 0.9, False, 0),
+        (8.0, 0.6, 0.3, False, 90),
+        # Lines on end, read as well as upright ones (PP-OCR turns a tall crop): the turn
+        # that stands them up is kept.
+        (4.0, 0.93, 0.93, True, 90),
+    ],
 )
 async def test_a_turn_osd_is_unsure_of_is_kept_only_when_the_page_reads_better_turned(
-    pipelines: list[OcrPipeline], osd_confidence: float, as_came: float, turned: float, rotation: int
+    pipelines: list[OcrPipeline],
+    osd_confidence: float,
+    as_came: float,
+    turned: float,
+    on_end: bool,
+    rotation: int,
 ) -> None:
     # 4.0: a short page of Hangul, turned right by OSD but under its general bar (6.0);
     # 2.0: too unsure to try; 8.0: sure, kept even where one short line read well.
     osd = QuarterTurnOsd(osd_confidence)
-    pipeline = make(pipelines, ShapeEngine(as_came, turned), orientation=osd)
+    pipeline = make(pipelines, ShapeEngine(as_came, turned, on_end=on_end), orientation=osd)
     events = await collect(pipeline, scanned_pdf(1, lines=1).data)
     assert osd.asked == 1
     assert [e.rotation for e in events if isinstance(e, PageStarted)] == [rotation]
