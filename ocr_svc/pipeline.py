@@ -81,7 +81,8 @@ MIN_SHARE = 2
 # its width over its height): one line of single-column prose (a Letter page's line is 25-45
 # heights wide, a column's 8-12) is worth a core as much as two lines of a column are.
 # Measured on pages of prose (bench.documents, languages): en 1.23x -> 1.52x the Tesseract
-# CLI's pages/s, vi 1.51x -> 1.95x, de 1.40x -> 1.76x, fr 1.49x -> 1.70x, ko 0.70x -> 0.79x.
+# CLI's pages/s, vi 1.51x -> 1.95x, de 1.40x -> 1.76x, fr 1.49x -> 1.70x, ko on joined glyphs
+# 0.70x -> 0.79x.
 MIN_SHARE_WORK = 20.0
 # The first lines of a page read with at least this mean confidence stand it upright without
 # OSD: upright lines read at 0.92-1.0 (Tesseract's LSTM and PP-OCR alike), the same lines
