@@ -5,6 +5,7 @@ then given a light scan (grey, a little blur, sensor noise, a few specks).
 
     page = language_page("vi")
     page.png, page.truth_text
+    columns_page("ko", columns=2, text_px=34)   # the paragraph thrice, in columns
 """
 
 from __future__ import annotations
@@ -114,3 +115,27 @@ def _lightly_scanned(image: Image.Image, seed: int) -> Image.Image:
     pixels += rng.normal(0.0, 6.0, pixels.shape).astype(np.float32)
     pixels[rng.random(pixels.shape) < 0.0002] = 40.0
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), mode="L")
+
+
+def columns_page(
+    language: str, *, columns: int, text_px: int, leading: float = 1.4, seed: int = 3
+) -> LanguagePage:
+    """A Letter page at 300 dpi of `PROSE[language]` three times over, set in `columns`
+    columns of `text_px` type (34 px is about 8 pt) at `leading` times its size, filled
+    column by column, then lightly scanned. Raises `FontMissing` naming the Debian package."""
+    font_file = FONT_FILES[language]
+    if not font_file.is_file():
+        raise FontMissing(f"{font_file} is missing (Debian: {FONT_PACKAGES[language]})")
+    font = ImageFont.truetype(str(font_file), text_px)
+    text = " ".join([unicodedata.normalize("NFC", PROSE[language])] * 3)
+    width, height, margin, gutter = 2550, 3300, 200, 80
+    column_width = (width - 2 * margin - (columns - 1) * gutter) / columns
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    lines = wrap_words(text, column_width, draw, font)
+    per_column = -(-len(lines) // columns)
+    pitch = round(text_px * leading)
+    for index, line in enumerate(lines):
+        column, row = divmod(index, per_column)
+        draw.text((margin + column * (column_width + gutter), margin + row * pitch), line, fill=0, font=font)
+    return LanguagePage(language=language, truth_lines=tuple(lines), image=_lightly_scanned(image, seed))
