@@ -103,14 +103,14 @@ async def test_a_korean_page_is_read_no_worse_than_tesseracts_cli(
     assert ours <= MAX_CER, f"CER {ours:.4f}\n{text}"
 
 
-@pytest.mark.parametrize(("columns", "text_px"), [(2, 46), (2, 34)])
+@pytest.mark.parametrize(("columns", "text_px", "leading"), [(2, 46, 1.6), (2, 34, 1.4)])
 async def test_a_korean_page_in_columns_is_read_column_by_column(
-    start_ocr: StartOcr, rapid_engine: RapidOcrEngine, columns: int, text_px: int
+    start_ocr: StartOcr, rapid_engine: RapidOcrEngine, columns: int, text_px: int, leading: float
 ) -> None:
     # PP-OCR's detector, the default for Korean, read these at CER 0.016 and 0.011; the
     # layout on joined glyphs (OCR_DETECTOR=tesseract) at 0.056 and 0.016 (docs/ocr.md).
     page_in("ko")  # skips naming what to install
-    page = columns_page("ko", columns=columns, text_px=text_px)
+    page = columns_page("ko", columns=columns, text_px=text_px, leading=leading)
     ocr = await start_ocr(rapid_engine)
     text = completed_of(await ocr.events(page.png, languages=["ko"])).full_text
     cer = page_error_rate(page.truth_text, text)
