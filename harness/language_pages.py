@@ -90,12 +90,18 @@ class LanguagePage:
         return buffer.getvalue()
 
 
-def language_page(language: str, *, seed: int = 7) -> LanguagePage:
-    """The page of `PROSE[language]`. Raises `FontMissing` naming the Debian package."""
+def _font(language: str, size_px: int) -> ImageFont.FreeTypeFont:
+    """The font `language`'s pages are drawn with, at `size_px`. Raises `FontMissing`
+    naming the Debian package."""
     font_file = FONT_FILES[language]
     if not font_file.is_file():
         raise FontMissing(f"{font_file} is missing (Debian: {FONT_PACKAGES[language]})")
-    font = ImageFont.truetype(str(font_file), TEXT_PX)
+    return ImageFont.truetype(str(font_file), size_px)
+
+
+def language_page(language: str, *, seed: int = 7) -> LanguagePage:
+    """The page of `PROSE[language]`. Raises `FontMissing` naming the Debian package."""
+    font = _font(language, TEXT_PX)
     # Composed characters (one code point per accented letter), as OCR engines write them.
     text = unicodedata.normalize("NFC", PROSE[language])
     image = Image.new("L", (PAGE_WIDTH, PAGE_HEIGHT), 255)
@@ -123,10 +129,7 @@ def columns_page(
     """A Letter page at 300 dpi of `PROSE[language]` three times over, set in `columns`
     columns of `text_px` type (34 px is about 8 pt) at `leading` times its size, filled
     column by column, then lightly scanned. Raises `FontMissing` naming the Debian package."""
-    font_file = FONT_FILES[language]
-    if not font_file.is_file():
-        raise FontMissing(f"{font_file} is missing (Debian: {FONT_PACKAGES[language]})")
-    font = ImageFont.truetype(str(font_file), text_px)
+    font = _font(language, text_px)
     text = " ".join([unicodedata.normalize("NFC", PROSE[language])] * 3)
     width, height, margin, gutter = 2550, 3300, 200, 80
     column_width = (width - 2 * margin - (columns - 1) * gutter) / columns

@@ -48,7 +48,9 @@ NEIGHBOURHOOD_FACTOR = 2.0
 # ragged-right line (a paragraph's short last line) moves a column's end, never its start.
 SAME_COLUMN_FACTOR = 1.5
 # A strip of the page at most this many line heights high above its first full-width gap
-# (or below its last) is a running header (or a footer, a page number).
+# (or below its last) is a running header (or a footer, a page number): one line. At 3 a
+# two-line figure caption at the foot, the page number not found, was taken for a footer
+# and read after every column.
 EDGE_STRIP_FACTOR = 1.5
 # A line whose height differs from the mean of its block's by more than this ratio (a
 # heading over body text) starts a new block. Detected boxes of one font vary by up to 1.3x
@@ -156,20 +158,26 @@ def _stacked(above: Boxes, below: Boxes, min_gutter: float) -> bool:
     right of it, where a cut would push it past every column."""
     if not len(above) or not len(below):
         return False
-    starts = _column_starts(above[:, [0, 2]], min_gutter)
-    ends = np.append([start for start, _ in _gaps(above[:, [0, 2]], min_gutter)], above[:, 2].max())
     return all(
         bool(np.any((below[:, 0] < end) & (below[:, 2] > start)))
-        for start, end in zip(starts, ends, strict=True)
+        for start, end in _column_spans(above[:, [0, 2]], min_gutter)
     )
+
+
+def _column_spans(intervals: Boxes, min_gutter: float) -> list[tuple[float, float]]:
+    """The columns of these x-intervals, (start, end) each: split at every gutter at least
+    `min_gutter` wide."""
+    gaps = _gaps(intervals, min_gutter)
+    starts = [float(intervals[:, 0].min())] + [end for _, end in gaps]
+    ends = [start for start, _ in gaps] + [float(intervals[:, 1].max())]
+    return list(zip(starts, ends, strict=True))
 
 
 def _column_starts(intervals: Boxes, min_gutter: float) -> npt.NDArray[np.float64]:
     """Where the columns of these x-intervals start: the first start, then the end of each
     gutter (a running header's one wide gutter ends where the body's does not; a page
     number starts where no column does)."""
-    starts = [float(intervals[:, 0].min())] + [end for _, end in _gaps(intervals, min_gutter)]
-    return np.asarray(starts)
+    return np.asarray([start for start, _ in _column_spans(intervals, min_gutter)])
 
 
 def _blocks(boxes: Boxes, order: Ids, line_height: float, first: int) -> list[int]:

@@ -96,12 +96,12 @@ class OrientationDetector:
             )
         return handle
 
-    def clockwise_turn(self, grey: npt.NDArray[np.uint8], min_confidence: float = MIN_OSD_CONFIDENCE) -> int:
+    def clockwise_turn(self, grey: npt.NDArray[np.uint8]) -> int:
         """The clockwise quarter turn (0, 90, 180, 270) that stands the page `grey` upright;
-        0 when OSD is unavailable, unsure (below `min_confidence`), or the page has too
+        0 when OSD is unavailable, unsure (below `MIN_OSD_CONFIDENCE`), or the page has too
         little text."""
         turn, confidence = self.turn_and_confidence(grey)
-        return turn if confidence >= min_confidence else 0
+        return turn if confidence >= MIN_OSD_CONFIDENCE else 0
 
     def turn_and_confidence(self, grey: npt.NDArray[np.uint8]) -> tuple[int, float]:
         """OSD's clockwise quarter turn for the page `grey` and its confidence (0.0 when OSD
