@@ -384,6 +384,7 @@ def smtp_down(ctx: FaultContext) -> FaultResult:
     result = FaultResult("SMTP down", f"the SMTP server stopped for {seconds:.0f} s")
     began = time.monotonic()
     ctx.sink.stop()
+    stopped = time.monotonic()  # a session the stop cut may have had its DATA taken until now
     try:
         time.sleep(seconds)
     finally:
@@ -391,7 +392,7 @@ def smtp_down(ctx: FaultContext) -> FaultResult:
     ended = time.monotonic()
     ctx.settle()
     result.recovery = f"mail backlog out {time.monotonic() - ended:.1f} s after SMTP is back"
-    in_flight = cut_at_stop(ctx.sink.mails(), began)
+    in_flight = cut_at_stop(ctx.sink.mails(), began, stopped)
     result.recovery += f"; {in_flight} mail(s) taken as the server stopped, sent again"
     during = [c for c in ctx.traffic.calls(REGISTER, since=began, until=ended)]
     rate = success_rate(during)
@@ -401,15 +402,16 @@ def smtp_down(ctx: FaultContext) -> FaultResult:
     return judge(ctx, result, began, ended, duplicates_allowed=min(in_flight, NOTIFIER_IN_FLIGHT))
 
 
-def cut_at_stop(mails: list[ReceivedMail], stopped: float, window_s: float = 1.0) -> int:
-    """Events mailed more than once whose first copy arrived in the `window_s` before the
-    server stopped: the mails in flight when it went away."""
+def cut_at_stop(mails: list[ReceivedMail], stopping: float, stopped: float, window_s: float = 1.0) -> int:
+    """Events mailed more than once whose first copy arrived from `window_s` before the
+    server was told to stop (`stopping`) until it had stopped: the mails in flight when it
+    went away. A session the stop cancels can have its DATA taken and lose its "250"."""
     first: dict[str, float] = {}
     copies: Counter[str] = Counter()
     for mail in mails:
         copies[mail.event_id] += 1
         first[mail.event_id] = min(first.get(mail.event_id, mail.at), mail.at)
-    return sum(1 for event, n in copies.items() if n > 1 and stopped - window_s <= first[event] <= stopped)
+    return sum(1 for event, n in copies.items() if n > 1 and stopping - window_s <= first[event] <= stopped)
 
 
 def rabbitmq_down(ctx: FaultContext) -> FaultResult:

@@ -86,9 +86,21 @@ def test_a_soak_duration_reads_minutes_seconds_and_hours(text: str, seconds: flo
     assert duration_seconds(text) == seconds
 
 
-def test_only_a_mail_taken_just_before_the_smtp_server_stopped_counts_as_in_flight() -> None:
-    def at(event: str, moment: float) -> ReceivedMail:
-        return ReceivedMail(to="a@x.com", kind=VERIFICATION_CODE, event_id=event, code=None, at=moment)
+def _taken(event: str, moment: float) -> ReceivedMail:
+    return ReceivedMail(to="a@x.com", kind=VERIFICATION_CODE, event_id=event, code=None, at=moment)
 
-    mails = [at("cut", 99.6), at("cut", 131.0), at("early", 50.0), at("early", 131.0), at("once", 99.9)]
-    assert cut_at_stop(mails, stopped=100.0) == 1
+
+def test_only_a_mail_taken_just_before_the_smtp_server_stopped_counts_as_in_flight() -> None:
+    mails = [
+        _taken("cut", 99.6),
+        _taken("cut", 131.0),
+        _taken("early", 50.0),
+        _taken("early", 131.0),
+        _taken("once", 99.9),
+    ]
+    assert cut_at_stop(mails, stopping=100.0, stopped=100.0) == 1
+
+
+def test_a_mail_taken_while_the_smtp_server_was_stopping_counts_as_in_flight() -> None:
+    mails = [_taken("cut", 100.05), _taken("cut", 131.0), _taken("late", 100.5), _taken("late", 131.0)]
+    assert cut_at_stop(mails, stopping=100.0, stopped=100.1) == 1
