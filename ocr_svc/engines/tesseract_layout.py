@@ -16,13 +16,21 @@ four times cheaper. At a third it began to lose whole columns (CER up to 0.52).
 Hangul: a syllable is several strokes apart (its jamo), which Tesseract's layout takes for
 specks and separate characters: it cut the lines of a Korean page between syllables and lost
 most of them (CER 0.587). With `join_glyphs` the page is binarised (Otsu) and closed with a
-`JOIN_KERNEL` square first, so that each syllable is one blob, and the layout finds the
-lines of a column of body text whole (8 generated one-column Korean pages: CER median
-0.000, max 0.016; PP-OCR's detector median 0.011, max 0.042), in a tenth of PP-OCR's
-detection time. On pages of two and three columns it did worse than PP-OCR's detector (a
-column of first syllables taken for a block of its own; small type closed into blobs), so
-Korean keeps PP-OCR's detector unless OCR_DETECTOR=tesseract (docs/ocr.md, "Finding the
-lines").
+`JOIN_KERNEL` square first, so that each syllable is one blob, and the layout finds its
+lines whole. Two more things make that hold on pages of columns and of small type:
+- Tesseract is told the resolution of the page it sees (`ASSUMED_DPI` times the shrink).
+  Left to its default (70 dpi, when an image carries none), any ink 17 px long is long
+  enough for a rule, and Hangul, whose syllables are all one width, lines its vertical
+  strokes up from line to line: Tesseract found "rules" down a column and cut its lines
+  there, and took the column of first syllables for a block of vertical text (two columns
+  of 46 px type: CER 0.056 -> 0.005).
+- The page is shrunk less when its type is small: to at least `JOINED_TEXT_PX` of text
+  height (the 90th percentile of the ink's blob heights, a syllable's full height), so
+  that the closing joins the strokes of a syllable and not the lines above and below
+  (25 px type at 1.2 leading was closed into one blob a paragraph, CER 0.80 -> 0.01).
+Measured on generated Korean pages of one to three columns, 20-60 px type at 1.2-1.6
+leading: CER 0.000-0.026, where PP-OCR's detector read 0.000-0.83 (it loses small type
+at tight leading) in five to ten times the time (docs/ocr.md, "Finding the lines").
 
 Pages turned a quarter it does not read (it finds no lines; the pipeline then asks OSD).
 Each returned box is Tesseract's text line, widened by `LINE_PADDING` of its height on every
@@ -55,6 +63,15 @@ COLUMN_GAP = 1.0
 # 300) that closes the gaps between a Hangul syllable's strokes; 3 to 7 found the same lines
 # of a Korean page, no closing found a third of them.
 JOIN_KERNEL = 3
+# The text height (pixels) a page is shrunk to no less than before its glyphs are joined:
+# at the 3 px kernel 20 and 24 found the same lines of small type, plain shrinking (to 12 px
+# type) closed the lines together.
+JOINED_TEXT_PX = 20.0
+# A blob shorter than this (pixels) is a speck or a dot, not a measure of the text's height.
+MIN_BLOB_PX = 3
+# The resolution a page is taken to have been scanned or rendered at (OCR_PDF_DPI's
+# default): the layout is told the shrunk page's share of it when glyphs are joined.
+ASSUMED_DPI = 300
 # The padding of lines found on joined glyphs: Tesseract's Korean model read 8 pages at CER
 # median 0.000 with 0.25 of the line's height (0.15: 0.032; 0.30: 0.000, max 0.021).
 JOINED_LINE_PADDING = 0.25
@@ -101,20 +118,25 @@ class TesseractLayout:
         import cv2
 
         height, width = image.shape[:2]
-        grey = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
+        page = np.asarray(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
         scale = min(1.0, LAYOUT_MAX_SIDE / max(height, width))
-        if scale < 1.0:
-            size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            grey = np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+        grey = _shrunk(page, scale)
         padding = LINE_PADDING
         if join_glyphs:
-            grey = _joined(grey)
+            ink = _ink(grey)
+            text_px = ink_height(ink)
+            if 0 < text_px < JOINED_TEXT_PX and scale < 1.0:
+                scale = min(1.0, scale * JOINED_TEXT_PX / text_px)
+                ink = _ink(_shrunk(page, scale))
+            grey = _joined(ink)
             padding = JOINED_LINE_PADDING
         handle = self.handle()
         # Raw bytes: SetImage would encode the page as PNG for Tesseract to decode (12 % of
         # the layout's time).
         grey = np.ascontiguousarray(grey)
         handle.SetImageBytes(grey.tobytes(), grey.shape[1], grey.shape[0], 1, grey.shape[1])
+        if join_glyphs:
+            handle.SetSourceResolution(max(1, round(ASSUMED_DPI * scale)))
         try:
             found = _split_at_gaps(_text_lines(handle.AnalyseLayout()))
         finally:
@@ -132,12 +154,41 @@ class TesseractLayout:
 Box = tuple[float, float, float, float]
 
 
-def _joined(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-    """`grey` binarised (Otsu: ink black on white) with each character's strokes joined by
-    a morphological closing of the ink."""
+def _shrunk(grey: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.uint8]:
+    import cv2
+
+    if scale >= 1.0:
+        return grey
+    height, width = grey.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
+
+
+def _ink(grey: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """`grey` binarised (Otsu): ink 255, paper 0."""
     import cv2
 
     _, ink = cv2.threshold(grey, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    return np.asarray(ink, dtype=np.uint8)
+
+
+def ink_height(ink: npt.NDArray[np.uint8]) -> float:
+    """The text's height in `ink` (binarised, ink 255): the 90th percentile of its blobs'
+    heights (a Hangul syllable's jamo are blobs of their own, its vertical strokes span
+    it; 0.93-0.96 of the type size on pages of 20-60 px type), 0 without blobs."""
+    import cv2
+
+    count, _, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
+    heights = stats[1:count, cv2.CC_STAT_HEIGHT]
+    heights = heights[heights >= MIN_BLOB_PX]
+    return float(np.percentile(heights, 90)) if heights.size else 0.0
+
+
+def _joined(ink: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The page (black on white) of `ink` with each character's strokes joined by a
+    morphological closing."""
+    import cv2
+
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (JOIN_KERNEL, JOIN_KERNEL))
     closed = cv2.morphologyEx(ink, cv2.MORPH_CLOSE, kernel)
     return np.asarray(255 - closed, dtype=np.uint8)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.language_pages import FontMissing, language_page
+from harness.language_pages import FontMissing, LanguagePage, columns_page, language_page
 from harness.pages import PageSpec, render_page
 from ocr_svc.engines.tesseract_layout import LINE_PADDING, TesseractLayout, _split_at_gaps
 from ocr_svc.engines.tesseract_reader import installed_models
@@ -101,6 +101,40 @@ def test_hangul_lines_are_found_whole_on_joined_glyphs(layout: TesseractLayout) 
     widths = [box[1][0] - box[0][0] for box in joined]
     assert all(width > 1750 for width in widths[:3]), widths
     assert sum(box[1][0] - box[0][0] for box in apart) < 0.5 * sum(widths)
+
+
+def korean_columns(columns: int, text_px: int, leading: float) -> LanguagePage:
+    try:
+        return columns_page("ko", columns=columns, text_px=text_px, leading=leading)
+    except FontMissing as exc:
+        pytest.skip(f"{exc} (`python scripts/debian_tools.py test` installs it)")
+
+
+def test_hangul_lines_of_two_columns_are_found_whole_each_in_its_column(layout: TesseractLayout) -> None:
+    # Hangul's syllables are all one width, so their vertical strokes line up from line to
+    # line: taken at Tesseract's default 70 dpi, those were "rules" that cut every line of
+    # a column in two, and the column of first syllables a block of vertical text.
+    page = korean_columns(2, 46, 1.6)
+    pixels = np.asarray(page.image.convert("RGB"))
+    boxes = [r.box for r in layout.lines(pixels, join_glyphs=True)]
+    assert len(boxes) == len(page.truth_lines) == 21
+    gutter = pixels.shape[1] / 2
+    for (left, _), (right, _), _, _ in boxes:
+        assert right < gutter or left > gutter
+        # The shortest line of a column is a paragraph's last, still wider than 10 syllables.
+        assert right - left > 10 * 46
+
+
+@pytest.mark.parametrize("columns", [2, 3])
+def test_small_hangul_at_tight_leading_is_found_line_by_line(layout: TesseractLayout, columns: int) -> None:
+    # 25 px type at 1.2 leading: shrunk to 150 dpi, the closing that joins a syllable's
+    # strokes joined the lines too, and a paragraph came out as one blob (CER 0.80).
+    page = korean_columns(columns, 25, 1.2)
+    pixels = np.asarray(page.image.convert("RGB"))
+    boxes = [r.box for r in layout.lines(pixels, join_glyphs=True)]
+    assert len(boxes) >= len(page.truth_lines)
+    pitch = 25 * 1.2
+    assert all(bottom - top < 2 * pitch for (_, top), _, (_, bottom), _ in boxes)
 
 
 def test_a_blank_page_has_no_lines(layout: TesseractLayout) -> None:
