@@ -6,17 +6,20 @@ installed (OCR_RECOGNIZER=auto, ocr_svc/settings.py: on dense scanned pages it r
 text as PP-OCR's in 0.4-0.8x the time), PP-OCR's with OCR_RECOGNIZER=ppocr or where
 Tesseract is missing. Every other language is read by Tesseract's LSTM behind the same
 detector and reading order, with the document's models plus English (`"vie+eng"`: names,
-numbers and loan words in Latin letters are common in any of them). A language whose
+numbers and loan words in Latin letters are common in any of them). A request with a
+language not in Latin script reads each line with the document's models first (`"kor"`)
+and again with English added only where a word of it reads badly (`Route.retry_with`):
+Tesseract's own choice between its languages re-read a third of the lines of a page of
+Korean prose in English too, for the same text (docs/ocr.md, "Languages"). A language whose
 model is not installed, or on an engine that cannot read other languages (keras), is not
 listed and is refused. docs/ocr.md, "Languages", has the measurements behind the choice.
 
-Who finds the lines is routed too (OCR_DETECTOR): by default Tesseract's layout analysis for
-a request whose languages are all written in Latin script, about a fifth of the CPU of
-PP-OCR's detector on a printed page with the same text; PP-OCR's detector for Korean. Forced
-(`tesseract`), the layout finds Korean lines too, on the page with each syllable's strokes
-joined first: a tenth of the detector's time on a page of one column of body text, but it
-lost text on pages of two and three columns and of small type, where PP-OCR's detector did
-not (docs/ocr.md, "Finding the lines").
+Who finds the lines is routed too (OCR_DETECTOR): by default Tesseract's layout analysis,
+about a fifth of the CPU of PP-OCR's detector on a printed page with the same text; for a
+request with a language not written in Latin script (Korean) on the page with each
+syllable's strokes joined first, a tenth of the detector's time, at a CER as low on pages of
+one to three columns and of small type (docs/ocr.md, "Finding the lines"). OCR_DETECTOR=ppocr
+finds every page's lines with PP-OCR's detector.
 """
 
 from __future__ import annotations
@@ -80,21 +83,23 @@ Detector = Literal["auto", "ppocr", "tesseract"]
 @dataclass(frozen=True)
 class Route:
     """How one request's lines are read: by the engine's own recogniser (`tesseract` None)
-    or by Tesseract in the language string `tesseract` (`"vie+eng"`); and how they are found:
+    or by Tesseract in the language string `tesseract` (`"vie+eng"`), a line with a word
+    read badly again in `retry_with` (`"kor"`, then `"kor+eng"`); and how they are found:
     by the engine's detector, or (`by_layout`) by Tesseract's layout analysis, on the page
     with each character's strokes joined first when `join_glyphs` (Hangul)."""
 
     codes: tuple[str, ...]
     engine: str
     tesseract: str | None = None
+    retry_with: str | None = None
     by_layout: bool = False
     join_glyphs: bool = False
 
 
 class LanguageRouter:
     """The languages `engine` can read here, and the route of a request's languages;
-    `detector` is OCR_DETECTOR (auto: Tesseract's layout for Latin-script requests, where
-    the engine has it)."""
+    `detector` is OCR_DETECTOR (auto: Tesseract's layout, where the engine has it; the same
+    as `tesseract`, which fails at start-up where it is missing)."""
 
     def __init__(self, engine: OcrEngine, detector: Detector = "auto") -> None:
         self._engine_name = engine.name
@@ -130,15 +135,17 @@ class LanguageRouter:
             named = ", ".join(repr(code) for code in unknown)
             raise UnsupportedLanguage(f"language {named} is not read here", supported)
         latin = all(CATALOGUE[code].latin for code in wanted)
-        by_layout = self._layout == "tesseract" or (self._layout == "auto" and latin)
+        by_layout = self._layout != "ppocr"
         join_glyphs = by_layout and not latin
         if wanted == (DEFAULT_LANGUAGE,):
             return Route(codes=wanted, engine=self._engine_name, by_layout=by_layout)
         models = [CATALOGUE[code].model for code in wanted if code != DEFAULT_LANGUAGE]
+        every = "+".join([*models, ENGLISH_MODEL])
         return Route(
             codes=wanted,
             engine=TESSERACT_ENGINE,
-            tesseract="+".join([*models, ENGLISH_MODEL]),
+            tesseract=every if latin else "+".join(models),
+            retry_with=None if latin else every,
             by_layout=by_layout,
             join_glyphs=join_glyphs,
         )

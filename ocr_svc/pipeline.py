@@ -693,7 +693,9 @@ class OcrPipeline:
             # Routed only for engines that list the language (ocr_svc.languages).
             if not isinstance(engine, LanguageReader):
                 raise TypeError(f"the {engine.name} engine reads no other language than its own")
-            read_batch = functools.partial(engine.read_batch_in, languages=route.tesseract)
+            read_batch = functools.partial(
+                engine.read_batch_in, languages=route.tesseract, retry_with=route.retry_with
+            )
         elif isinstance(engine, BatchReader):
             read_batch = engine.read_batch
         else:

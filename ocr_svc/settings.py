@@ -40,9 +40,8 @@ class OcrSettings(EmailEventSettings, GrpcServerSettings):
     # With rapidocr: who finds the lines of a page. ppocr: PP-OCR's DB detector (any script,
     # curved and rotated lines, text on pictures); tesseract: Tesseract's layout analysis,
     # about a fifth of the CPU on a printed page, Korean on joined glyphs (docs/ocr.md,
-    # "Finding the lines"). auto (the default): tesseract for requests whose languages are
-    # all in Latin script, where tesserocr and the English model are installed; ppocr for
-    # Korean and everywhere else.
+    # "Finding the lines"). auto (the default): tesseract where tesserocr and the English
+    # model are installed, else ppocr.
     ocr_detector: Literal["auto", "ppocr", "tesseract"] = "auto"
     ocr_tessdata_dir: Path | None = None
     # Processes serving OCR_PORT together (SO_REUSEPORT); 0 = one per core. Each loads its

@@ -124,9 +124,14 @@ class LanguageReader(Protocol):
         ...
 
     def read_batch_in(
-        self, image: RgbImage, regions: Sequence[TextRegion], languages: str
+        self,
+        image: RgbImage,
+        regions: Sequence[TextRegion],
+        languages: str,
+        retry_with: str | None = None,
     ) -> list[RecognizedLine | None]:
-        """`read` of each region by Tesseract in `languages` (`"vie+eng"`), in the order given."""
+        """`read` of each region by Tesseract in `languages` (`"vie+eng"`), in the order
+        given; a line with a word read badly, again in `retry_with` (`"kor+eng"`)."""
         ...
 
 

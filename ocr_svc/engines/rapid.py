@@ -298,10 +298,14 @@ class RapidOcrEngine:
         return self._read_crops(image, regions, self._recognise_by_width)
 
     def read_batch_in(
-        self, image: RgbImage, regions: Sequence[TextRegion], languages: str
+        self,
+        image: RgbImage,
+        regions: Sequence[TextRegion],
+        languages: str,
+        retry_with: str | None = None,
     ) -> list[RecognizedLine | None]:
         """`read_batch`, each line read by Tesseract in `languages` (`"vie+eng"`: models of
-        `tesseract_models()`)."""
+        `tesseract_models()`), and a line with a word read badly again in `retry_with`."""
         self._require_loaded()
         tesseract = self._tesseract
         if tesseract is None:
@@ -310,7 +314,9 @@ class RapidOcrEngine:
         # the same text. The detector's crops may hold slivers of the lines next to them, which
         # Tesseract's line finding (PSM.SINGLE_LINE) leaves out (docs/ocr.md).
         raw = all(region.layout_line for region in regions)
-        return self._read_crops(image, regions, lambda crops: tesseract.read(crops, languages, raw=raw))
+        return self._read_crops(
+            image, regions, lambda crops: tesseract.read(crops, languages, raw=raw, retry_with=retry_with)
+        )
 
     def _recognise_by_width(self, crops: list[npt.NDArray[np.uint8]]) -> list[CropReading]:
         read = [CropReading(text="", confidence=0.0)] * len(crops)

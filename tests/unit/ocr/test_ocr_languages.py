@@ -28,7 +28,7 @@ class MultilingualEngine(BatchingScriptedEngine):
     def __init__(self, lines: list[str | None], models: set[str]) -> None:
         super().__init__(lines)
         self.models = frozenset(models)
-        self.read_in: list[str] = []
+        self.read_in: list[tuple[str, str | None]] = []
         self.layout_calls = 0
         self.joined_calls = 0
 
@@ -44,9 +44,13 @@ class MultilingualEngine(BatchingScriptedEngine):
         return self.detect(image)
 
     def read_batch_in(
-        self, image: RgbImage, regions: Sequence[TextRegion], languages: str
+        self,
+        image: RgbImage,
+        regions: Sequence[TextRegion],
+        languages: str,
+        retry_with: str | None = None,
     ) -> list[RecognizedLine | None]:
-        self.read_in.append(languages)
+        self.read_in.append((languages, retry_with))
         return [
             None if line is None else RecognizedLine(f"{line.text} [{languages}]", line.confidence, line.box)
             for line in self.read_batch(image, regions)
@@ -108,25 +112,31 @@ def test_installed_models_are_listed_with_tesseract_and_english_keeps_the_engine
         codes=("vi",), engine=TESSERACT_ENGINE, tesseract="vie+eng", by_layout=True
     )
     assert router.route(["EN", "vi"]).tesseract == "vie+eng"
+    # A language not in Latin script: its lines in the document's models, a line with a
+    # word read badly again with English.
     assert router.route(["ko", "vi", "ko"]) == Route(
-        codes=("ko", "vi"), engine=TESSERACT_ENGINE, tesseract="kor+vie+eng", by_layout=False
+        codes=("ko", "vi"),
+        engine=TESSERACT_ENGINE,
+        tesseract="kor+vie",
+        retry_with="kor+vie+eng",
+        by_layout=True,
+        join_glyphs=True,
     )
+    assert router.route(["ko", "en"]).tesseract == "kor"
+    assert router.route(["ko", "en"]).retry_with == "kor+eng"
 
 
-def test_latin_script_pages_are_found_by_tesseracts_layout_and_korean_ones_by_the_detector() -> None:
+def test_pages_are_found_by_tesseracts_layout_korean_ones_on_joined_glyphs() -> None:
     engine = MultilingualEngine(["a"], {"eng", "vie", "kor", "deu", "fra"})
-    auto = LanguageRouter(engine)
     codes = ("en", "vi", "de", "fr", "ko")
-    assert [auto.route([code]).by_layout for code in codes] == [True] * 4 + [False]
-    assert not any(auto.route([code]).join_glyphs for code in codes)
-    assert not auto.route(["vi", "ko"]).by_layout
-    assert not LanguageRouter(engine, "ppocr").route(["en"]).by_layout
-    # Forced, the layout finds Korean lines too, on joined glyphs; Latin ones as they are.
-    forced = LanguageRouter(engine, "tesseract")
-    assert forced.route(["ko"]).by_layout
-    assert forced.route(["ko"]).join_glyphs
-    assert forced.route(["vi", "ko"]).join_glyphs
-    assert not forced.route(["vi"]).join_glyphs
+    for detector in ("auto", "tesseract"):
+        router = LanguageRouter(engine, detector)
+        assert all(router.route([code]).by_layout for code in codes)
+        assert [router.route([code]).join_glyphs for code in codes] == [False] * 4 + [True]
+        assert router.route(["vi", "ko"]).join_glyphs
+    ppocr = LanguageRouter(engine, "ppocr")
+    assert not any(ppocr.route([code]).by_layout for code in codes)
+    assert not any(ppocr.route([code]).join_glyphs for code in codes)
     # Without Tesseract there is no layout analysis: auto falls back, a forced one refuses.
     assert not LanguageRouter(ScriptedEngine(["a"])).route(["en"]).by_layout
     with pytest.raises(EngineUnavailable, match="OCR_DETECTOR=tesseract needs"):
@@ -181,7 +191,7 @@ async def test_the_pipeline_reads_a_routed_call_with_tesseract_and_says_which_en
         lines = [event.line.text for event in events if isinstance(event, LineRecognized)]
         assert lines == ["Xin chào [vie+eng]", "thế giới [vie+eng]"]
         assert isinstance(events[-1], Completed)
-        assert set(engine.read_in) == {"vie+eng"}
+        assert set(engine.read_in) == {("vie+eng", None)}
 
         engine.read_in.clear()
         events = [event async for event in pipeline.recognize(image, router.route([]))]
@@ -202,16 +212,14 @@ async def test_the_pipeline_finds_lines_the_way_the_route_says() -> None:
     router = LanguageRouter(engine)
     try:
         image = render_text_image(["x"])
-        for codes, by_layout, by_detector in ((["en"], 1, 0), (["ko"], 1, 1)):
+        for codes, by_layout, joined in ((["en"], 1, 0), (["ko"], 2, 1)):
             events = [event async for event in pipeline.recognize(image, router.route(codes))]
             assert isinstance(events[-1], Completed)
-            assert (engine.layout_calls, engine.detect_calls - engine.layout_calls) == (
-                by_layout,
-                by_detector,
-            )
-        assert engine.joined_calls == 0
-        forced = LanguageRouter(engine, "tesseract").route(["ko"])
-        events = [event async for event in pipeline.recognize(image, forced)]
-        assert (engine.layout_calls, engine.joined_calls) == (2, 1)
+            assert (engine.layout_calls, engine.joined_calls) == (by_layout, joined)
+        assert engine.detect_calls == engine.layout_calls
+        by_detector = LanguageRouter(engine, "ppocr").route(["ko"])
+        events = [event async for event in pipeline.recognize(image, by_detector)]
+        assert (engine.layout_calls, engine.detect_calls) == (2, 3)
+        assert engine.read_in[-1] == ("kor", "kor+eng")
     finally:
         pipeline.close()
