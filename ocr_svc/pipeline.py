@@ -21,8 +21,9 @@ engine can (`SpreadDetector`: more inference threads in one call), so the first 
 image alone on the machine comes sooner.
 
 After detection the lines are put in reading order (`ocr_svc.layout`) and recognised in
-that order in windows that grow (the first line alone, so the first event comes early,
-then 2, 4, ... up to `MAX_WINDOW` lines), each window's lines streamed, in reading order,
+that order in windows that grow (the first line alone, so the first event comes early, or
+one first line per idle core when each is a line of prose, worth a core; then twice as
+many each time up to `MAX_WINDOW` lines), each window's lines streamed, in reading order,
 as soon as the window is read. For an engine that reads batches (`BatchReader`) a window
 is dealt into one share per core this image may use (its own, plus the cores no other
 image is using right now, see `OcrPipeline`), shares of about equal work, read at once.
@@ -554,7 +555,7 @@ class OcrPipeline:
         progress.detect_s += time.perf_counter() - t0
         # In a worker: a dense page's ordering is tens of ms, and grows as n^3 with the lines.
         order = await self._in_worker(reading_order, [region.box for region in regions])
-        windows = self._windows(order)
+        windows = self._windows(order, regions)
         first: list[RecognizedLine | None] = []
         if windows:
             first = await self._read_timed(pixels, regions, windows[0], route, progress)
@@ -640,18 +641,34 @@ class OcrPipeline:
         block = progress.blocks + blocks.setdefault(item.block, len(blocks))
         return [LineRecognized(index=len(progress.lines) - 1, line=line, block=block, page=page.number)]
 
-    def _windows(self, order: list[OrderedLine]) -> list[list[OrderedLine]]:
-        """`order` cut into windows of growing size: 1, 2, 4, ... `MAX_WINDOW` lines (one
-        line at a time for an engine that does not batch)."""
+    def _windows(self, order: list[OrderedLine], regions: Sequence[TextRegion]) -> list[list[OrderedLine]]:
+        """`order` cut into windows of growing size: the first line alone (or the first
+        line for each core the image may use now, `_first_window`), then twice as many
+        each time up to `MAX_WINDOW` lines (one line at a time for an engine that does not
+        batch)."""
         if not isinstance(self.engine, BatchReader):
             return [[item] for item in order]
         windows: list[list[OrderedLine]] = []
-        start, size = 0, 1
+        start, size = 0, self._first_window(order, regions)
         while start < len(order):
             windows.append(order[start : start + size])
             start += size
             size = min(size * 2, MAX_WINDOW)
         return windows
+
+    def _first_window(self, order: list[OrderedLine], regions: Sequence[TextRegion]) -> int:
+        """Lines in the first window: one per core this image may use now (its own and the
+        ones no image holds), while each of the first lines is worth a core of its own
+        (`MIN_SHARE_WORK`); else 1. Read at once on those cores, the first lines cost the
+        first event no more than the first line alone, and a short page is read in fewer
+        rounds (a page of 4 lines on 2 cores: 2 rounds of 2, not 1 + 2 + 1)."""
+        cores = 1 + max(0, self.cores - self._running - self._borrowed)
+        size = 0
+        for item in order[:cores]:
+            if _aspect(regions[item.index]) < MIN_SHARE_WORK:
+                break
+            size += 1
+        return max(1, size)
 
     async def _detect(self, pixels: RgbImage, route: Route | None) -> list[TextRegion]:
         engine = self.engine

@@ -118,3 +118,42 @@ async def test_a_window_of_two_lines_of_prose_is_read_on_two_cores(pipelines: li
     assert engine.max_active == 2
     lines = [event.line.text for event in events if isinstance(event, LineRecognized)]
     assert lines == [f"line {i}" for i in range(4)]
+
+
+async def test_the_first_lines_of_prose_are_read_at_once_on_the_idle_cores(
+    pipelines: list[OcrPipeline],
+) -> None:
+    # Four lines on two cores in two rounds (2 + 2), not three (1 + 2 + 1): the second line
+    # starts while the first is still being read.
+    engine = ProseEngine([f"line {i}" for i in range(4)])
+    first = engine.gate(0)
+    reading = asyncio.create_task(collect(make(pipelines, engine, workers=2, cores=2)))
+    for _ in range(200):
+        if 1 in engine.reads_started:
+            break
+        await asyncio.sleep(0.01)
+    assert sorted(engine.reads_started) == [0, 1]
+    first.set()
+    events = await reading
+    assert [event.line.text for event in events if isinstance(event, LineRecognized)] == [
+        f"line {i}" for i in range(4)
+    ]
+
+
+async def test_the_first_line_of_a_column_is_read_alone(pipelines: list[OcrPipeline]) -> None:
+    # A column's lines (5 heights wide) are not worth a core each: the first event comes
+    # after one line's reading, not two.
+    engine = BatchingScriptedEngine([f"line {i}" for i in range(4)])
+    first = engine.gate(0)
+    reading = asyncio.create_task(collect(make(pipelines, engine, workers=2, cores=2)))
+    await asyncio.sleep(0.2)
+    assert engine.reads_started == [0]
+    first.set()
+    await reading
+
+
+async def test_a_page_without_lines_completes_with_none(pipelines: list[OcrPipeline]) -> None:
+    events = await collect(make(pipelines, BatchingScriptedEngine([]), workers=2, cores=2))
+    completed = events[-1]
+    assert isinstance(completed, Completed)
+    assert completed.line_count == 0
