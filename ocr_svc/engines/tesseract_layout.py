@@ -78,6 +78,12 @@ JOINED_LINE_PADDING = 0.25
 # A word belongs to a row of its line when it overlaps the row vertically by this share of
 # the lower of their heights.
 ROW_OVERLAP = 0.5
+# A word this many times as tall as its line's median word may be two rows Tesseract took
+# for one word (a paragraph's one-word last line under the first word of the line above):
+# it is cut at the blank rows of ink inside it, into pieces at least `MIN_STACKED_PIECE` of
+# the median word's height (a diacritic over a letter is less, and stays with it).
+STACKED_HEIGHT = 1.6
+MIN_STACKED_PIECE = 0.4
 
 
 class TesseractLayout:
@@ -138,9 +144,10 @@ class TesseractLayout:
         if join_glyphs:
             handle.SetSourceResolution(max(1, round(ASSUMED_DPI * scale)))
         try:
-            found = _split_at_gaps(_text_lines(handle.AnalyseLayout()))
+            lines = _text_lines(handle.AnalyseLayout())
         finally:
             handle.Clear()
+        found = _split_at_gaps([_unstacked(words, grey) for words in lines])
         regions = []
         for left, top, right, bottom in found:
             left, top, right, bottom = left / scale, top / scale, right / scale, bottom / scale
@@ -224,6 +231,51 @@ def _text_lines(iterator: Any) -> list[list[Box]]:
         if not iterator.Next(tesserocr.RIL.WORD):
             break
     return [words for words in lines if words]
+
+
+def _unstacked(words: list[Box], grey: npt.NDArray[np.uint8]) -> list[Box]:
+    """The words of one line, a word `STACKED_HEIGHT` times as tall as the line's median
+    word cut into its rows of ink (`grey`: the page the layout saw)."""
+    if len(words) < 2:
+        return words
+    typical = float(np.median([b[3] - b[1] for b in words]))
+    out: list[Box] = []
+    for word in words:
+        if word[3] - word[1] > STACKED_HEIGHT * typical:
+            out.extend(_cut_at_blank_rows(word, grey, MIN_STACKED_PIECE * typical))
+        else:
+            out.append(word)
+    return out
+
+
+def _cut_at_blank_rows(word: Box, grey: npt.NDArray[np.uint8], min_piece: float) -> list[Box]:
+    """`word` cut at the rows with no ink inside it (Otsu on its pixels), into pieces of at
+    least `min_piece` pixels high (a shorter one joins the piece before it); the word
+    itself when it has no such row."""
+    import cv2
+
+    left, top, right, bottom = (round(v) for v in word)
+    patch = np.ascontiguousarray(grey[max(top, 0) : bottom, max(left, 0) : right])
+    if patch.size == 0:
+        return [word]
+    _, ink = cv2.threshold(patch, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    inked = np.flatnonzero(ink.any(axis=1))
+    if inked.size == 0:
+        return [word]
+    pieces: list[list[int]] = []
+    for row in inked.tolist():
+        # A row right under the piece, or any row after a piece still too short, extends it.
+        if pieces and (row == pieces[-1][1] or pieces[-1][1] - pieces[-1][0] < min_piece):
+            pieces[-1][1] = row + 1
+        else:
+            pieces.append([row, row + 1])
+    if len(pieces) > 1 and pieces[-1][1] - pieces[-1][0] < min_piece:
+        last = pieces.pop()
+        pieces[-1][1] = last[1]
+    if len(pieces) < 2:
+        return [word]
+    origin = max(top, 0)
+    return [(word[0], float(origin + start), word[2], float(origin + end)) for start, end in pieces]
 
 
 def _split_at_gaps(lines: list[list[Box]]) -> list[Box]:

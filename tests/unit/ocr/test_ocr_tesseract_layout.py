@@ -9,7 +9,7 @@ import pytest
 
 from harness.language_pages import FontMissing, LanguagePage, columns_page, language_page
 from harness.pages import PageSpec, render_page
-from ocr_svc.engines.tesseract_layout import LINE_PADDING, TesseractLayout, _split_at_gaps
+from ocr_svc.engines.tesseract_layout import LINE_PADDING, TesseractLayout, _split_at_gaps, _unstacked
 from ocr_svc.engines.tesseract_reader import installed_models
 
 
@@ -53,6 +53,31 @@ def test_words_of_two_rows_in_one_tesseract_line_are_two_lines() -> None:
         (0.0, 49.0, 280.0, 89.0),
         (420.0, 0.0, 1400.0, 90.0),
     ]
+
+
+def test_a_word_holding_two_rows_of_ink_is_cut_between_them() -> None:
+    # A caption's one-word last line under its first word: Tesseract gave one word box two
+    # rows high, and the line read as noise. A heading's tall word (ink all the way down)
+    # and a word with a mark above it are left whole.
+    page = np.full((100, 1000), 255, dtype=np.uint8)
+    words = [
+        (0.0, 10.0, 60.0, 60.0),  # the first word, and under it the last line's one word
+        (70.0, 10.0, 200.0, 30.0),
+        (210.0, 10.0, 300.0, 30.0),
+        (310.0, 10.0, 400.0, 30.0),
+        (420.0, 10.0, 520.0, 60.0),  # a tall word with ink in every row
+        (530.0, 2.0, 600.0, 30.0),  # a mark 5 px above the word's letters
+    ]
+    for left, top, right, bottom in words[1:5]:
+        page[int(top) : int(bottom), int(left) : int(right)] = 0
+    page[10:30, 0:60] = 0
+    page[40:60, 0:30] = 0
+    page[2:5, 540:550] = 0
+    page[10:30, 530:600] = 0
+    cut = _unstacked(words, page)
+    assert cut == [(0.0, 10.0, 60.0, 30.0), (0.0, 40.0, 60.0, 60.0), *words[1:]]
+    # The last line's word is a line of its own.
+    assert (0.0, 40.0, 60.0, 60.0) in _split_at_gaps([cut])
 
 
 def test_the_lines_of_a_short_two_column_page_stay_in_their_columns(layout: TesseractLayout) -> None:
