@@ -14,6 +14,9 @@ One page, 300 dpi, binarised, seeded (every run draws the same pixels):
   and a short last line;
 - a centred page number, and speckle noise all over the page (gutters included).
 
+`korean_spec(seed)` lays out the same page in Korean (Nanum fonts from Debian's fonts-nanum,
+pseudo-Korean paragraphs with a few Latin acronyms and numbers, as Korean magazines have).
+
 The truth is the text in reading order: header left, header right, column 1, the heading,
 column 2, the wide figure's caption, column 3 (its text above the figure, the caption, its
 text below), column 4, the page number. `truth_regions` names the region of each truth
@@ -25,11 +28,36 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from harness.images import load_font
 from harness.pages import g4_tiff, pseudo_paragraph, scanned_jpeg, wrap_words
+
+NANUM = "/usr/share/fonts/truetype/nanum"
+# The fonts of a page in each language: body, small (captions, issue, page number), header,
+# heading. A name is `harness.images.load_font`'s, a path a TrueType file.
+FONTS: dict[str, tuple[str, str, str, str]] = {
+    "en": ("dejavu-serif", "dejavu-sans", "dejavu-sans-bold", "dejavu-sans-bold"),
+    "ko": (
+        f"{NANUM}/NanumMyeongjo.ttf",
+        f"{NANUM}/NanumGothic.ttf",
+        f"{NANUM}/NanumGothicBold.ttf",
+        f"{NANUM}/NanumGothicBold.ttf",
+    ),
+}
+# Eojeol (words with their particles and endings) that pseudo-Korean sentences are drawn
+# from, a few Latin acronyms and numbers among them.
+_KOREAN_TEXT = (
+    "서비스는 네트워크를 통해 서로 데이터를 사용자의 요청을 처리하는 시스템에서 개발 팀은 기능을 "
+    "독립적으로 배포하고 확장하며 기술을 바꿀 수 있습니다 오류를 추적하고 일관성을 보장하는 일은 "
+    "어려워집니다 항구의 다리에 등불이 겨울 시장이 열리는 첫날 저녁 시의회는 주민들과 함께 역에서 "
+    "바라본 강물이 조용히 흘러 도서관의 오래된 신문을 읽으며 아이들은 마을 광장에서 음악을 듣고 "
+    "박물관은 새로운 전시를 준비하고 기차가 천천히 도착했다 날씨가 맑아서 사람들이 모였다 학생들이 "
+    "역사와 문화를 배우는 작은 극장의 무대에서 편집자는 독자에게 편지를 보냈다 정원의 나무가 바람에 "
+    "흔들리고 선생님은 질문에 답했다 AI KTX 2026년 11월 42명의"
+)
 
 
 @dataclass(frozen=True)
@@ -53,10 +81,38 @@ class MagazineSpec:
     publication: str = "THE HARBOUR REVIEW"
     issue: str = "November 2026"
     page_number: int = 23
+    language: str = "en"
 
     @property
     def name(self) -> str:
-        return f"magazine-{self.width}x{self.height}-s{self.seed}"
+        return f"magazine-{self.language}-{self.width}x{self.height}-s{self.seed}"
+
+
+def korean_spec(seed: int = 0, **sizes: int) -> MagazineSpec:
+    """The magazine page in Korean (`sizes`: MagazineSpec's pixel fields)."""
+    return MagazineSpec(
+        seed=seed,
+        heading="옛 항구 다리에 등불이 다시 켜지다",
+        caption="그림 2. 역에서 바라본 해 질 녘의 다리.",
+        wide_caption="그림 1. 겨울 시장 첫날 저녁 항구 방파제의 등불, 시의회가 다리에 불을 밝히기 전.",
+        publication="항구 리뷰",
+        issue="2026년 11월",
+        language="ko",
+        **sizes,  # type: ignore[arg-type]
+    )
+
+
+def korean_paragraph(rng: random.Random) -> str:
+    """A paragraph of 2-5 seeded pseudo-Korean sentences of 5-12 eojeol."""
+    vocabulary = _KOREAN_TEXT.split()
+    sentences = []
+    for _ in range(rng.randint(2, 5)):
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(5, 12))]
+        if rng.random() < 0.25:
+            cut = rng.randrange(2, len(words) - 1)
+            words[cut - 1] += ","
+        sentences.append(" ".join(words) + rng.choice([".", ".", ".", "?"]))
+    return " ".join(sentences)
 
 
 @dataclass
@@ -97,14 +153,15 @@ class _Writer:
 
 
 def _column_text(
-    rng: random.Random, writer: _Writer, font: object, width: float, lines: int
+    rng: random.Random, writer: _Writer, font: object, width: float, lines: int, language: str
 ) -> list[tuple[str, bool]]:
     """At least `lines` lines of paragraphs `width` wide, each with whether it starts a
     paragraph (drawn indented)."""
     out: list[tuple[str, bool]] = []
     indent = 1.6 * _size(font)
+    paragraph = korean_paragraph if language == "ko" else pseudo_paragraph
     while len(out) < lines:
-        wrapped = wrap_words(pseudo_paragraph(rng), width - indent, writer.draw, font)
+        wrapped = wrap_words(paragraph(rng), width - indent, writer.draw, font)
         out.extend((line, k == 0) for k, line in enumerate(wrapped))
     return out[:lines]
 
@@ -122,15 +179,25 @@ def _flow(
     width: float,
     top: float,
     bottom: float,
+    language: str,
 ) -> float:
     """Fill x..x+width from `top` down to at most `bottom` with body text; the y below it."""
     pitch = round(_size(font) * 1.3)
     count = max(int((bottom - top) // pitch), 0)
     y = top
-    for line, first in _column_text(rng, writer, font, width, count):
+    for line, first in _column_text(rng, writer, font, width, count, language):
         writer.text(x + (1.6 * _size(font) if first else 0), y, line, font, region)
         y += pitch
     return y
+
+
+def _load(name: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font by `load_font`'s name or a TrueType file's path."""
+    if name.startswith("/"):
+        if not Path(name).is_file():
+            raise LookupError(f"{name} is not installed (Debian: fonts-nanum)")
+        return ImageFont.truetype(name, size=size)
+    return load_font(name, size)
 
 
 def _figure(draw: ImageDraw.ImageDraw, rng: random.Random, x: float, y: float, w: float, h: float) -> None:
@@ -157,10 +224,11 @@ def render_magazine(spec: MagazineSpec) -> MagazinePage:
     image = Image.new("L", (spec.width, spec.height), 255)
     writer = _Writer(image)
     draw = writer.draw
-    body = load_font("dejavu-serif", spec.body_px)
-    small = load_font("dejavu-sans", round(spec.body_px * 0.85))
-    header_font = load_font("dejavu-sans-bold", round(spec.body_px * 0.9))
-    heading_font = load_font("dejavu-sans-bold", spec.heading_px)
+    body_name, small_name, header_name, heading_name = FONTS[spec.language]
+    body = _load(body_name, spec.body_px)
+    small = _load(small_name, round(spec.body_px * 0.85))
+    header_font = _load(header_name, round(spec.body_px * 0.9))
+    heading_font = _load(heading_name, spec.heading_px)
     left, right = spec.margin, spec.width - spec.margin
 
     # Running header and the rule under it.
@@ -190,7 +258,7 @@ def render_magazine(spec: MagazineSpec) -> MagazinePage:
     body_bottom = figure_top - spec.body_px
 
     # Column 1: the full height of the body, beside the heading.
-    _flow(writer, rng, body, "column1", xs[0], widths[0], top, body_bottom)
+    _flow(writer, rng, body, "column1", xs[0], widths[0], top, body_bottom, spec.language)
 
     # The heading over columns 2-4 (an L beside column 1).
     span = xs[3] + widths[3] - xs[1]
@@ -202,7 +270,7 @@ def render_magazine(spec: MagazineSpec) -> MagazinePage:
 
     # Columns 2-4 of unequal height; the figure and its caption inside column 3.
     body_height = bottom - below
-    _flow(writer, rng, body, "column2", xs[1], widths[1], below, body_bottom)
+    _flow(writer, rng, body, "column2", xs[1], widths[1], below, body_bottom, spec.language)
     _figure(draw, rng, xs[0], figure_top, wide, spec.figure_px)
     y = figure_bottom + round(spec.body_px * 0.4)
     for line in caption_lines:
@@ -217,6 +285,7 @@ def render_magazine(spec: MagazineSpec) -> MagazinePage:
         widths[2],
         below,
         below + round(body_height * rng.uniform(0.2, 0.35)),
+        spec.language,
     )
     _figure(draw, rng, xs[2], y + 10, widths[2], spec.figure_px)
     y += 10 + spec.figure_px + round(spec.body_px * 0.6)
@@ -224,9 +293,9 @@ def render_magazine(spec: MagazineSpec) -> MagazinePage:
         writer.text(xs[2], y, line, small, "column3")
         y += round(_size(small) * 1.25)
     column3_end = bottom - round(body_height * rng.uniform(0.0, 0.15))
-    _flow(writer, rng, body, "column3", xs[2], widths[2], y + spec.body_px, column3_end)
+    _flow(writer, rng, body, "column3", xs[2], widths[2], y + spec.body_px, column3_end, spec.language)
     column4_end = bottom - round(body_height * rng.uniform(0.25, 0.4))
-    _flow(writer, rng, body, "column4", xs[3], widths[3], below, column4_end)
+    _flow(writer, rng, body, "column4", xs[3], widths[3], below, column4_end, spec.language)
 
     # The page number, centred under the body.
     folio = str(spec.page_number)
