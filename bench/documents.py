@@ -15,8 +15,8 @@ as one space (`harness.pages.page_error_rate`).
 Parts (`--parts`, all by default):
   engines      dense pages (4 columns G4 TIFF, 3 columns noisy JPEG) and magazine pages:
                s/page, first line, CER of the default, of each recogniser, and of Tesseract
-  languages    a page of prose in en, vi, ko, de, fr: pages/s, first line, CER vs
-               `tesseract page.png - -l <model>+eng`
+  languages    a page of prose in en, vi, ko, de, fr, and a Korean magazine page: pages/s,
+               first line, CER vs `tesseract page.png - -l <model>+eng`
   document     a 20-page scanned PDF: first line after upload, pages/s vs Tesseract on the
                same pages, peak RSS of all ocr_svc processes (psutil)
   text-layer   a born-digital PDF page: ms per page, CER
@@ -52,7 +52,7 @@ from bench.ocr_calls import ensure_tesseract
 from bench.report import Row, add_json_argument, emit, median, ratio_lower_is_better, say
 from harness.doc_truth import ProsePage, english_page, rotated_png, scanned_document, text_layer_pdf
 from harness.language_pages import FontMissing, language_page
-from harness.magazine import MagazineSpec, render_magazine
+from harness.magazine import MagazineSpec, korean_spec, render_magazine
 from harness.mesh import Mesh, running_mesh
 from harness.pages import PageSpec, page_error_rate, render_page
 from harness.ports import free_port
@@ -427,21 +427,25 @@ def prose_page(language: str) -> ProsePage | None:
 
 
 async def part_languages(bench: Bench) -> None:
+    pages: list[tuple[str, str, bytes, str, str]] = []
     for language in LANGUAGES:
         page = prose_page(language)
         if page is None:
             bench.not_landed(f"pages/s vs Tesseract CLI: {language} page", "font missing")
             continue
+        pages.append((language, f"{language} page", page.png, ".png", page.truth_text))
+    if any(language == "ko" for language, *_ in pages):
+        magazine = render_magazine(korean_spec(3))
+        pages.append(("ko", "ko magazine page, G4 TIFF", magazine.tiff, ".tif", magazine.truth_text))
+    for language, name, data, suffix, truth in pages:
         contestants = bench.contestants() if language == "en" else ["default"]
-        results = await compare_page(
-            bench, f"{language} page", page.png, ".png", page.truth_text, contestants, language
-        )
+        results = await compare_page(bench, name, data, suffix, truth, contestants, language)
         cli = results["tesseract-cli"]
         for contestant in contestants:
             ours = results[contestant]
             label = "" if contestant == "default" else f", {bench.label(contestant, ours.engine)}"
             bench.row(
-                f"pages/s vs Tesseract CLI: {language} page{label}",
+                f"pages/s vs Tesseract CLI: {name}{label}",
                 1 / ours.seconds,
                 1 / cli.seconds,
                 "pages/s",
