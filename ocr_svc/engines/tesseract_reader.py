@@ -146,30 +146,37 @@ class TesseractLines:
         nothing, or a word below `RETRY_CONFIDENCE`, is read again in this language set
         (`"kor+eng"` after `"kor"`), and the more confident reading kept."""
         import cv2
+        import tesserocr
 
+        mode = tesserocr.PSM.RAW_LINE if raw else tesserocr.PSM.SINGLE_LINE
+        handle = self.handle(languages)
+        handle.SetPageSegMode(mode)
+        again_handle = None
         read = []
         for crop in crops:
             # Grey, not colour: Tesseract thresholds a colour image channel by channel, which
             # on a noisy colour scan costs about a third more a line for the same text.
             grey = Image.fromarray(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), mode="L")
-            reading = self._read_one(grey, languages, raw)
+            reading = _read_one(handle, grey)
             if retry_with is not None and _read_badly(reading):
-                again = self._read_one(grey, retry_with, raw)
+                if again_handle is None:
+                    again_handle = self.handle(retry_with)
+                    again_handle.SetPageSegMode(mode)
+                again = _read_one(again_handle, grey)
                 if again.confidence >= reading.confidence:
                     reading = again
             read.append(reading)
         return read
 
-    def _read_one(self, grey: Image.Image, languages: str, raw: bool) -> CropReading:
-        import tesserocr
 
-        handle = self.handle(languages)
-        handle.SetPageSegMode(tesserocr.PSM.RAW_LINE if raw else tesserocr.PSM.SINGLE_LINE)
-        handle.SetImage(grey)
-        handle.Recognize()
-        words = tesseract_words(handle.GetIterator(), tesserocr.RIL.WORD)
-        text = " ".join(word.text for word in words)
-        return CropReading(text=text, confidence=handle.MeanTextConf() / 100.0 if text else 0.0, words=words)
+def _read_one(handle: Any, grey: Image.Image) -> CropReading:
+    import tesserocr
+
+    handle.SetImage(grey)
+    handle.Recognize()
+    words = tesseract_words(handle.GetIterator(), tesserocr.RIL.WORD)
+    text = " ".join(word.text for word in words)
+    return CropReading(text=text, confidence=handle.MeanTextConf() / 100.0 if text else 0.0, words=words)
 
 
 def _read_badly(reading: CropReading) -> bool:
