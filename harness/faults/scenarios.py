@@ -119,12 +119,13 @@ class FaultContext:
             found += spool_mails(spool)
         return found
 
-    def settle(self) -> tuple[LedgerResult, float]:
+    def settle(self, *, mailed_only: bool = False) -> tuple[LedgerResult, float]:
         return settle(
             lambda: self.traffic.accepted().keys(),
             self.mails,
             self.mesh.database_url,
             timeout=self.plan.settle_timeout_s,
+            mailed_only=mailed_only,
         )
 
 
@@ -356,7 +357,9 @@ def notifier_killed_mid_batch(ctx: FaultContext) -> FaultResult:
     burst.join(CLIENT_TIMEOUT_S)
     accepted = [c for c in calls if c.status == 202]
     # Every mail of the run (not only the batch's) must be out within 30 s of the replacement.
-    ledger, _ = ctx.settle()
+    # (The judge then waits for the copies of the mails the killed notifier had sent but not
+    # marked: they go out again once its claims' lease runs out, and count against this fault.)
+    ledger, _ = ctx.settle(mailed_only=True)
     drained = time.monotonic() - replaced if ledger.missing == 0 else None
     result.recovery = (
         f"{sent_at_kill} mail(s) out before the kill; all out {drained:.1f} s after the replacement started"
@@ -392,8 +395,12 @@ def smtp_down(ctx: FaultContext) -> FaultResult:
     ended = time.monotonic()
     ctx.settle()
     result.recovery = f"mail backlog out {time.monotonic() - ended:.1f} s after SMTP is back"
-    in_flight = cut_at_stop(ctx.sink.mails(), began, stopped)
+    mails = ctx.sink.mails()
+    in_flight = cut_at_stop(mails, began, stopped)
     result.recovery += f"; {in_flight} mail(s) taken as the server stopped, sent again"
+    copies = repeated_copies(mails, began)
+    if copies:
+        result.recovery += f"; repeated: {copies}"
     during = [c for c in ctx.traffic.calls(REGISTER, since=began, until=ended)]
     rate = success_rate(during)
     result.checks.append(
@@ -412,6 +419,19 @@ def cut_at_stop(mails: list[ReceivedMail], stopping: float, stopped: float, wind
         copies[mail.event_id] += 1
         first[mail.event_id] = min(first.get(mail.event_id, mail.at), mail.at)
     return sum(1 for event, n in copies.items() if n > 1 and stopping - window_s <= first[event] <= stopped)
+
+
+def repeated_copies(mails: list[ReceivedMail], moment: float) -> str:
+    """Each event mailed more than once, with when its copies came, in seconds from `moment`
+    (what an operator needs to tell a copy cut by the stop from one sent twice later)."""
+    times: dict[str, list[float]] = {}
+    for mail in mails:
+        times.setdefault(mail.event_id, []).append(mail.at - moment)
+    return ", ".join(
+        f"{event[:8]} at {' and '.join(f'{t:+.2f} s' for t in sorted(at))}"
+        for event, at in times.items()
+        if len(at) > 1
+    )
 
 
 def rabbitmq_down(ctx: FaultContext) -> FaultResult:

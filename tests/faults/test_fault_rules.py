@@ -25,6 +25,14 @@ def test_the_ledger_counts_missing_and_duplicate_mails_per_accepted_address() ->
     assert not result.complete
 
 
+def test_a_dead_notifiers_pending_claim_keeps_the_ledger_unsettled() -> None:
+    # Mailed, but a claim of a killed notifier is left: its mail may come again.
+    pending = tally(["a@x.com"], [_mail("a@x.com", "e1")], OutboxState(frozenset({"e1"}), 0, stale_claims=1))
+    assert pending.complete
+    assert not pending.settled
+    assert tally(["a@x.com"], [_mail("a@x.com", "e1")], OutboxState(frozenset({"e1"}), 0)).settled
+
+
 def test_an_outbox_row_published_but_never_mailed_is_counted_lost() -> None:
     result = tally(["a@x.com"], [_mail("a@x.com", "e1")], OutboxState(frozenset({"e1", "e9"}), 1))
     assert (result.outbox_rows, result.outbox_unsent, result.outbox_unmailed) == (3, 1, 1)
