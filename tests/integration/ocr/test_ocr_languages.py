@@ -43,6 +43,18 @@ def page_in(code: str) -> LanguagePage:
         pytest.skip(f"{exc} ({INSTALL_HINT})")
 
 
+def korean_cli_text(data: bytes, path: Path) -> str:
+    """What Debian's Tesseract CLI reads in the image `data` (written to `path`) with `kor+eng`."""
+    path.write_bytes(data)
+    return subprocess.run(
+        ["tesseract", str(path), "-", "-l", "kor+eng"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+
+
 async def test_list_languages_says_what_is_installed_and_who_reads_it(
     start_ocr: StartOcr, rapid_engine: RapidOcrEngine
 ) -> None:
@@ -89,16 +101,7 @@ async def test_a_korean_page_is_read_no_worse_than_tesseracts_cli(
     text = completed_of(await ocr.events(page.png, languages=["ko", "en"])).full_text
     ours = page_error_rate(page.truth_text, text)
 
-    image = tmp_path / "page.png"
-    image.write_bytes(page.png)
-    cli = subprocess.run(
-        ["tesseract", str(image), "-", "-l", "kor+eng"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    theirs = page_error_rate(page.truth_text, cli)
+    theirs = page_error_rate(page.truth_text, korean_cli_text(page.png, tmp_path / "page.png"))
     assert ours <= theirs, f"ours {ours:.4f} > tesseract CLI {theirs:.4f}\n{text}"
     # Hangul, not Latin fragments: the default recogniser's alphabet has none.
     assert ours <= MAX_CER, f"CER {ours:.4f}\n{text}"
@@ -132,16 +135,7 @@ async def test_an_untidy_korean_magazine_page_is_read_in_order_better_than_tesse
     ocr = await start_ocr(rapid_engine)
     text = completed_of(await ocr.events(page.tiff, languages=["ko"])).full_text
     ours = page_error_rate(page.truth_text, text)
-    image = tmp_path / "page.tif"
-    image.write_bytes(page.tiff)
-    cli = subprocess.run(
-        ["tesseract", str(image), "-", "-l", "kor+eng"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    theirs = page_error_rate(page.truth_text, cli)
+    theirs = page_error_rate(page.truth_text, korean_cli_text(page.tiff, tmp_path / "page.tif"))
     assert ours <= min(theirs, 0.05), f"ours {ours:.4f}, Tesseract's CLI {theirs:.4f}\n{text}"
 
 
