@@ -41,6 +41,7 @@ The lines are not ordered here: the pipeline orders every detector's lines the s
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from pathlib import Path
@@ -152,7 +153,10 @@ class TesseractLayout:
         for left, top, right, bottom in found:
             left, top, right, bottom = left / scale, top / scale, right / scale, bottom / scale
             pad = padding * (bottom - top)
-            left, top, right, bottom = left - pad, top - pad, right + pad, bottom + pad
+            # On whole pixels, outwards: such a box is cut from the page as it is, not
+            # resampled (`CropGeometry.crop`).
+            left, top = float(math.floor(left - pad)), float(math.floor(top - pad))
+            right, bottom = float(math.ceil(right + pad)), float(math.ceil(bottom + pad))
             quad = ((left, top), (right, top), (right, bottom), (left, bottom))
             regions.append(TextRegion(box=clip_quad(quad, width, height), layout_line=True))
         return regions

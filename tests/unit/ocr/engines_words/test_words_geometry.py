@@ -1,4 +1,5 @@
-"""Mapping word rectangles of a line's crop back to the page: through the crop's
+"""Cutting a line's crop as rapidocr cuts it (a box on whole pixels sliced, to the same
+pixels), and mapping word rectangles of the crop back to the page: through the crop's
 perspective transform (slanted lines) and its quarter turn (tall crops), so a word's box
 follows its line and stays inside it."""
 
@@ -47,6 +48,21 @@ def test_the_crop_is_cut_exactly_as_rapidocr_cuts_it(degrees: float) -> None:
     theirs = get_rotate_crop_image(image, np.array(box, dtype=np.float32))
     np.testing.assert_array_equal(geometry.crop(image), theirs)
     assert geometry.read_size == (theirs.shape[1], theirs.shape[0])
+
+
+@pytest.mark.parametrize(
+    "box",
+    [
+        ((37.0, 12.0), (451.0, 12.0), (451.0, 70.0), (37.0, 70.0)),  # inside: cut as it is
+        ((0.0, 0.0), (500.0, 0.0), (500.0, 300.0), (0.0, 300.0)),  # the whole page
+        ((460.0, 280.0), (520.0, 280.0), (520.0, 310.0), (460.0, 310.0)),  # past the edges
+        ((37.5, 12.0), (451.5, 12.0), (451.5, 70.0), (37.5, 70.0)),  # between pixels
+    ],
+)
+def test_a_box_on_whole_pixels_is_cut_as_the_warp_would_cut_it(box: Quad) -> None:
+    image = np.random.default_rng(5).integers(0, 256, (300, 500, 3), dtype=np.uint8)
+    theirs = get_rotate_crop_image(image, np.array(box, dtype=np.float32))
+    np.testing.assert_array_equal(CropGeometry.of(box).crop(image), theirs)
 
 
 def test_a_tall_crop_is_turned_a_quarter_as_rapidocr_turns_it() -> None:
