@@ -174,7 +174,9 @@ def pdf_helpers() -> list[psutil.Process]:
 async def test_a_pdf_renderer_that_dies_mid_document_costs_only_that_request(
     start_ocr: StartOcr, rapid_engine: RapidOcrEngine
 ) -> None:
-    doc = documents.scanned_pdf(3, lines=2)
+    # Long enough that pages are still to render when the helper dies: the pages just ahead
+    # of the one sent are read meanwhile.
+    doc = documents.scanned_pdf(10, lines=2)
     ocr = await start_ocr(rapid_engine)
     stream = call(ocr, doc.data)
     for expected in ("started", "page"):
@@ -187,9 +189,10 @@ async def test_a_pdf_renderer_that_dies_mid_document_costs_only_that_request(
         await drain(stream)
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert refusal_from_metadata(refused.value.trailing_metadata()) is DocumentRefusal.UNREADABLE
-    # The page being rendered when it died: page 2, or 3 when page 2 was fetched already
-    # (the next page is read while a page is).
-    assert re.search(r"^page [23] of the PDF cannot be read", refused.value.details() or "")
+    # The page being rendered when it died: one after page 1.
+    died = re.search(r"^page (\d+) of the PDF cannot be read", refused.value.details() or "")
+    assert died is not None
+    assert 2 <= int(died.group(1)) <= 10
     # The worker serves on, documents included, and leaves no helper behind.
     events = await events_of(ocr, documents.text_layer_pdf(pages=1).data)
     assert completed_of(events).page_count == 1

@@ -1,7 +1,8 @@
 """Documents through the pipeline with a scripted engine: a page event before each page's
 lines, line index and block counted across the document, a text-layer page never OCRed,
 a waiting caller's page runs between two pages of a long document, the next page is
-read on a free worker while a page is read, the page budget is asked before any page is read, and OSD
+read on a free worker while a page is read, the pages after a stream that stalls are read
+on free workers no further than PAGES_AHEAD past it, the page budget is asked before any page is read, and OSD
 is asked only for a page that does not look upright."""
 
 from __future__ import annotations
@@ -20,7 +21,15 @@ from ocr_svc.documents.upright import OrientationDetector
 from ocr_svc.engines.base import RecognizedLine, RgbImage, TextRegion
 from ocr_svc.images import ImageLimits
 from ocr_svc.per_user import CallsPerUser, TooManyPages
-from ocr_svc.pipeline import Completed, LineRecognized, OcrEvent, OcrPipeline, PageStarted, Started
+from ocr_svc.pipeline import (
+    PAGES_AHEAD,
+    Completed,
+    LineRecognized,
+    OcrEvent,
+    OcrPipeline,
+    PageStarted,
+    Started,
+)
 from tests.unit.ocr.scripted_engine import ScriptedEngine
 
 LIMITS = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=40_000_000)
@@ -187,6 +196,33 @@ async def test_the_next_page_is_read_on_a_free_worker_while_a_page_is_read(
     lines = [e for e in sent if isinstance(e, LineRecognized)]
     assert [(e.page, e.line.text) for e in lines] == [(page, text) for page in (1, 2, 3) for text in "ab"]
     assert [e.index for e in lines] == list(range(6))
+    assert (pipeline.running, pipeline.admitted) == (0, 0)
+
+
+async def test_pages_after_a_stalled_stream_are_read_on_free_workers_up_to_pages_ahead(
+    pipelines: list[OcrPipeline],
+) -> None:
+    # The stream stops pulling after page 1's first line (a slow client, an event loop busy
+    # sending): pages start as workers free up, not as the stream moves on, but no further
+    # than PAGES_AHEAD past the page being sent, and no worker is held meanwhile.
+    engine = ScriptedEngine(["a", "b"])
+    pipeline = make(pipelines, engine, workers=2)
+    events = pipeline.recognize(scanned_pdf(5, lines=2).data)
+    while not isinstance(await anext(events), LineRecognized):
+        pass
+    for _ in range(2000):
+        if engine.detect_calls == 1 + PAGES_AHEAD and pipeline.running == 0:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    assert engine.detect_calls == 1 + PAGES_AHEAD
+    assert pipeline.running == 0
+    rest = [event async for event in events]
+    assert [e.page for e in rest if isinstance(e, PageStarted)] == [2, 3, 4, 5]
+    lines = [e for e in rest if isinstance(e, LineRecognized)]
+    assert [(e.page, e.line.text) for e in lines] == [(1, "b")] + [
+        (page, text) for page in (2, 3, 4, 5) for text in "ab"
+    ]
     assert (pipeline.running, pipeline.admitted) == (0, 0)
 
 
