@@ -12,7 +12,8 @@ back after each page and queues again for the next, behind the callers already w
 (asyncio's semaphore wakes waiters first come, first served), so another caller's image
 runs between two pages of a 500-page PDF instead of after all of them. While a page is
 read, the next one starts on a second worker only when that worker is free and nobody
-waits for it; its lines are held until the page before is sent. Admission (the queue of
+waits for it (whether the stream has moved on or not, at most `PAGES_AHEAD` past the page
+being sent); its lines are held until the page before is sent. Admission (the queue of
 `workers + queue_size` calls) still counts calls, since each admitted call holds its
 upload in memory.
 

@@ -39,6 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ocr_svc.engines.base import RgbImage
+from ocr_svc.engines.tesseract_reader import set_grey_image
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,6 @@ class OrientationDetector:
         is unavailable or the page has too little text to judge)."""
         if self.tessdata is None:
             return 0, 0.0
-        from PIL import Image
-
         small = _downscaled(grey, OSD_LONG_SIDE)
         dark = small < 0.75 * float(small.mean())
         if dark.mean() < MIN_INK_FRACTION:
@@ -117,7 +116,7 @@ class OrientationDetector:
         binary = np.where(dark, 0, 255).astype(np.uint8)
         handle = self._handle()
         try:
-            handle.SetImage(Image.fromarray(binary, mode="L"))
+            set_grey_image(handle, binary)
             result = handle.DetectOrientationScript()
         except RuntimeError:
             return 0, 0.0

@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ocr_svc.engines.base import EngineUnavailable, RgbImage, TextRegion, clip_quad
-from ocr_svc.engines.tesseract_reader import ENGLISH
+from ocr_svc.engines.tesseract_reader import ENGLISH, set_grey_image
 
 # The long side the layout analysis sees, in pixels: pages larger than this are shrunk.
 LAYOUT_MAX_SIDE = 1650
@@ -138,10 +138,7 @@ class TesseractLayout:
             grey = _joined(ink)
             padding = JOINED_LINE_PADDING
         handle = self.handle()
-        # Raw bytes: SetImage would encode the page as PNG for Tesseract to decode (12 % of
-        # the layout's time).
-        grey = np.ascontiguousarray(grey)
-        handle.SetImageBytes(grey.tobytes(), grey.shape[1], grey.shape[0], 1, grey.shape[1])
+        set_grey_image(handle, grey)
         if join_glyphs:
             handle.SetSourceResolution(max(1, round(ASSUMED_DPI * scale)))
         try:
